@@ -1,0 +1,1 @@
+"""The framework-neutral spec of the suite: imports numpy/scipy only, never torch, tensorflow or keras."""

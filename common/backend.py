@@ -1,0 +1,74 @@
+"""The one interface both backends implement, and the name -> backend registry.
+
+Each backend package (``backend_torch``, ``backend_tf``) exposes at top level:
+
+    NAME: str                                   # "torch" or "tf"
+    MODES: tuple[str, ...]                      # the modes it supports, a subset of common.backend.MODES
+    def build(spec, weights, device="auto", mode="eager") -> Trainer
+    def versions() -> dict[str, str]            # framework versions, for the environment record
+    def device_name(device="auto") -> str       # what "auto"/"cpu"/"cuda" resolves to, e.g. "cpu", "cuda:0 (NVIDIA H100)"
+
+The harness passes numpy arrays in and gets numpy arrays and floats out; nothing framework-specific
+crosses this line. Importing a backend by name happens here, lazily, so ``common`` itself never imports
+a framework.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Protocol
+
+import numpy as np
+
+BACKENDS = {"torch": "backend_torch", "tf": "backend_tf"}
+DEVICES = ("auto", "cpu", "cuda")
+# eager: op by op. compiled: torch.compile / tf.function. xla: tf.function(jit_compile=True) (TensorFlow only).
+MODES = ("eager", "compiled", "xla")
+# The keys of train_step's result.
+STEP_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+class DeviceUnavailableError(RuntimeError):
+    """A device was asked for that this machine does not have (e.g. --device cuda without a GPU)."""
+
+
+class ModeUnsupportedError(RuntimeError):
+    """A backend cannot run in the asked mode here; the message says why."""
+
+
+class Trainer(Protocol):
+    def train_step(self, real: np.ndarray, noise: np.ndarray, gp_eps: np.ndarray | None = None) -> dict[str, float]:
+        """One step: the spec's D and G updates on the given randomness (layout in common.stream.StepInputs).
+
+        Returns floats: ``d_loss`` and ``d_real``/``d_fake`` (mean D output on real/fake, as probabilities
+        for sigmoid losses, raw critic values otherwise) of the last D update, measured before it was
+        applied; ``g_loss`` of the G update, measured before it was applied.
+        """
+        ...
+
+    def generate(self, noise: np.ndarray) -> np.ndarray:
+        """(n, latent_dim) -> (n, data_dim) float32."""
+        ...
+
+    def discriminate(self, x: np.ndarray) -> np.ndarray:
+        """(n, data_dim) -> (n,) float32 D output (probability for sigmoid losses, else critic value)."""
+        ...
+
+    def get_weights(self) -> dict[str, list[np.ndarray]]:
+        """Neutral layout: {"generator": [k0, b0, ...], "discriminator": [...]}, kernels (in, out)."""
+        ...
+
+    def set_weights(self, weights: dict[str, list[np.ndarray]]) -> None: ...
+
+    def save(self, path) -> None:
+        """Networks and both optimisers' state, to one .npz file (neutral layout)."""
+        ...
+
+    def load(self, path) -> None: ...
+
+
+def get_backend(name: str) -> ModuleType:
+    """The backend package for ``name`` ("torch" or "tf")."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend {name!r} is invalid; allowed: {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name])
