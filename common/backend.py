@@ -6,6 +6,9 @@ Each backend package (``backend_torch``, ``backend_tf``) exposes at top level:
     MODES: tuple[str, ...]                      # the modes it supports, a subset of common.backend.MODES
     def build(spec, weights, device="auto", mode="eager") -> Trainer
     def versions() -> dict[str, str]            # framework versions, for the environment record
+    def configure(threads=None, deterministic=True) -> dict   # call before build(): intra/inter-op threads
+                                                # (None = framework default) and deterministic kernels;
+                                                # returns the settings in force, for the environment record
     def device_name(device="auto") -> str       # what "auto"/"cpu"/"cuda" resolves to, e.g. "cpu", "cuda:0 (NVIDIA H100)"
 
 The harness passes numpy arrays in and gets numpy arrays and floats out; nothing framework-specific
@@ -44,6 +47,12 @@ class Trainer(Protocol):
         for sigmoid losses, raw critic values otherwise) of the last D update, measured before it was
         applied; ``g_loss`` of the G update, measured before it was applied.
         """
+        ...
+
+    def train_steps(self, real: np.ndarray, noise: np.ndarray, gp_eps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """K steps in one call (like Keras' steps_per_execution): every array gains a leading K axis and each
+        result is a (K,) float array. Results and final weights are identical to K train_step calls; compiled
+        modes run the K steps inside one compiled function to cut per-step dispatch overhead."""
         ...
 
     def generate(self, noise: np.ndarray) -> np.ndarray:
