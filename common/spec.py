@@ -33,6 +33,9 @@ OPTIMIZERS = ("adam", "rmsprop")
 IMPLEMENTATIONS = ("spec", "native")
 ORDERS = ("d_then_g", "g_then_d", "simultaneous")
 INIT_SCHEMES = ("torch_default", "glorot_uniform")
+# WGAN-GP's gradient norm is sqrt(sum(g^2) + GP_NORM_EPS) in both backends: finite gradient at g = 0,
+# where torch's norm gives 0 and tf.norm gives NaN.
+GP_NORM_EPS = 1e-12
 
 
 def _fail(owner: str, name: str, value, allowed: str) -> None:
