@@ -1,0 +1,149 @@
+"""common/tasks.py: every seed task has the seed's values and a valid spec, loads its real data, and
+configure() applies overrides and loss defaults, rejecting bad values."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import data, tasks
+from common.data import DataError
+from common.init import init_weights
+from common.spec import GAN
+from common.stream import Stream
+
+NAMES = ["parabola", "gmm2", "ring8", "grid25", "mnist", "mnist-small", "faces"]
+
+
+def test_registry_lists_all_seven_in_order():
+    assert list(tasks.TASKS) == NAMES
+    rows = tasks.describe_tasks()
+    assert [row["name"] for row in rows] == NAMES
+    for row in rows:
+        assert set(row) == {"name", "seed", "data", "sizes", "loss", "batch", "steps"}
+    assert rows[0]["steps"] == 10_000 and rows[4]["steps"] == "30 epochs"
+    with pytest.raises(ValueError, match="task 'cifar' is invalid; allowed: parabola, gmm2"):
+        tasks.get_task("cifar")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_spec_is_valid_and_round_trips(name):
+    task = tasks.get_task(name)
+    assert GAN.from_dict(task.spec.to_dict()) == task.spec
+    assert task.spec.init == "torch_default" and task.spec.noise == "normal"
+    assert (task.steps is None) != (task.epochs is None)
+    weights = init_weights(task.spec, seed=0)
+    assert weights["generator"][-2].shape == (task.spec.generator.sizes[-2], task.spec.data_dim)
+
+
+def test_seed_values():
+    parabola = tasks.get_task("parabola").spec
+    assert parabola.updates.order == "g_then_d" and parabola.updates.reuse_fake
+    assert parabola.loss.name == "minimax" and parabola.batch_size == 64
+    assert (parabola.g_optimizer.lr, parabola.g_optimizer.beta1, parabola.g_optimizer.beta2) == (1e-4, 0.9, 0.999)
+    assert tasks.get_task("parabola").log_every == 50 and tasks.get_task("parabola").steps == 10_000
+    gmm2 = tasks.get_task("gmm2").spec
+    assert gmm2.updates.order == "d_then_g" and gmm2.d_optimizer.beta1 == 0.5 and gmm2.d_optimizer.beta2 == 0.999
+    assert gmm2.loss.name == "nonsaturating"
+    faces = tasks.get_task("faces")
+    assert faces.spec.loss.d_average and faces.needs_data_dir and faces.spec.data_dim == 3 * 64 * 64
+    assert faces.spec.discriminator.sizes == (12288, 1024, 512, 256, 1) and faces.spec.batch_size == 128
+    mnist = tasks.get_task("mnist").spec
+    assert mnist.generator.sizes == (100, 128, 256, 512, 1024, 784) and mnist.generator.output_activation == "tanh"
+    assert (mnist.d_optimizer.beta1, mnist.d_optimizer.lr) == (0.5, 2e-4)
+    small = tasks.get_task("mnist-small").spec
+    assert small.latent_dim == 64 and small.d_optimizer.beta1 == 0.9 and small.updates.order == "d_then_g"
+
+
+@pytest.mark.parametrize("name", ["parabola", "gmm2", "ring8", "grid25"])
+def test_toy_tasks_load_a_sampler_and_a_fixed_reference(name):
+    task = tasks.get_task(name)
+    loaded = task.load(allow_download=False)
+    assert loaded.n_train is None and loaded.info.n_examples is None
+    assert loaded.reference.shape == (tasks.TOY_REFERENCE_EXAMPLES, task.spec.data_dim)
+    assert loaded.reference.dtype == np.float32
+    np.testing.assert_array_equal(task.load().reference, loaded.reference)  # every run judged alike
+    step = Stream(task.spec, loaded.source, seed=1).next()
+    assert step.real.shape == (1, task.spec.batch_size, task.spec.data_dim)
+
+
+def test_mnist_task_trains_on_train_and_judges_on_test(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (130, 28, 28), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    np.savez(tmp_path / "mnist.npz", x_train=x_train, x_test=x_test)
+    loaded = tasks.get_task("mnist").load(tmp_path, allow_download=False)
+    assert loaded.n_train == 130
+    np.testing.assert_allclose(loaded.reference, x_test.reshape(20, 784) / 127.5 - 1, atol=1e-6)
+    real = Stream(tasks.get_task("mnist").spec, loaded.source, seed=0).next().real
+    assert real.shape == (1, 64, 784) and real.min() >= -1 and real.max() <= 1
+    spec, steps = tasks.configure("mnist", loaded.n_train)
+    assert steps == 30 * (130 // 64)
+
+
+def test_faces_task(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_SUITE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="needs data_dir"):
+        tasks.get_task("faces").load()
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (80, 66, 3), dtype=np.uint8)).save(folder / f"{i:06d}.jpg")
+    loaded = tasks.get_task("faces").load(folder)
+    assert loaded.n_train == 5 and loaded.reference.shape == (5, data.FACE_DIM)
+    assert loaded.reference.dtype == np.float32 and -1 <= loaded.reference.min() and loaded.reference.max() <= 1
+
+
+def test_configure_defaults_and_steps():
+    spec, steps = tasks.configure("parabola")
+    assert spec == tasks.get_task("parabola").spec and steps == 10_000
+    _, steps = tasks.configure(tasks.get_task("faces"), 1000)
+    assert steps == 5 * (1000 // 128)
+    _, steps = tasks.configure("faces", 1000, batch_size=100, steps=7)
+    assert steps == 7
+    with pytest.raises(ValueError, match="n_examples"):
+        tasks.configure("mnist")
+    with pytest.raises(ValueError, match="batch_size=64 is invalid for 10 examples"):
+        tasks.configure("mnist", 10)
+
+
+def test_configure_loss_switch_applies_published_defaults():
+    spec, _ = tasks.configure("gmm2", loss="wasserstein")
+    assert spec.loss.name == "wasserstein" and spec.loss.clip == 0.01
+    assert spec.discriminator.output_activation == "linear"
+    assert spec.d_optimizer.name == spec.g_optimizer.name == "rmsprop" and spec.d_optimizer.lr == 5e-5
+    assert spec.updates.d_steps == 5
+    spec, _ = tasks.configure("faces", 1000, loss="wgan-gp")
+    assert spec.loss.gp_weight == 10 and not spec.loss.d_average
+    assert (spec.d_optimizer.name, spec.d_optimizer.lr, spec.d_optimizer.beta1, spec.d_optimizer.beta2) == \
+        ("adam", 1e-4, 0.0, 0.9)
+    spec, _ = tasks.configure("faces", 1000, loss="hinge")  # no published optimiser: the task's stays
+    assert spec.discriminator.output_activation == "linear" and spec.loss.d_average
+    assert spec.d_optimizer == tasks.get_task("faces").spec.d_optimizer and spec.updates.d_steps == 1
+    spec, _ = tasks.configure("parabola", loss="nonsaturating")
+    assert spec.discriminator.output_activation == "sigmoid" and spec.updates.order == "g_then_d"
+
+
+def test_configure_explicit_overrides_win():
+    spec, _ = tasks.configure("gmm2", loss="wasserstein", lr=1e-3, d_steps=2, optimizer_impl="native")
+    assert spec.d_optimizer.lr == spec.g_optimizer.lr == 1e-3 and spec.updates.d_steps == 2
+    assert spec.d_optimizer.implementation == spec.g_optimizer.implementation == "native"
+    spec, _ = tasks.configure("gmm2", lr=1e-3, g_lr=5e-4)
+    assert spec.d_optimizer.lr == 1e-3 and spec.g_optimizer.lr == 5e-4 and spec.d_optimizer.beta1 == 0.5
+    spec, _ = tasks.configure("gmm2", d_lr=3e-4, batch_size=32)
+    assert spec.d_optimizer.lr == 3e-4 and spec.g_optimizer.lr == 2e-4 and spec.batch_size == 32
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"loss": "wgan"}, "loss='wgan' is invalid; allowed: minimax"),
+    ({"steps": 0}, "steps=0"),
+    ({"steps": 2.5}, "steps=2.5"),
+    ({"batch_size": -1}, "batch_size=-1"),
+    ({"lr": 0.0}, "lr=0.0"),
+    ({"d_lr": float("nan")}, "d_lr=nan"),
+    ({"g_lr": "fast"}, "g_lr='fast'"),
+    ({"optimizer_impl": "fused"}, "optimizer_impl='fused' is invalid; allowed: spec, native"),
+    ({"d_steps": True}, "d_steps=True"),
+])
+def test_configure_rejects_bad_values(overrides, field):
+    with pytest.raises(ValueError, match=field.replace("(", r"\(").replace(")", r"\)")):
+        tasks.configure("gmm2", **overrides)
