@@ -1,0 +1,217 @@
+"""The results store: finished runs are never lost, half-finished ones never pass for finished.
+
+Layout of an output folder (everything written atomically: temp file in the same folder, fsync, os.replace):
+
+    runs.jsonl              one JSON record per finished run (status "finished" or "diverged"), in order
+    results.csv             the same records flattened by pandas (nested keys joined with "."; lists as "a;b")
+    histories/<run_id>.npz  the run's arrays, written BEFORE its record is appended:
+        d_loss, g_loss, d_real, d_fake  (steps_done,) float64   per-step values returned by the trainer
+        step_time, data_time            (steps_done,) float64   seconds per step (call time / steps_per_call)
+        timed                           (steps_done,) bool      False for warm-up steps (excluded from stats)
+        snapshot_steps                  (S,) int64              steps after which snapshots were taken (0 = init)
+        snapshots                       (S, 64, data_dim) float16   generate(Stream.fixed_noise(64))
+        sketch_index                    (M,) int64              the weight-sketch coordinates (see below)
+        sketch                          (S', M) float32         weights at those coordinates, at sketch_steps
+        sketch_steps                    (S',) int64             snapshot steps plus the final step
+        samples                         (<= STORED_SAMPLES, data_dim) float16   final samples (first rows)
+    checkpoints/<cell_id>.npz  (only with --checkpoint-every) trainer.save() state under "trainer/<key>",
+        the history so far under "history/<key>" and a JSON "meta" (step count, config); deleted once the
+        run is recorded.
+
+The weight sketch: the neutral weights (common.init layout, generator then discriminator, each array
+flattened in C order) are concatenated into one vector of P values and the same M = min(16 384, P)
+coordinates, chosen by ``np.random.default_rng(SKETCH_SEED).choice(P, M, replace=False)`` and sorted, are
+kept at every snapshot. Both backends use the same layout, so the distance between their sketches
+estimates their weight divergence (exactly the full weights when P <= 16 384, e.g. the toy tasks).
+
+A record (a flat-ish dict) always has: ``schema`` (SCHEMA_VERSION), ``producer`` (PRODUCER), ``suite``
+("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed``, ``config``
+(steps, batch_size, d_lr, g_lr, optimizer: what must match for --resume to skip a cell), ``status``, and
+the timing, FLOP, metric, data and environment fields documented in benchmarks/run.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+PRODUCER = "gan-parity-suite"
+RUNS_FILE = "runs.jsonl"
+CSV_FILE = "results.csv"
+HISTORY_DIR = "histories"
+CHECKPOINT_DIR = "checkpoints"
+CELL_KEYS = ("task", "backend", "mode", "loss", "seed")
+SKETCH_SIZE = 16_384
+SKETCH_SEED = 0x5EED
+STORED_SAMPLES = 512
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: mkstemp makes 0600 files, results should get the user's usual mode
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT/SIGTERM while a file is being replaced; they are delivered right after."""
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(binary_file)`` on a temp file next to ``path``, fsync it, then os.replace it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        with signals_deferred():
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def check_out_dir(out_dir) -> None:
+    """Raise ValueError unless ``out_dir`` is a writable folder or could be created; creates nothing."""
+    path = Path(out_dir).absolute()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"output folder {str(out_dir)!r} is a file; give a folder path with --out")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"output folder {str(out_dir)!r} is not writable; choose another with --out")
+        return
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
+
+
+def read_records(out_dir) -> list[dict]:
+    """The records of ``runs.jsonl`` ([] if there is none); ValueError if it is malformed or not ours."""
+    path = Path(out_dir) / RUNS_FILE
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} line {number} is not JSON ({e.msg}); move the file away or use another --out")
+        if not isinstance(record, dict) or record.get("producer") != PRODUCER:
+            raise ValueError(f"{path} line {number} is not a {PRODUCER} record; use another --out")
+        if record.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"{path} line {number} has schema {record.get('schema')!r}, this version reads "
+                             f"{SCHEMA_VERSION}; use another --out")
+        missing = [key for key in CELL_KEYS + ("config", "run_id", "status") if key not in record]
+        if missing:
+            raise ValueError(f"{path} line {number} lacks {', '.join(missing)}; use another --out")
+        records.append(record)
+    return records
+
+
+def cell_of(record: dict) -> tuple:
+    return tuple(record[key] for key in CELL_KEYS)
+
+
+def cell_id(task: str, backend: str, mode: str, loss: str, seed: int) -> str:
+    return f"{task}-{backend}-{mode}-{loss}-s{seed}"
+
+
+def flatten(records: list[dict]) -> pd.DataFrame:
+    rows = pd.json_normalize(records, sep=".")
+    for column in rows.columns:
+        if rows[column].map(lambda v: isinstance(v, (list, tuple))).any():
+            rows[column] = rows[column].map(lambda v: ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+    return rows
+
+
+def append_record(out_dir, record: dict) -> None:
+    """Append one finished run to runs.jsonl (whole file rewritten atomically), then rewrite results.csv."""
+    out_dir = Path(out_dir)
+    records = read_records(out_dir) + [record]
+    lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
+    atomic_write(out_dir / RUNS_FILE, lambda f: f.write(lines.encode("utf-8")))
+    table = flatten(records).to_csv(index=False)
+    atomic_write(out_dir / CSV_FILE, lambda f: f.write(table.encode("utf-8")))
+
+
+def write_history(out_dir, run_id: str, arrays: dict[str, np.ndarray]) -> str:
+    """Save a run's arrays; returns the path relative to ``out_dir``."""
+    relative = f"{HISTORY_DIR}/{run_id}.npz"
+    atomic_write(Path(out_dir) / relative, lambda f: np.savez_compressed(f, **arrays))
+    return relative
+
+
+def read_history(out_dir, relative: str) -> dict[str, np.ndarray]:
+    with np.load(Path(out_dir) / relative, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def checkpoint_path(out_dir, cell: str) -> Path:
+    return Path(out_dir) / CHECKPOINT_DIR / f"{cell}.npz"
+
+
+def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray], meta: dict) -> None:
+    """One file holding the trainer's own save(), the history so far and ``meta`` (steps_done, config)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state_file = Path(tmp) / "trainer.npz"
+        trainer.save(state_file)
+        with np.load(state_file, allow_pickle=False) as state:
+            bundle = {f"trainer/{key}": state[key] for key in state.files}
+    bundle.update({f"history/{key}": value for key, value in history.items()})
+    bundle["meta"] = np.array(json.dumps(meta))
+    atomic_write(checkpoint_path(out_dir, cell), lambda f: np.savez(f, **bundle))
+
+
+def load_checkpoint(out_dir, cell: str, trainer) -> tuple[dict, dict] | None:
+    """Restore ``trainer`` from the cell's checkpoint; returns (meta, history) or None if there is none."""
+    path = checkpoint_path(out_dir, cell)
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as bundle:
+        meta = json.loads(str(bundle["meta"]))
+        state = {k.removeprefix("trainer/"): bundle[k] for k in bundle.files if k.startswith("trainer/")}
+        history = {k.removeprefix("history/"): bundle[k] for k in bundle.files if k.startswith("history/")}
+    with tempfile.TemporaryDirectory() as tmp:
+        state_file = Path(tmp) / "trainer.npz"
+        buffer = io.BytesIO()
+        np.savez(buffer, **state)
+        state_file.write_bytes(buffer.getvalue())
+        trainer.load(state_file)
+    return meta, history
+
+
+def peek_checkpoint_meta(out_dir, cell: str) -> dict | None:
+    path = checkpoint_path(out_dir, cell)
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as bundle:
+        return json.loads(str(bundle["meta"]))
+
+
+def remove_checkpoint(out_dir, cell: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        checkpoint_path(out_dir, cell).unlink()

@@ -1,0 +1,123 @@
+"""Clocks and context for the benchmark: step-time statistics, this machine's matmul peak, environment.
+
+How a run is timed (benchmarks/run.py does it, these helpers summarise it):
+* each step's inputs are drawn from the Stream BEFORE the step clock starts; drawing is timed on its own
+  (``data_time``);
+* ``time.perf_counter()`` is read around each ``train_step`` (or ``train_steps`` of K steps: each step then
+  gets call time / K). The trainer returns Python floats, so on CUDA the call cannot return before the
+  device finished the step: the clock includes the device work (the float conversion synchronises);
+* the first ``warmup`` steps are excluded from the statistics; the first call's excess over a steady call
+  (trace/compile in compiled modes, first-call overhead in eager) is ``compile_s``, never mixed into the median.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SGEMM_SIZE = 2048
+SGEMM_REPEATS = 3
+
+
+def default_warmup(steps: int) -> int:
+    """Warm-up steps excluded from timing: max(5, 2% of the steps), never all of them."""
+    return min(max(5, round(0.02 * steps)), max(steps - 1, 0))
+
+
+def summarize_steps(step_times: np.ndarray, timed: np.ndarray) -> dict:
+    """Median, IQR and count of the timed per-step times (seconds)."""
+    times = np.asarray(step_times, dtype=np.float64)[np.asarray(timed, dtype=bool)]
+    if times.size == 0:
+        return {"median_step_s": float("nan"), "p25_step_s": float("nan"), "p75_step_s": float("nan"), "timed_steps": 0}
+    p25, median, p75 = np.percentile(times, [25, 50, 75])
+    return {"median_step_s": float(median), "p25_step_s": float(p25), "p75_step_s": float(p75),
+            "timed_steps": int(times.size)}
+
+
+def compile_seconds(first_call_s: float, steady_call_s: float) -> float:
+    """The first call's excess over a steady call (>= 0)."""
+    if not np.isfinite(steady_call_s):
+        return float("nan")
+    return max(0.0, first_call_s - steady_call_s)
+
+
+def sgemm_gflops_numpy(size: int | None = None, repeats: int = SGEMM_REPEATS) -> float:
+    """Best of ``repeats`` float32 size x size matmuls (default SGEMM_SIZE) with numpy's BLAS, in GFLOP/s."""
+    size = size or SGEMM_SIZE
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b  # warm-up: thread pool start, page faults
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def machine_peak(backend_modules) -> dict:
+    """sgemm GFLOP/s with numpy and with each backend's own matmul (if it exposes ``sgemm_gflops()``).
+
+    The peak used for "% of peak" is the max of all of them: the best this machine showed in this run.
+    """
+    peak = {"numpy": sgemm_gflops_numpy()}
+    for module in backend_modules:
+        measure = getattr(module, "sgemm_gflops", None)
+        if measure is not None:
+            peak[module.NAME] = float(measure())
+    return {"sgemm_gflops": peak, "peak_gflops": max(peak.values())}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def git_state() -> dict:
+    """The suite's commit and whether the working tree differs from it ("unknown" outside a git repo)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": "unknown", "dirty": None}
+        status = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def environment(backend_modules, configured: dict, device: str) -> dict:
+    """What produced a result: software versions, CPU/GPU, thread and determinism settings, commit, date."""
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    devices = {}
+    for module in backend_modules:
+        versions.update(module.versions())
+        devices[module.NAME] = module.device_name(device)
+    return {
+        "versions": versions,
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "devices": devices,
+        "configure": configured,  # what each backend's configure(threads, deterministic) reported
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+        "git": git_state(),
+        "argv": sys.argv[1:],
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

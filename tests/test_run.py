@@ -1,0 +1,246 @@
+"""The harness end to end on tiny parabola runs with the real backends: records, reproducibility,
+checkpoint/resume, divergence, bad input and signals (subprocesses only where a real process is needed)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backend_torch
+from benchmarks import run, store, timing
+from common import tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+STEP_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+@pytest.fixture(autouse=True)
+def cheap_peak(monkeypatch):
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)  # the 2048 measurement is for real runs
+
+
+def bench(out, *flags) -> int:
+    return run.main(["--task", "parabola", "--out", str(out), "--no-report", *map(str, flags)])
+
+
+def runs(out) -> list[tuple[dict, dict]]:
+    return [(r, store.read_history(out, r["history"])) for r in store.read_records(out)]
+
+
+def assert_same_run(a: dict, b: dict, snapshots: bool = True) -> None:
+    for key in STEP_KEYS:
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_array_equal(a["sketch"][-1], b["sketch"][-1])
+    if not snapshots:  # with --steps-per-call K, snapshots fall on call boundaries
+        return
+    np.testing.assert_array_equal(a["snapshot_steps"], b["snapshot_steps"])
+    np.testing.assert_array_equal(a["snapshots"], b["snapshots"])
+
+
+def test_a_run_records_timing_metrics_history_and_environment(tmp_path):
+    assert bench(tmp_path, "--backend", "torch", "--mode", "eager", "--steps", 30) == 0
+    [(record, history)] = runs(tmp_path)
+    assert record["status"] == "finished" and record["flags"] == []
+    assert record["steps_done"] == 30 and record["warmup_steps"] == 5 and record["timed_steps"] == 25
+    assert record["p25_step_s"] <= record["median_step_s"] <= record["p75_step_s"]
+    assert record["steps_per_s"] == pytest.approx(1 / record["median_step_s"])
+    assert record["samples_per_s"] == pytest.approx(64 / record["median_step_s"])
+    assert record["gflops_per_s"] > 0 and record["peak_gflops"] >= record["sgemm_gflops"]["numpy"]
+    assert {"in_band", "ks_a", "d_real_gap"} <= set(record["metrics"])
+    assert record["environment"]["versions"]["torch"] and record["environment"]["configure"]["torch"]["deterministic"]
+    assert len(history["d_loss"]) == 30 and history["timed"].sum() == 25
+    assert history["snapshots"].shape == (16, run.SNAPSHOT_SAMPLES, 15)
+    assert history["snapshot_steps"][0] == 0 and history["snapshot_steps"][-1] == 30
+    assert history["sketch_index"].size == 4880  # parabola has 4 880 weights: the sketch is all of them
+    assert history["samples"].shape == (store.STORED_SAMPLES, 15)
+    csv = (tmp_path / store.CSV_FILE).read_text().splitlines()
+    assert len(csv) == 2 and "metrics.in_band" in csv[0]
+
+
+@pytest.mark.parametrize("backend, mode", [("torch", "eager"), ("tf", "eager"), ("tf", "compiled")])
+def test_same_seed_same_run_other_seed_other_run(tmp_path, backend, mode):
+    for out, seeds in (("a", 2), ("b", 1)):
+        assert bench(tmp_path / out, "--backend", backend, "--mode", mode, "--steps", 8, "--seeds", seeds) == 0
+    (a0, ha0), (a1, ha1) = runs(tmp_path / "a")
+    [(b0, hb0)] = runs(tmp_path / "b")
+    assert (a0["seed"], a1["seed"], b0["seed"]) == (0, 1, 0)
+    assert_same_run(ha0, hb0)
+    assert not np.array_equal(ha0["d_loss"], ha1["d_loss"])
+    assert not np.array_equal(ha0["sketch"][-1], ha1["sketch"][-1])
+
+
+@pytest.mark.parametrize("backend", ["torch", "tf"])
+def test_checkpoint_resume_equals_a_straight_run(tmp_path, monkeypatch, backend):
+    flags = ["--backend", backend, "--mode", "eager", "--steps", 15]  # snapshots at every step 0..15
+    assert bench(tmp_path / "straight", *flags) == 0
+
+    real_save = store.save_checkpoint
+
+    def save_then_terminate(*args, **kwargs):  # a real SIGTERM right after the first checkpoint
+        real_save(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(store, "save_checkpoint", save_then_terminate)
+    assert bench(tmp_path / "cut", *flags, "--checkpoint-every", 8) == 143
+    assert store.read_records(tmp_path / "cut") == []
+    assert store.peek_checkpoint_meta(tmp_path / "cut", f"parabola-{backend}-eager-minimax-s0")["steps_done"] == 8
+    monkeypatch.setattr(store, "save_checkpoint", real_save)
+    assert bench(tmp_path / "cut", *flags, "--checkpoint-every", 8, "--resume") == 0
+
+    [(straight, h_straight)] = runs(tmp_path / "straight")
+    [(resumed, h_resumed)] = runs(tmp_path / "cut")
+    assert resumed["resumed_from_step"] == 8 and resumed["steps_done"] == 15
+    assert_same_run(h_straight, h_resumed)
+    assert not (tmp_path / "cut" / store.CHECKPOINT_DIR / f"parabola-{backend}-eager-minimax-s0.npz").exists()
+
+
+def test_resume_skips_identical_cells_and_reruns_changed_ones(tmp_path, capsys):
+    flags = ["--backend", "torch", "--mode", "eager"]
+    assert bench(tmp_path, *flags, "--steps", 10) == 0
+    assert bench(tmp_path, *flags, "--steps", 10, "--resume") == 0
+    assert len(store.read_records(tmp_path)) == 1
+    assert bench(tmp_path, *flags, "--steps", 12, "--resume") == 0
+    assert "running it again" in capsys.readouterr().out
+    assert [r["steps"] for r in store.read_records(tmp_path)] == [10, 12]
+
+
+def test_steps_per_call_gives_the_same_run(tmp_path):
+    flags = ["--backend", "torch", "--mode", "eager", "--steps", 9]
+    assert bench(tmp_path / "one", *flags) == 0
+    assert bench(tmp_path / "four", *flags, "--steps-per-call", 4) == 0  # calls of 4, 4 and 1 steps
+    [(_, one)], [(record, four)] = runs(tmp_path / "one"), runs(tmp_path / "four")
+    assert record["steps_per_call"] == 4
+    assert_same_run(one, four, snapshots=False)
+
+
+class Poisoned:
+    """A real trainer whose losses (or weights) turn NaN from step ``at`` on: a test double for divergence."""
+
+    def __init__(self, trainer, at, where):
+        self.trainer, self.at, self.where, self.done = trainer, at, where, 0
+
+    def __getattr__(self, name):
+        return getattr(self.trainer, name)
+
+    def train_step(self, **inputs):
+        self.done += 1
+        results = self.trainer.train_step(**inputs)
+        if self.where == "loss" and self.done >= self.at:
+            results["d_loss"] = float("nan")
+        return results
+
+    def get_weights(self):
+        weights = self.trainer.get_weights()
+        if self.where == "weights" and self.done >= self.at:
+            weights["generator"][0] = np.full_like(weights["generator"][0], np.inf)
+        return weights
+
+
+@pytest.mark.parametrize("where, expected_step", [("loss", 7), ("weights", 8)])  # weights: checked at snapshots
+def test_divergence_is_recorded_and_the_next_run_goes_on(tmp_path, monkeypatch, where, expected_step):
+    real_build = backend_torch.build
+    monkeypatch.setattr(backend_torch, "build", lambda *a, **k: Poisoned(real_build(*a, **k), 7, where))
+    assert bench(tmp_path, "--backend", "torch", "--mode", "eager", "--steps", 30, "--seeds", 2) == 0
+    recorded = runs(tmp_path)
+    assert [r["seed"] for r, _ in recorded] == [0, 1]
+    for record, history in recorded:
+        assert record["status"] == "diverged" and record["diverged_at_step"] == expected_step
+        assert record["metrics"] == {} and len(history["d_loss"]) == record["steps_done"] == expected_step
+
+
+def test_collapse_flags():
+    task = tasks.get_task("gmm2")
+    cell = run.Cell(task, "torch", "eager", task.spec, 600, 0)
+    log = run.RunLog(task.spec)
+    log.steps["d_fake"] = [0.5] * 50 + [0.001] * run.SATURATED_STEPS
+    assert run.flags_of(cell, log, {"modes_covered": 2.0}) == ["d_saturated"]
+    log.steps["d_fake"] = [0.001] * (run.SATURATED_STEPS - 1) + [0.5]
+    assert run.flags_of(cell, log, {"modes_covered": 1.0}) == ["mode_collapse"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--task", "nope"], "task 'nope' is invalid; allowed: parabola"),
+    (["--task", "parabola", "--backend", "torch", "--mode", "xla"], "mode 'xla' is invalid for backend 'torch'"),
+    (["--task", "mnist", "--data-dir", "{tmp}/missing"], "does not exist"),
+    (["--task", "mnist", "--batch-size", "100000"], "batch"),
+    (["--task", "mnist", "--batch-size", "100000", "--steps", "5"], "larger than the mnist data set"),
+    (["--task", "parabola", "--device", "cuda"], "cuda"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, flags, message):
+    if "cuda" in flags and "cuda" in backend_torch.device_name("auto"):
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "out"
+    flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    assert run.main([*flags, "--out", str(out), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--batch-size", "-3"), ("--lr", "-1"), ("--seeds", "0"),
+                                         ("--loss", "bogus"), ("--backend", "jax")])
+def test_bad_flag_values_exit_2(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--task", "parabola", flag, value, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and flag in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_file_or_a_foreign_runs_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert bench(tmp_path / "file", "--backend", "torch") == 2
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / store.RUNS_FILE).write_text('{"some": "other tool"}\n')
+    assert bench(foreign, "--backend", "torch", "--resume") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "is a file" in err[0] and "not a gan-parity-suite record" in err[1]
+    assert sorted(p.name for p in foreign.iterdir()) == [store.RUNS_FILE]
+
+
+def command(out, *flags):
+    return [sys.executable, "-m", "benchmarks.run", "--backend", "torch", "--task", "parabola", "--mode", "eager",
+            "--seeds", "2", "--steps", "300", "--out", str(out), "--no-report", *flags]
+
+
+def interrupt_after(cmd, records_wanted, signum, out) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    log = out.parent / "interrupted.log"  # a file, not a pipe: a full pipe would stall the run
+    with open(log, "w") as sink:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            path = out / store.RUNS_FILE
+            if path.exists() and len(path.read_text().splitlines()) >= records_wanted:
+                break
+            time.sleep(0.02)
+        process.send_signal(signum)
+        process.wait(timeout=60)
+    return subprocess.CompletedProcess(cmd, process.returncode, "", log.read_text())
+
+
+def test_sigint_keeps_finished_runs_and_resume_completes(tmp_path):
+    out = tmp_path / "out"
+    first = interrupt_after(command(out), 1, signal.SIGINT, out)
+    assert first.returncode == 130, first.stderr[-2000:]
+    assert "--resume" in first.stderr and "Traceback" not in first.stderr
+    assert [r["seed"] for r in store.read_records(out)] == [0]
+    done = subprocess.run(command(out, "--resume"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [r["seed"] for r in store.read_records(out)] == [0, 1]  # every cell once: none lost, none duplicated
+    assert "1 runs to do (1 already in" in done.stdout
+    assert not [p for p in out.rglob(".*")]  # no temp file left behind
+
+
+def test_command_line_bad_input_has_no_traceback_and_list_prints_tasks(tmp_path):
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.run", "--task", "nope", "--out", str(tmp_path / "o")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: task 'nope'")
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    listed = subprocess.run([sys.executable, "-m", "benchmarks.run", "--list"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0 and all(name in listed.stdout for name in tasks.TASKS)

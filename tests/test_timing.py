@@ -1,0 +1,77 @@
+"""Timing helpers, environment capture and the analytic FLOP count."""
+import types
+
+import numpy as np
+import pytest
+
+from benchmarks import timing
+from common import flops
+from common.spec import GAN, MLP, Loss, Updates
+
+
+def test_summary_uses_only_timed_steps():
+    times = np.array([9.0, 1.0, 2.0, 3.0, 4.0, 5.0])  # the first (warm-up) step is slow and excluded
+    timed = np.array([False, True, True, True, True, True])
+    stats = timing.summarize_steps(times, timed)
+    assert stats == {"median_step_s": 3.0, "p25_step_s": 2.0, "p75_step_s": 4.0, "timed_steps": 5}
+    assert timing.summarize_steps(times, np.zeros(6, bool))["timed_steps"] == 0
+
+
+def test_compile_time_and_warmup():
+    assert timing.compile_seconds(2.5, 0.5) == 2.0
+    assert timing.compile_seconds(0.1, 0.5) == 0.0
+    assert timing.default_warmup(100) == 5
+    assert timing.default_warmup(10_000) == 200
+    assert timing.default_warmup(3) == 2  # at least one step stays timed
+
+
+def test_sgemm_measurement_is_a_positive_rate():
+    rate = timing.sgemm_gflops_numpy(size=128, repeats=2)
+    assert np.isfinite(rate) and rate > 0
+
+
+def test_machine_peak_takes_the_best_of_numpy_and_backends(monkeypatch):
+    monkeypatch.setattr(timing, "sgemm_gflops_numpy", lambda: 10.0)
+    fast = types.SimpleNamespace(NAME="fast", sgemm_gflops=lambda: 25.0)
+    plain = types.SimpleNamespace(NAME="plain")  # no sgemm_gflops: numpy only
+    peak = timing.machine_peak([fast, plain])
+    assert peak == {"sgemm_gflops": {"numpy": 10.0, "fast": 25.0}, "peak_gflops": 25.0}
+
+
+def test_environment_names_versions_devices_and_commit():
+    backend = types.SimpleNamespace(NAME="fake", versions=lambda: {"fakelib": "1.2"}, device_name=lambda d: "cpu")
+    env = timing.environment([backend], {"fake": {"threads": 2}}, "auto")
+    assert env["versions"]["fakelib"] == "1.2" and env["versions"]["numpy"] == np.__version__
+    assert env["devices"] == {"fake": "cpu"} and env["configure"] == {"fake": {"threads": 2}}
+    assert env["cpu_count"] >= 1 and env["cpu"]
+    commit = env["git"]["commit"]
+    assert commit == "unknown" or (len(commit) == 40 and isinstance(env["git"]["dirty"], bool))
+
+
+def mnist_like(batch=128, **changes) -> GAN:
+    spec = GAN(latent_dim=100, generator=MLP((100, 128, 256, 512, 1024, 784), "leaky_relu", "tanh"),
+               discriminator=MLP((784, 512, 256, 1), "leaky_relu", "sigmoid"), data_shape=(784,),
+               batch_size=batch)
+    return spec.replace(**changes)
+
+
+def test_flops_of_the_mnist_model_match_the_worked_example():
+    count = flops.train_step_flops(mnist_like())
+    # The docstring's hand count, written out: multiply-adds per example of G, D and their first layers.
+    fwd_g, fwd_d = 2 * 128 * 1_503_744, 2 * 128 * 532_736
+    first_g, first_d = 2 * 128 * 100 * 128, 2 * 128 * 784 * 512
+    assert count["d_update"] == fwd_g + 2 * fwd_d + 2 * (2 * fwd_d - first_d) == 997_720_064
+    assert count["g_update"] == fwd_g + 2 * fwd_d + 2 * fwd_g - first_g == 1_424_359_424
+    assert count["total"] == 2_422_079_488  # 2.42 GFLOP: the brief estimated "about 2.2" (see docstring)
+    assert count["examples"] == 3 * 128 and not count["approximate"]
+
+
+def test_flops_scale_with_batch_and_follow_the_update_semantics():
+    base = flops.train_step_flops(mnist_like(batch=64))
+    assert flops.train_step_flops(mnist_like(batch=128))["total"] == 2 * base["total"]
+    reuse = flops.train_step_flops(mnist_like(batch=64, updates=Updates("g_then_d", reuse_fake=True)))
+    assert base["total"] - reuse["total"] == flops.forward_flops(mnist_like(batch=64).generator, 64)
+    five = flops.train_step_flops(mnist_like(batch=64, updates=Updates("d_then_g", d_steps=5)))
+    assert five["d_update"] == 5 * base["d_update"] and five["g_update"] == base["g_update"]
+    gp = flops.train_step_flops(mnist_like(batch=64).with_loss(Loss("wgan-gp")))
+    assert gp["d_update"] > base["d_update"] and gp["approximate"]
