@@ -146,6 +146,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=positive(int), metavar="N", help="save a checkpoint every N steps")
     parser.add_argument("--warmup", type=non_negative_int, help="untimed warm-up steps (default max(5, 2%% of steps))")
     parser.add_argument("--list", action="store_true", help="print the tasks and exit")
+    parser.add_argument("--sweep", choices=("batch", "width"), help="instead of training runs: time step cost against "
+                        "batch size or layer width (task mnist-small unless --task names one) into OUT/sweep.csv")
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     return parser.parse_args(argv)
 
@@ -476,6 +478,8 @@ def main(argv=None) -> int:
 
         print(pd.DataFrame(task_registry.describe_tasks()).to_string(index=False))
         return 0
+    if args.sweep:
+        return run_sweep(args)
     old_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return run_all(args)
@@ -486,6 +490,23 @@ def main(argv=None) -> int:
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
+
+
+def run_sweep(args) -> int:
+    """--sweep: the scaling sweep of benchmarks/sweep.py, driven by this command's flags."""
+    from benchmarks import sweep
+
+    backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
+    modes = None if args.mode in (None, "all") else [args.mode]
+    try:
+        frame = sweep.run_sweep(args.sweep, backends, modes, args.threads, args.out,
+                                task=args.task[0] if args.task else "mnist-small")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(frame.to_string(index=False))
+    print(f"written: {Path(args.out) / sweep.CSV_NAME}")
+    return 0
 
 
 def run_all(args) -> int:

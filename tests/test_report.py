@@ -1,0 +1,164 @@
+"""The report on a tiny real run of the harness: every section, embedded images, GIFs with several frames,
+numbers taken from the records, robustness to missing backends and flagged runs, and the CLI's errors."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import plots, report, run, store, timing
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Parabola with two seeds (multi-seed section) and mnist-small with one, both backends, eager."""
+    out = tmp_path_factory.mktemp("results")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(timing, "SGEMM_SIZE", 128)  # the 2048 measurement is for real runs
+    try:
+        common = ["--backend", "both", "--mode", "eager", "--out", str(out), "--no-report"]
+        assert run.main(["--task", "parabola", "--steps", "20", "--seeds", "2", *common]) == 0
+        assert run.main(["--task", "mnist-small", "--steps", "8", *common]) == 0
+    finally:
+        patch.undo()
+    report.build_report(out)
+    return out
+
+
+def read(out: Path) -> tuple[str, str]:
+    return (out / report.REPORT_MD).read_text(encoding="utf-8"), (out / report.REPORT_HTML).read_text(encoding="utf-8")
+
+
+def test_every_section_is_in_both_documents(results):
+    md, page = read(results)
+    headings = [report.TITLE, *report.SECTIONS, "Task: parabola", "Task: mnist-small", *report.TASK_SUBSECTIONS]
+    for heading in headings:
+        assert re.search(rf"^#+ {re.escape(heading)}$", md, re.M), heading
+        assert re.search(rf"<h\d[^>]*>{re.escape(heading)}</h\d>", page), heading
+    assert "no sweep in this run (python -m benchmarks.sweep --sweep batch" in md.lower()
+
+
+def test_html_is_self_contained_and_md_links_exist(results):
+    md, page = read(results)
+    pngs = sorted((results / report.FIGURES).glob("*.png"))
+    gifs = sorted((results / report.FIGURES).glob("*.gif"))
+    assert len(gifs) == 4  # two tasks x two backends
+    assert page.count('src="data:image/png;base64,') == len(pngs) >= 10
+    assert page.count('src="data:image/gif;base64,') == len(gifs)
+    assert "src=\"figures/" not in page
+    links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
+    assert {Path(link).name for link in links} == {p.name for p in pngs + gifs}
+    for png in pngs:
+        with Image.open(png) as image:
+            assert image.width > 300 and image.height > 200
+
+
+def test_gifs_animate_every_snapshot(results):
+    records = store.read_records(results)
+    for task in ("parabola", "mnist-small"):
+        record = next(r for r in records if r["task"] == task and r["backend"] == "torch" and r["seed"] == 0)
+        steps = store.read_history(results, record["history"])["snapshot_steps"]
+        for backend in ("torch", "tf"):
+            with Image.open(results / report.FIGURES / f"{task}-progress-{backend}.gif") as gif:
+                assert gif.n_frames == len(steps) > 5
+                first = np.asarray(gif.convert("RGB"))
+                gif.seek(gif.n_frames - 1)
+                last = np.asarray(gif.convert("RGB"))
+                assert not np.array_equal(first, last)  # the samples moved
+
+
+def test_summary_numbers_come_from_the_records(results):
+    md, _ = read(results)
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    for task in ("parabola", "mnist-small"):
+        records = [r for r in store.read_records(results) if r["task"] == task]
+        best = {b: min(r["median_step_s"] for r in records if r["backend"] == b) for b in ("torch", "tf")}
+        fast, slow = sorted(best.values())
+        assert f"{task} {slow / fast:.1f}x faster" in summary
+        assert f"(median step {report.fmt_time(fast)} vs {report.fmt_time(slow)})" in summary
+    assert "one seed per backend cannot establish a sample difference" in summary  # mnist-small: 1 seed
+    assert "Welch's t-test, 2 vs 2 seeds" in summary  # parabola: 2 seeds, verdict from metrics.compare
+    assert "AMD" in summary or "Intel" in summary or "cores" in summary
+
+
+def test_multi_seed_and_divergence_sections_hold_results(results):
+    md, _ = read(results)
+    multi = md.split("## Multi-seed comparison", 1)[1]
+    assert "### parabola" in multi and "in_band" in multi and "(n=2)" in multi
+    divergence = md.split("## Same-seed trajectory divergence", 1)[1].split("\n## ", 1)[0]
+    assert "PyTorch eager vs TF eager, seed 0" in divergence and "PyTorch eager vs TF eager, seed 1" in divergence
+    assert (results / report.FIGURES / "parabola-divergence.png").exists()
+    assert "Digit judge" in md and "accuracy on held-out real digits" in md
+
+
+def copy_results(results: Path, dest: Path, keep, edit=lambda r: r) -> Path:
+    """A copy of the results folder holding only the records ``keep`` accepts, each passed through ``edit``."""
+    dest.mkdir()
+    shutil.copytree(results / store.HISTORY_DIR, dest / store.HISTORY_DIR)
+    lines = [json.dumps(edit(r)) for r in store.read_records(results) if keep(r)]
+    (dest / store.RUNS_FILE).write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def test_one_backend_and_a_flagged_run_still_build(results, tmp_path):
+    def flag(record):
+        if record["seed"] == 1:
+            record.update(status="diverged", diverged_at_step=7, flags=["d_saturated"], metrics={})
+        return record
+
+    out = copy_results(results, tmp_path / "torch-only", lambda r: r["backend"] == "torch" and r["task"] == "parabola",
+                       flag)
+    report.build_report(out)
+    md, page = read(out)
+    flags = md.split("## Flags and diverged runs", 1)[1].split("\n## ", 1)[0]
+    assert "> **Warning:**" in flags and "d_saturated" in flags and "diverged" in flags
+    assert '<div class="warn">' in page
+    assert "no TensorFlow run for parabola" in md
+    assert "only pytorch eager ran parabola" in md.lower()
+    assert "no task ran several seeds in both backends" in md.lower()
+    assert "no seed ran in both backends" in md
+
+
+def test_a_sweep_csv_is_plotted(results, tmp_path):
+    out = copy_results(results, tmp_path / "with-sweep", lambda r: r["task"] == "parabola")
+    rows = ["sweep,value,backend,mode,median_s,p25_s,p75_s,steps_per_s"]  # benchmarks/sweep.py's columns (and more)
+    for r in store.read_records(out):  # the runs' own timings stand in for two sweep points each
+        for value, scale in ((64, 1.0), (128, 1.5)):
+            m = r["median_step_s"] * scale
+            rows.append(f"batch,{value},{r['backend']},{r['mode']},{m},{m * 0.9},{m * 1.1},{1 / m}")
+    (out / report.SWEEP_FILE).write_text("\n".join(rows) + "\n")
+    report.build_report(out)
+    md, _ = read(out)
+    sweep = md.split("## Scaling sweep", 1)[1].split("\n## ", 1)[0]
+    assert "figures/sweep.png" in sweep and "no sweep" not in sweep.lower()
+
+
+def test_cli_without_runs_exits_2_with_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.report", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "runs.jsonl" in result.stderr
+    with pytest.raises(ValueError, match="runs.jsonl"):
+        report.build_report(tmp_path)
+    assert not (tmp_path / report.REPORT_HTML).exists()
+
+
+def test_face_grids_read_rows_in_channel_height_width_order():
+    faces = -np.ones((64, 3, 64, 64), dtype=np.float32)
+    faces[:, 0] = 1.0  # red channel full on: every face must come out pure red
+    faces[0, :, :32] = 1.0  # first face: top half white
+    grid = plots.image_grid(faces.reshape(64, -1), (3, 64, 64))
+    gap = plots.GRID_GAP
+    assert grid.shape == (8 * (64 + gap) + gap,) * 2 + (3,)
+    np.testing.assert_array_equal(grid[gap + 40, gap + 10], [255, 0, 0])
+    np.testing.assert_array_equal(grid[gap + 10, gap + 10], [255, 255, 255])
+    digits = plots.image_grid(np.zeros((10, 784), dtype=np.float32), (1, 28, 28))
+    assert digits.ndim == 2 and digits[gap + 5, gap + 5] == 128  # 0 in [-1, 1] is mid grey
