@@ -473,6 +473,7 @@ def raise_interrupted(signum, frame):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.command = sys.argv[1:] if argv is None else list(argv)
     if args.list:
         import pandas as pd
 
@@ -527,7 +528,7 @@ def run_all(args) -> int:
     for name, task_data in data.items():
         print(f"{name}: {task_data.info.source}" + (f"\n  notice: {task_data.info.notice}" if task_data.info.notice else ""))
     machine = timing.machine_peak(backends.values())
-    env = timing.environment(backends.values(), configured, args.device)
+    env = timing.environment(backends.values(), configured, args.device, args.command)
     todo = [cell for cell in cells if cell.key not in skip]
     print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out}); "
           f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s")

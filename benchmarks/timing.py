@@ -15,7 +15,6 @@ import datetime
 import os
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -102,7 +101,7 @@ def git_state() -> dict:
         return {"commit": "unknown", "dirty": None}
 
 
-def environment(backend_modules, configured: dict, device: str) -> dict:
+def environment(backend_modules, configured: dict, device: str, command: list[str]) -> dict:
     """What produced a result: software versions, CPU/GPU, thread and determinism settings, commit, date."""
     versions = {"python": platform.python_version(), "numpy": np.__version__}
     devices = {}
@@ -118,6 +117,6 @@ def environment(backend_modules, configured: dict, device: str) -> dict:
         "configure": configured,  # what each backend's configure(threads, deterministic) reported
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
         "git": git_state(),
-        "argv": sys.argv[1:],
+        "argv": list(command),  # the run's own arguments, also when main(argv) is called in-process
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -40,10 +40,10 @@ def test_machine_peak_takes_the_best_of_numpy_and_backends(monkeypatch):
 
 def test_environment_names_versions_devices_and_commit():
     backend = types.SimpleNamespace(NAME="fake", versions=lambda: {"fakelib": "1.2"}, device_name=lambda d: "cpu")
-    env = timing.environment([backend], {"fake": {"threads": 2}}, "auto")
+    env = timing.environment([backend], {"fake": {"threads": 2}}, "auto", ["--task", "parabola"])
     assert env["versions"]["fakelib"] == "1.2" and env["versions"]["numpy"] == np.__version__
     assert env["devices"] == {"fake": "cpu"} and env["configure"] == {"fake": {"threads": 2}}
-    assert env["cpu_count"] >= 1 and env["cpu"]
+    assert env["cpu_count"] >= 1 and env["cpu"] and env["argv"] == ["--task", "parabola"]
     commit = env["git"]["commit"]
     assert commit == "unknown" or (len(commit) == 40 and isinstance(env["git"]["dirty"], bool))
 
