@@ -106,3 +106,22 @@ def build(spec, weights, device: str = "auto", mode: str = "eager"):
     from backend_tf.trainer import Trainer
 
     return Trainer(spec, weights, resolve_device(device), mode)
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 3, device: str = "auto") -> float:
+    """TensorFlow's own float32 n x n matmul throughput on ``device``: best of ``repeats`` timed calls, in GFLOP/s.
+
+    Each call is read back to the host (a few bytes: one element), so the clock includes the device's work.
+    """
+    import time
+
+    with tf.device(resolve_device(device)):
+        a = tf.random.stateless_normal((n, n), seed=(0, 1))
+        b = tf.random.stateless_normal((n, n), seed=(0, 2))
+        tf.matmul(a, b)[0, 0].numpy()  # warm-up: thread pool start, kernel selection
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            tf.matmul(a, b)[0, 0].numpy()
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9

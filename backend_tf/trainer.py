@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +20,10 @@ from common.spec import GAN
 NETWORKS = ("generator", "discriminator")
 # Fields that fix the shapes of the weights and of the optimiser state: a checkpoint must match them.
 CHECKPOINT_FIELDS = ("latent_dim", "data_shape", "generator", "discriminator")
+
+
+def _no_mark(phase: str) -> None:
+    pass
 
 
 class Trainer:
@@ -36,6 +41,7 @@ class Trainer:
             self.g_opt = optim.make_optimizer(spec.g_optimizer, self.g_vars)
             self.d_opt = optim.make_optimizer(spec.d_optimizer, self.d_vars)
         self._step_fn, self._steps_fn = self._make_functions()
+        self._phase_fn, self._phase_clock = None, None  # time_phases' traced step, built on first use
 
     # ---- the step, on tensors --------------------------------------------------------------------
     def _d_gradients(self, real, fake, eps):
@@ -71,8 +77,12 @@ class Trainer:
         self._apply_d(grads)
         return loss, d_real, d_fake
 
-    def _step(self, real, noise, gp_eps):
-        """One step; returns [d_loss, g_loss, d_real, d_fake] as a (4,) float32 tensor."""
+    def _step(self, real, noise, gp_eps, mark=_no_mark):
+        """One step; returns [d_loss, g_loss, d_real, d_fake] as a (4,) float32 tensor.
+
+        ``mark(phase)`` is called as each stretch of the step ends ("d_update" or "g_update"); only
+        time_phases passes one, the math is the same either way.
+        """
         updates = self.spec.updates
         d = updates.d_steps
 
@@ -84,21 +94,29 @@ class Trainer:
                 g_loss, g_grads, fake = self._g_gradients(noise[0])
             else:
                 g_loss, g_grads, _ = self._g_gradients(noise[1])
+            mark("g_update")
+            if not updates.reuse_fake:
                 fake = self.generator(noise[0])
             d_loss, d_real, d_fake, d_grads = self._d_gradients(real[0], fake, eps(0))
             self._apply_d(d_grads)
+            mark("d_update")
             self.g_opt.apply(g_grads)
+            mark("g_update")
         elif updates.order == "d_then_g":
             for k in range(d):
                 d_loss, d_real, d_fake = self._d_update(real[k], self.generator(noise[k]), eps(k))
+            mark("d_update")
             g_loss, g_grads, _ = self._g_gradients(noise[d - 1] if updates.reuse_fake else noise[d])
             self.g_opt.apply(g_grads)
+            mark("g_update")
         else:  # g_then_d
             g_loss, g_grads, fake_before = self._g_gradients(noise[0] if updates.reuse_fake else noise[d])
             self.g_opt.apply(g_grads)
+            mark("g_update")
             for k in range(d):
                 fake = fake_before if (updates.reuse_fake and k == 0) else self.generator(noise[k])
                 d_loss, d_real, d_fake = self._d_update(real[k], fake, eps(k))
+            mark("d_update")
         return tf.stack([d_loss, g_loss, d_real, d_fake])
 
     def _steps(self, real, noise, gp_eps):
@@ -161,6 +179,51 @@ class Trainer:
             result = self._step_fn(*self._inputs(real, noise, gp_eps, stacked=False)).numpy()
         return {"d_loss": float(result[0]), "g_loss": float(result[1]),
                 "d_real": float(result[2]), "d_fake": float(result[3])}
+
+    def time_phases(self, real, noise, gp_eps=None) -> dict[str, float]:
+        """One train_step (same resulting state) with its D update(s) and its G update timed apart:
+        {"d_update": seconds, "g_update": seconds}.
+
+        Eager: the Python clock around the step's own phases, devices synchronised at each boundary.
+        Compiled modes: the step is traced once more with a host callback (tf.py_function) at each boundary,
+        given every network variable so that TensorFlow orders it after the writes of the phase before and
+        before the reads of the phase after. That graph differs from train_step's (grappler may round a last
+        bit differently), so its update is undone and the step is then run through train_step's own function:
+        the state is exactly train_step's. A host callback cannot sit inside an XLA cluster, so in xla mode
+        the phases are timed in that graph without XLA: the split is indicative there.
+        """
+        if self.mode == "eager":
+            inputs = self._inputs(real, noise, gp_eps, stacked=False) + ([] if self.uses_gp else [None])
+            clock = _PhaseClock(synchronize=True)
+            with tf.device(self.device):
+                self._step(*inputs, mark=clock.mark)
+            return clock.seconds
+        state = self._state_variables()
+        with tf.device(self.device):
+            saved = [tf.identity(variable) for variable in state]
+            inputs = self._inputs(real, noise, gp_eps, stacked=False) + ([] if self.uses_gp else [None])
+            if self._phase_fn is None:
+                self._phase_fn = tf.function(self._marked_step)
+            self._phase_clock = clock = _PhaseClock(synchronize=False)
+            self._phase_fn(*inputs).numpy()
+            for variable, value in zip(state, saved):
+                variable.assign(value)
+        self.train_step(real, noise, gp_eps)
+        return clock.seconds
+
+    def _marked_step(self, real, noise, gp_eps):
+        network_variables = self.g_vars + self.d_vars
+
+        def mark(phase):
+            tf.py_function(lambda *_: self._phase_clock.mark(phase), network_variables, [])
+        return self._step(real, noise, gp_eps, mark=mark)
+
+    def _state_variables(self) -> list:
+        """Every variable a step changes: weights, optimiser moments and step counters."""
+        state = list(self.g_vars) + list(self.d_vars)
+        for opt in (self.g_opt, self.d_opt):
+            state += [opt.t] + [v for moments in opt.moments().values() for v in moments]
+        return state
 
     def train_steps(self, real, noise, gp_eps=None) -> dict[str, np.ndarray]:
         with tf.device(self.device):
@@ -225,6 +288,26 @@ class Trainer:
         for network, opt in (("generator", self.g_opt), ("discriminator", self.d_opt)):
             moments = {key: _numbered(arrays, f"opt/{network}/{key}/") for key in opt.moments()}
             opt.set_state(int(arrays[f"opt/{network}/t"]), moments)
+
+
+class _PhaseClock:
+    """Charges the time since the previous mark to the phase that just ended."""
+
+    def __init__(self, synchronize: bool):
+        self.synchronize = synchronize  # eager ops may still run on a GPU stream; a callback runs in order
+        self.seconds = {"d_update": 0.0, "g_update": 0.0}
+        self._sync()
+        self.last = time.perf_counter()
+
+    def _sync(self):
+        if self.synchronize:
+            tf.test.experimental.sync_devices()
+
+    def mark(self, phase: str) -> None:
+        self._sync()
+        now = time.perf_counter()
+        self.seconds[phase] += now - self.last
+        self.last = now
 
 
 def _numbered(arrays: dict, prefix: str) -> list[np.ndarray]:

@@ -88,3 +88,28 @@ def build(spec, weights, device: str = "auto", mode: str = "eager"):
     from backend_torch.trainer import Trainer
 
     return Trainer(spec, weights, resolve_device(device), mode)
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 3, device: str = "auto") -> float:
+    """torch's own float32 n x n matmul throughput on ``device``: best of ``repeats`` timed calls, in GFLOP/s."""
+    import time
+
+    target = resolve_device(device)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=generator).to(target)
+    b = torch.randn(n, n, generator=generator).to(target)
+    out = torch.empty(n, n, device=target)
+    torch.mm(a, b, out=out)  # warm-up: thread pool start, page faults, cuBLAS handle
+    best = float("inf")
+    for _ in range(repeats):
+        _synchronize(target)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _synchronize(target)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

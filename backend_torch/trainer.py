@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ NETWORKS = ("generator", "discriminator")
 CHECKPOINT_FIELDS = ("latent_dim", "data_shape", "generator", "discriminator")
 RESULT_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
+
+def _no_mark(phase: str) -> None:
+    pass
 
 
 class Trainer:
@@ -82,8 +86,12 @@ class Trainer:
         self._apply_d(grads)
         return loss, d_real, d_fake
 
-    def _step(self, real, noise, gp_eps):
-        """One step; returns [d_loss, g_loss, d_real, d_fake] as a (4,) float32 tensor (no host sync)."""
+    def _step(self, real, noise, gp_eps, mark=_no_mark):
+        """One step; returns [d_loss, g_loss, d_real, d_fake] as a (4,) float32 tensor (no host sync).
+
+        ``mark(phase)`` is called as each stretch of the step ends ("d_update" or "g_update"); only
+        time_phases passes one, the math is the same either way.
+        """
         updates = self.spec.updates
         d = updates.d_steps
 
@@ -95,21 +103,29 @@ class Trainer:
                 g_loss, g_grads, fake = self._g_grads_fn(noise[0])
             else:
                 g_loss, g_grads, _ = self._g_grads_fn(noise[1])
+            mark("g_update")
+            if not updates.reuse_fake:
                 fake = self._fake(noise[0])
             d_loss, d_real, d_fake, d_grads = self._d_grads_fn(real[0], fake, eps(0))
             self._apply_d(d_grads)
+            mark("d_update")
             self.g_opt.apply(g_grads)
+            mark("g_update")
         elif updates.order == "d_then_g":
             for k in range(d):
                 d_loss, d_real, d_fake = self._d_update(real[k], self._fake(noise[k]), eps(k))
+            mark("d_update")
             g_loss, g_grads, _ = self._g_grads_fn(noise[d - 1] if updates.reuse_fake else noise[d])
             self.g_opt.apply(g_grads)
+            mark("g_update")
         else:  # g_then_d
             g_loss, g_grads, fake_before = self._g_grads_fn(noise[0] if updates.reuse_fake else noise[d])
             self.g_opt.apply(g_grads)
+            mark("g_update")
             for k in range(d):
                 fake = fake_before if (updates.reuse_fake and k == 0) else self._fake(noise[k])
                 d_loss, d_real, d_fake = self._d_update(real[k], fake, eps(k))
+            mark("d_update")
         return torch.stack([d_loss, g_loss, d_real, d_fake])
 
     # ---- the public interface, numpy in and out -------------------------------------------------
@@ -137,6 +153,14 @@ class Trainer:
     def train_step(self, real, noise, gp_eps=None) -> dict[str, float]:
         result = self._step(*self._inputs(real, noise, gp_eps, stacked=False)).cpu().numpy()
         return {key: float(value) for key, value in zip(RESULT_KEYS, result)}
+
+    def time_phases(self, real, noise, gp_eps=None) -> dict[str, float]:
+        """One train_step (same math, same resulting state) with its D update(s) and its G update timed
+        apart, the device synchronised at each boundary: {"d_update": seconds, "g_update": seconds}."""
+        inputs = self._inputs(real, noise, gp_eps, stacked=False)
+        clock = _PhaseClock(self.device)
+        self._step(*inputs, mark=clock.mark)
+        return clock.seconds
 
     def train_steps(self, real, noise, gp_eps=None) -> dict[str, np.ndarray]:
         real, noise, gp_eps = self._inputs(real, noise, gp_eps, stacked=True)
@@ -204,6 +228,26 @@ class Trainer:
             moments = {key: models.from_neutral(_numbered(arrays, f"opt/{network}/{key}/"), params)
                        for key in opt.moments()}
             opt.set_state(int(arrays[f"opt/{network}/t"]), moments)
+
+
+class _PhaseClock:
+    """Charges the time since the previous mark to the phase that just ended (perf_counter, device synced)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds = {"d_update": 0.0, "g_update": 0.0}
+        self._sync()
+        self.last = time.perf_counter()
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def mark(self, phase: str) -> None:
+        self._sync()
+        now = time.perf_counter()
+        self.seconds[phase] += now - self.last
+        self.last = now
 
 
 def _compiled(function):

@@ -1,0 +1,472 @@
+"""`python -m benchmarks.perf [--threads N] [--quick] [--out FILE]`: the suite's three performance figures.
+
+a. Harness overhead: one training step driven exactly as benchmarks/run.py drives it (Trainer.train_step plus
+   the per-step bookkeeping: input draw, clocks, RunLog.add, progress bar, loss check) against a minimal
+   hand-written loop in the same framework and mode (nn.Sequential + torch.optim.Adam; tf.function + Keras Adam),
+   on the same model, batch, step semantics and input stream. Blocks alternate (ABAB) to cancel drift; each
+   figure is the median of per-iteration wall times (input draw included on both sides).
+b. Achieved GFLOP/s on the `mnist` model (seed 003) at batch 128 for each mode, against the sgemm peak measured
+   in the same run (FLOPs: common/flops.py), with what the step is made of: D/G phase times, the time of its
+   matmuls alone, and the optimiser updates (a memory-bound pass over all parameters).
+c. Steps/s on `parabola` (tiny, overhead-bound) with train_steps(K): K steps per call. K steps are checked to
+   give results and weights identical to K single steps on the same inputs (``check_k_steps``) before timing.
+Nothing here is asserted against a goal: the figures are printed (and written to --out as JSON) as measured.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from benchmarks import run as harness, timing  # noqa: E402
+from common import tasks  # noqa: E402
+from common.backend import get_backend  # noqa: E402
+from common.flops import train_step_flops  # noqa: E402
+from common.init import init_weights  # noqa: E402
+from common.stream import Stream  # noqa: E402
+
+OVERHEAD_TASK = "parabola"  # overhead matters most on the tiniest model
+OVERHEAD_MODES = (("torch", "eager"), ("torch", "compiled"), ("tf", "compiled"), ("tf", "xla"))
+GFLOPS_TASK, GFLOPS_BATCH = "mnist", 128
+FAST_MODES = (("torch", "eager"), ("torch", "compiled"), ("tf", "compiled"), ("tf", "xla"))
+BLOCK = 50  # steps per ABAB block
+SEED = 0
+
+
+def spec_of(task_name: str, batch_size: int | None = None):
+    spec, _ = tasks.configure(tasks.get_task(task_name), n_examples=100_000, steps=1, batch_size=batch_size)
+    return spec
+
+
+def stream_of(task_name: str, spec, seed: int = SEED) -> Stream:
+    """The task's real data stream (MNIST: the suite's loader chain, which says where its digits came from)."""
+    return Stream(spec, tasks.get_task(task_name).load().source, seed)
+
+
+# ----------------------------------------------------------------------------- minimal hand-written loops
+
+
+def plain_torch_step(spec, weights, mode: str):
+    """A plain PyTorch loop: nn.Sequential, torch.optim.Adam, loss.backward(); torch.compile'd nets in compiled mode."""
+    import torch
+    import torch.nn.functional as F
+
+    from backend_torch import models
+
+    g, d = models.build_generator(spec), models.build_discriminator(spec)
+    models.load_weights(g, weights["generator"])
+    models.load_weights(d, weights["discriminator"])
+    g_opt = torch.optim.Adam(g.parameters(), lr=spec.g_optimizer.lr, betas=(spec.g_optimizer.beta1, spec.g_optimizer.beta2))
+    d_opt = torch.optim.Adam(d.parameters(), lr=spec.d_optimizer.lr, betas=(spec.d_optimizer.beta1, spec.d_optimizer.beta2))
+    if mode == "compiled":
+        g, d = torch.compile(g), torch.compile(d)
+    minimax = spec.loss.name == "minimax"
+
+    def g_update(z):
+        g_opt.zero_grad(set_to_none=True)
+        fake = g(z)
+        logits = d(fake)
+        g_loss = -F.softplus(logits).mean() if minimax else F.softplus(-logits).mean()
+        g_loss.backward()
+        g_opt.step()
+        return g_loss, fake.detach()
+
+    def d_update(x, fake):
+        d_opt.zero_grad(set_to_none=True)
+        d_loss = F.softplus(-d(x)).mean() + F.softplus(d(fake)).mean()
+        d_loss.backward()
+        d_opt.step()
+        return d_loss
+
+    def step(real, noise, gp_eps=None):
+        real, noise = torch.from_numpy(real), torch.from_numpy(noise)
+        if spec.updates.order == "g_then_d":  # seed 000: D trains on the fake G was just trained through
+            g_loss, fake = g_update(noise[0] if spec.updates.reuse_fake else noise[1])
+            d_loss = d_update(real[0], fake if spec.updates.reuse_fake else g(noise[0]).detach())
+        else:
+            with torch.no_grad():
+                fake = g(noise[0])
+            d_loss = d_update(real[0], fake)
+            g_loss, _ = g_update(noise[1])
+        return d_loss.item(), g_loss.item()
+    return step
+
+
+def plain_tf_step(spec, weights, mode: str):
+    """A plain TensorFlow loop: one tf.function (jit_compile in xla mode), GradientTape, Keras Adam."""
+    import keras
+    import tensorflow as tf
+
+    from backend_tf import models
+
+    g, d = models.build_generator(spec), models.build_discriminator(spec)
+    models.load_weights(g, weights["generator"])
+    models.load_weights(d, weights["discriminator"])
+    g_opt = keras.optimizers.Adam(spec.g_optimizer.lr, spec.g_optimizer.beta1, spec.g_optimizer.beta2)
+    d_opt = keras.optimizers.Adam(spec.d_optimizer.lr, spec.d_optimizer.beta1, spec.d_optimizer.beta2)
+    g_opt.build(g.trainable_variables)
+    d_opt.build(d.trainable_variables)
+    minimax, order, reuse = spec.loss.name == "minimax", spec.updates.order, spec.updates.reuse_fake
+
+    def g_update(z):
+        with tf.GradientTape() as tape:
+            fake = g(z)
+            logits = d(fake)
+            g_loss = -tf.reduce_mean(tf.nn.softplus(logits)) if minimax else tf.reduce_mean(tf.nn.softplus(-logits))
+        g_opt.apply_gradients(zip(tape.gradient(g_loss, g.trainable_variables), g.trainable_variables))
+        return g_loss, fake
+
+    def d_update(x, fake):
+        with tf.GradientTape() as tape:
+            d_loss = tf.reduce_mean(tf.nn.softplus(-d(x))) + tf.reduce_mean(tf.nn.softplus(d(fake)))
+        d_opt.apply_gradients(zip(tape.gradient(d_loss, d.trainable_variables), d.trainable_variables))
+        return d_loss
+
+    @tf.function(jit_compile=mode == "xla")
+    def graph_step(real, noise):
+        if order == "g_then_d":
+            g_loss, fake = g_update(noise[0] if reuse else noise[1])
+            d_loss = d_update(real[0], fake if reuse else g(noise[0]))
+        else:
+            d_loss = d_update(real[0], g(noise[0]))
+            g_loss, _ = g_update(noise[1])
+        return tf.stack([d_loss, g_loss])
+
+    def step(real, noise, gp_eps=None):
+        return tuple(graph_step(tf.convert_to_tensor(real), tf.convert_to_tensor(noise)).numpy())
+    return step
+
+
+PLAIN_STEPS = {"torch": plain_torch_step, "tf": plain_tf_step}
+
+
+# ----------------------------------------------------------------------------- a. harness overhead
+
+
+class HarnessLoop:
+    """benchmarks/run.py's per-step loop body (run_cell), step for step, for one trainer and stream."""
+
+    def __init__(self, trainer, stream, spec, log_every: int):
+        self.trainer, self.stream, self.log_every = trainer, stream, log_every
+        self.log = harness.RunLog(spec)
+        self.bar = tqdm(total=10**9, unit="step", file=io.StringIO(), mininterval=0.5)  # same work, no terminal
+        self.done = 0
+        self.quiet = io.StringIO()
+
+    def block(self, n: int) -> list[float]:
+        """n steps; the wall time of each whole iteration."""
+        times = []
+        for _ in range(n):
+            begin = start = time.perf_counter()
+            inputs = harness.next_inputs(self.stream, 1, stacked=False)
+            data_time, start = time.perf_counter() - start, time.perf_counter()
+            results = self.trainer.train_step(**inputs)
+            step_time = time.perf_counter() - start
+            self.log.add(results, step_time, data_time, timed=True)
+            self.done += 1
+            self.bar.update(1)
+            with contextlib.redirect_stdout(self.quiet):  # its log lines (tqdm.write) cost the same, unseen
+                harness.check_losses(self.log, self.done, 1, self.log_every, 10**9, self.bar)
+            times.append(time.perf_counter() - begin)
+        return times
+
+
+def plain_block(step, stream, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        begin = time.perf_counter()
+        step(**stream.next().as_kwargs())
+        times.append(time.perf_counter() - begin)
+    return times
+
+
+def harness_overhead(backend: str, mode: str, steps: int, task_name: str = OVERHEAD_TASK) -> dict:
+    """Median per-step time of the harness path and of the plain loop, measured in alternating blocks."""
+    spec = spec_of(task_name)
+    weights = init_weights(spec, SEED)
+    loop = HarnessLoop(get_backend(backend).build(spec, weights, device="cpu", mode=mode),
+                       stream_of(task_name, spec), spec, tasks.get_task(task_name).log_every)
+    plain, plain_stream = PLAIN_STEPS[backend](spec, weights, mode), stream_of(task_name, spec)
+    started = time.perf_counter()
+    loop.block(BLOCK)  # warm-up: traces and compiles, first-call costs
+    plain_block(plain, plain_stream, BLOCK)
+    warmup_s = time.perf_counter() - started
+    harness_times, plain_times = [], []
+    for _ in range(max(1, steps // BLOCK)):
+        harness_times += loop.block(BLOCK)
+        plain_times += plain_block(plain, plain_stream, BLOCK)
+    h, p = float(np.median(harness_times)), float(np.median(plain_times))
+    return {"task": task_name, "backend": backend, "mode": mode, "harness_s": h, "plain_s": p,
+            "overhead_pct": 100.0 * (h / p - 1.0), "steps_each": len(harness_times), "warmup_s": warmup_s}
+
+
+# ----------------------------------------------------------------------------- b. GFLOP/s on mnist
+
+
+def median_step_time(trainer, stream, steps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        trainer.train_step(**stream.next().as_kwargs())
+    times = []
+    for _ in range(steps):
+        inputs = stream.next().as_kwargs()
+        start = time.perf_counter()
+        trainer.train_step(**inputs)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def matmul_only_seconds(spec) -> tuple[float, dict]:
+    """The step's matmuls alone, each timed with torch.mm (median of 20): forward x@W and both backward
+    products (grad@W^T, x^T@grad) of every layer, once per pass as common/flops.py counts them. A floor for the
+    step, and the GFLOP/s the shapes themselves allow."""
+    batch = spec.batch_size
+    shapes = []  # (m, k, n): one (m x k) @ (k x n) product
+    for mlp in (spec.generator, spec.discriminator):
+        for fan_in, fan_out in mlp.layer_shapes:
+            shapes += [(batch, fan_in, fan_out), (batch, fan_out, fan_in), (fan_in, batch, fan_out)]
+    per_shape = {shape: _torch_mm_seconds(*shape) for shape in set(shapes)}
+    flops = train_step_flops(spec)["total"]
+    counted = sum(2 * m * k * n for m, k, n in shapes)
+    # Scale the per-pass sum to the step's FLOP count (the step runs G and D forward/backward several times).
+    return sum(per_shape[s] for s in shapes) * flops / counted, {f"{m}x{k}x{n}": 2 * m * k * n / t / 1e9
+                                                                for (m, k, n), t in per_shape.items()}
+
+
+def _torch_mm_seconds(m, k, n, repeats=20):
+    import torch
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def optimizer_seconds(backend: str, trainer, repeats: int = 20) -> float:
+    """Both spec optimiser updates of one step (D then G) on zero gradients, run as the trainer's mode runs them
+    (torch: op by op in every mode; TF compiled modes: inside one tf.function). Changes the trainer's state:
+    call it after the trainer's timings."""
+    if backend == "torch":
+        import torch
+        grads = [[torch.zeros_like(p) for p in params] for params in (trainer.d_params, trainer.g_params)]
+
+        def update():
+            trainer.d_opt.apply(grads[0])
+            trainer.g_opt.apply(grads[1])
+    else:
+        import tensorflow as tf
+        grads = [[tf.zeros_like(v) for v in variables] for variables in (trainer.d_vars, trainer.g_vars)]
+
+        def both():
+            trainer.d_opt.apply(grads[0])
+            trainer.g_opt.apply(grads[1])
+            return trainer.g_opt.t.read_value()
+        graph = both if trainer.mode == "eager" else tf.function(both, jit_compile=trainer.mode == "xla")
+
+        def update():
+            graph().numpy()
+    update()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        update()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def memory_bandwidth_gbs(megabytes: int = 256) -> float:
+    """Copy bandwidth (read + write) of a large float32 array with numpy, best of 3."""
+    a = np.ones(megabytes * 2**18, dtype=np.float32)
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - start)
+    return 2 * a.nbytes / best / 1e9
+
+
+def gflops_figure(steps: int, modes=FAST_MODES) -> dict:
+    spec = spec_of(GFLOPS_TASK, GFLOPS_BATCH)
+    weights = init_weights(spec, SEED)
+    flops = train_step_flops(spec)
+    machine = timing.machine_peak([get_backend(name) for name in sorted({b for b, _ in modes})])
+    params = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
+    out = {"task": GFLOPS_TASK, "batch": GFLOPS_BATCH, "flops_per_step": flops["total"], "params": params,
+           **machine, "memory_bandwidth_gbs": memory_bandwidth_gbs(), "modes": []}
+    for backend, mode in modes:
+        trainer = get_backend(backend).build(spec, weights, device="cpu", mode=mode)
+        stream = stream_of(GFLOPS_TASK, spec)
+        median = median_step_time(trainer, stream, steps)
+        phases = [trainer.time_phases(**stream.next().as_kwargs()) for _ in range(5)]
+        row = {"backend": backend, "mode": mode, "median_step_s": median, "gflops": flops["total"] / median / 1e9,
+               "d_update_s": float(np.median([p["d_update"] for p in phases])),
+               "g_update_s": float(np.median([p["g_update"] for p in phases])),
+               "optimizer_s": optimizer_seconds(backend, trainer)}
+        row["pct_of_peak"] = 100.0 * row["gflops"] / machine["peak_gflops"]
+        out["modes"].append(row)
+    for backend in sorted({b for b, _ in modes} & {"torch"}):  # TF: a call's ~0.1 ms overhead swamps small products
+        seconds, per_shape = matmul_only_seconds(spec)
+        out[f"{backend}_matmul_only_s"] = seconds
+        out[f"{backend}_matmul_gflops_by_shape"] = per_shape
+    return out
+
+
+# ----------------------------------------------------------------------------- c. steps/s on parabola
+
+
+def check_k_steps(backend: str, mode: str, k: int, task_name: str = OVERHEAD_TASK, seed: int = SEED) -> None:
+    """Raise AssertionError unless train_steps(K) gives the very results and weights of K train_step calls."""
+    spec = spec_of(task_name)
+    weights = init_weights(spec, seed)
+    module = get_backend(backend)
+    one, many = (module.build(spec, weights, device="cpu", mode=mode) for _ in range(2))
+    inputs = harness.next_inputs(stream_of(task_name, spec, seed), k, stacked=True)
+    singles = [one.train_step(**{name: None if v is None else v[i] for name, v in inputs.items()}) for i in range(k)]
+    stacked = many.train_steps(**inputs)
+    for key, values in stacked.items():
+        want = np.float32([s[key] for s in singles])
+        assert np.array_equal(values, want), f"{backend} {mode}: train_steps({k}) {key} differs from {k} train_step calls"
+    a, b = one.get_weights(), many.get_weights()
+    for net in a:
+        for x, y in zip(a[net], b[net]):
+            assert np.array_equal(x, y), f"{backend} {mode}: train_steps({k}) weights differ from {k} train_step calls"
+
+
+def steps_per_second(backend: str, mode: str, k: int, calls: int, task_name: str = OVERHEAD_TASK) -> dict:
+    spec = spec_of(task_name)
+    trainer = get_backend(backend).build(spec, init_weights(spec, SEED), device="cpu", mode=mode)
+    stream = stream_of(task_name, spec)
+    trainer.train_steps(**harness.next_inputs(stream, k, stacked=True))  # warm-up: trace/compile for this K
+    times = []
+    for _ in range(calls):
+        inputs = harness.next_inputs(stream, k, stacked=True)
+        start = time.perf_counter()
+        trainer.train_steps(**inputs)
+        times.append(time.perf_counter() - start)
+    median = float(np.median(times))
+    return {"backend": backend, "mode": mode, "k": k, "steps_per_s": k / median, "steps_timed": k * calls}
+
+
+def torch_ops_per_step(task_name: str = OVERHEAD_TASK) -> int:
+    """How many aten ops one eager torch step dispatches (torch.profiler), the unit of its per-step overhead."""
+    import torch
+
+    spec = spec_of(task_name)
+    trainer = get_backend("torch").build(spec, init_weights(spec, SEED), device="cpu", mode="eager")
+    stream = stream_of(task_name, spec)
+    trainer.train_step(**stream.next().as_kwargs())
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        trainer.train_step(**stream.next().as_kwargs())
+    # Top-level ops only: an op called from inside another (aten::linear -> aten::addmm) is not a dispatch of its own.
+    return sum(1 for event in prof.events() if event.name.startswith("aten::") and event.cpu_parent is None)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def onednn_subprocess(steps: int, threads: int | None) -> dict | None:
+    """TF's mnist figure again in a fresh process with TF_ENABLE_ONEDNN_OPTS=1 (read once, at TF's import)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "onednn.json")
+        command = [sys.executable, "-m", "benchmarks.perf", "--figures", "b", "--backends", "tf", "--gflops-steps",
+                   str(steps), "--out", path] + (["--threads", str(threads)] if threads else [])
+        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1")
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            print(f"oneDNN run failed: {done.stderr[-500:]}")
+            return None
+        with open(path) as file:
+            return json.load(file)["b"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, help="intra-op threads for both frameworks (default: theirs)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps: the whole run in about 2 minutes")
+    parser.add_argument("--out", help="write the figures as JSON to this file")
+    parser.add_argument("--figures", default="abc", help="which figures: any of a, b, c (default abc)")
+    parser.add_argument("--backends", nargs="+", default=["torch", "tf"], choices=["torch", "tf"])
+    parser.add_argument("--gflops-steps", type=int, help="timed steps per mode for figure b")
+    parser.add_argument("--onednn", action="store_true", help="figure b for TF again with TF_ENABLE_ONEDNN_OPTS=1")
+    args = parser.parse_args(argv)
+    configured = {name: get_backend(name).configure(threads=args.threads, deterministic=True) for name in args.backends}
+    overhead_steps, gflops_steps = (200, 15) if args.quick else (400, 40)
+    gflops_steps = args.gflops_steps or gflops_steps
+    k, calls = (100, 10) if args.quick else (200, 20)
+    report = {"threads": args.threads, "configure": configured, "load_avg": os.getloadavg(), "quick": args.quick}
+
+    if "a" in args.figures:
+        report["a"] = []
+        for backend, mode in OVERHEAD_MODES:
+            if backend not in args.backends:
+                continue
+            row = harness_overhead(backend, mode, overhead_steps)
+            report["a"].append(row)
+            print(f"harness overhead, {backend} {mode}, {row['task']}: {row['overhead_pct']:+.1f}% (harness "
+                  f"{1e3 * row['harness_s']:.3f} ms vs plain {1e3 * row['plain_s']:.3f} ms per step, "
+                  f"{row['steps_each']} steps each)", flush=True)
+
+    if "b" in args.figures:
+        modes = [(b, m) for b, m in FAST_MODES if b in args.backends]
+        report["b"] = b = gflops_figure(gflops_steps, modes)
+        print(f"sgemm peak {b['peak_gflops']:.1f} GFLOP/s ({', '.join(f'{n} {v:.1f}' for n, v in b['sgemm_gflops'].items())}); "
+              f"memory copy bandwidth {b['memory_bandwidth_gbs']:.1f} GB/s; {b['params']} parameters", flush=True)
+        for row in b["modes"]:
+            print(f"GFLOP/s, {row['backend']} {row['mode']}, {b['task']} batch {b['batch']}: {row['gflops']:.1f} "
+                  f"= {row['pct_of_peak']:.0f}% of peak (step {1e3 * row['median_step_s']:.1f} ms: D {1e3 * row['d_update_s']:.1f}"
+                  f" + G {1e3 * row['g_update_s']:.1f} ms; optimisers alone {1e3 * row['optimizer_s']:.1f} ms)", flush=True)
+        for backend in sorted({r["backend"] for r in b["modes"]} & {"torch"}):
+            floor = b[f"{backend}_matmul_only_s"]
+            print(f"  {backend}: the step's matmuls alone take {1e3 * floor:.1f} ms = "
+                  f"{b['flops_per_step'] / floor / 1e9:.1f} GFLOP/s ({100 * b['flops_per_step'] / floor / 1e9 / b['peak_gflops']:.0f}% of peak); "
+                  "per shape (m x k x n): " + ", ".join(f"{s} {v:.0f}" for s, v in b[f"{backend}_matmul_gflops_by_shape"].items()))
+        if args.onednn and "tf" in args.backends:
+            report["b_onednn"] = extra = onednn_subprocess(gflops_steps, args.threads)
+            for row in (extra or {}).get("modes", []):
+                print(f"GFLOP/s, tf {row['mode']} with TF_ENABLE_ONEDNN_OPTS=1: {row['gflops']:.1f} "
+                      f"= {row['pct_of_peak']:.0f}% of that run's peak (step {1e3 * row['median_step_s']:.1f} ms)")
+
+    if "c" in args.figures:
+        report["c"] = []
+        for backend, mode in FAST_MODES:
+            if backend not in args.backends:
+                continue
+            check_k_steps(backend, mode, 8)
+            for steps_per_call in (1, k):
+                row = steps_per_second(backend, mode, steps_per_call, calls if steps_per_call > 1 else calls * 20)
+                report["c"].append(row)
+                print(f"steps/s, {backend} {mode}, {OVERHEAD_TASK}, K={steps_per_call} steps per call: "
+                      f"{row['steps_per_s']:.0f} ({row['steps_timed']} steps timed"
+                      f"{'; train_steps(8) == 8 x train_step checked' if steps_per_call > 1 else ''})", flush=True)
+        if "torch" in args.backends:
+            report["torch_ops_per_step"] = ops = torch_ops_per_step()
+            print(f"  torch eager dispatches {ops} top-level aten ops per {OVERHEAD_TASK} step")
+
+    report["load_avg_end"] = os.getloadavg()
+    print(f"load average at start {report['load_avg'][0]:.2f}, at end {report['load_avg_end'][0]:.2f}")
+    if args.out:
+        folder = os.path.dirname(os.path.abspath(args.out))
+        temporary = os.path.join(folder, f".{os.path.basename(args.out)}.tmp")
+        with open(temporary, "w") as file:
+            json.dump(report, file, indent=1, default=float)
+        os.replace(temporary, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

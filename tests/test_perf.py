@@ -1,0 +1,52 @@
+"""benchmarks/perf.py's K-step check and benchmarks/sweep.py's table: behaviour only, no timing assertions."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import perf, sweep
+
+
+@pytest.mark.parametrize("backend, mode", [("torch", "eager"), ("tf", "compiled")])
+def test_k_steps_equal_single_steps(backend, mode):
+    perf.check_k_steps(backend, mode, 3)
+
+
+def test_k_step_check_can_fail(monkeypatch):
+    from backend_torch.trainer import Trainer
+
+    original = Trainer.train_steps
+
+    def off_by_one(self, real, noise, gp_eps=None):
+        results = original(self, real, noise, gp_eps)
+        results["d_loss"] = results["d_loss"] + np.float32(1e-3)
+        return results
+    monkeypatch.setattr(Trainer, "train_steps", off_by_one)
+    with pytest.raises(AssertionError, match="d_loss"):
+        perf.check_k_steps("torch", "eager", 2)
+
+
+def test_sweep_writes_a_well_formed_csv(tmp_path):
+    frame = sweep.run_sweep("width", backends=["torch"], modes=["eager", "xla"], out_dir=tmp_path, task="parabola",
+                            values=[0.5, 1.0], steps=3, warmup=1)
+    written = pd.read_csv(tmp_path / sweep.CSV_NAME)
+    assert list(written.columns) == list(sweep.COLUMNS)
+    assert len(written) == 2  # torch has no xla mode: skipped, not failed
+    assert written["value"].tolist() == [0.5, 1.0] and set(written["mode"]) == {"eager"}
+    assert (written["p25_s"] <= written["median_s"]).all() and (written["median_s"] <= written["p75_s"]).all()
+    assert (written["gflops"] > 0).all() and (written["compile_s"] >= 0).all()
+    # GFLOP/s follows from the step time and the FLOP model: the wider net does more work per step.
+    assert written["steps_per_s"].tolist() == pytest.approx((1 / written["median_s"]).tolist())
+    assert frame.equals(written) or np.allclose(frame["median_s"], written["median_s"])
+
+
+def test_sweep_scales_only_hidden_sizes():
+    from common.tasks import TASKS
+
+    spec = sweep.point_spec(TASKS["mnist-small"].spec, "width", 0.25)
+    assert spec.generator.sizes == (64, 64, 64, 784) and spec.discriminator.sizes == (784, 64, 64, 1)
+    assert sweep.point_spec(TASKS["mnist-small"].spec, "batch", 32).batch_size == 32
+
+
+def test_sweep_refuses_an_unknown_kind(tmp_path):
+    with pytest.raises(ValueError, match="allowed: batch, width"):
+        sweep.run_sweep("depth", out_dir=tmp_path)
