@@ -499,15 +499,8 @@ def run_sweep(args) -> int:
 
     backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
     modes = None if args.mode in (None, "all") else [args.mode]
-    try:
-        frame = sweep.run_sweep(args.sweep, backends, modes, args.threads, args.out,
-                                task=args.task[0] if args.task else "mnist-small")
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(frame.to_string(index=False))
-    print(f"written: {Path(args.out) / sweep.CSV_NAME}")
-    return 0
+    return sweep.sweep_and_print(args.sweep, backends, modes, args.threads, args.out,
+                                 task=args.task[0] if args.task else "mnist-small")
 
 
 def run_all(args) -> int:

@@ -125,13 +125,18 @@ def main(argv=None) -> int:
     if args.values:
         values = [int(v) for v in args.values] if args.sweep == "batch" else args.values
     backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
+    return sweep_and_print(args.sweep, backends, args.mode, args.threads, args.out, args.task, values, args.steps)
+
+
+def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, steps: int = STEPS) -> int:
+    """run_sweep for a command line (this module's and ``benchmarks.run --sweep``): table, path, exit code."""
     try:
-        frame = run_sweep(args.sweep, backends, args.mode, args.threads, args.out, args.task, values, args.steps)
+        frame = run_sweep(kind, backends, modes, threads, out_dir, task, values, steps)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(frame.to_string(index=False))
-    print(f"written: {Path(args.out) / CSV_NAME}")
+    print(f"written: {Path(out_dir) / CSV_NAME}")
     return 0
 
 
