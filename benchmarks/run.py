@@ -310,6 +310,7 @@ def run_cell(cell: Cell, task_data, args, suite: str, machine: dict, env: dict) 
         data_time, start = time.perf_counter() - start, time.perf_counter()
         results = trainer.train_step(**inputs) if k == 1 else trainer.train_steps(**inputs)
         step_time = time.perf_counter() - start
+        stop_if_interrupted()
         log.add(results, step_time, data_time, timed=done - first_done >= warmup)
         done += n
         bar.update(n)
@@ -467,8 +468,19 @@ def build_report(out: str) -> None:
     print(f"report: {report.build_report(out)}")
 
 
+_pending_signal: list[int] = []  # signals received; kept so an interruption can never be lost
+
+
 def raise_interrupted(signum, frame):
+    _pending_signal.append(signum)
     raise Interrupted(128 + signum)
+
+
+def stop_if_interrupted() -> None:
+    """Re-raise a signal whose exception was swallowed (raised inside a __del__ or weakref callback, Python
+    only prints it): called between steps and between cells, so Ctrl-C always stops the run."""
+    if _pending_signal:
+        raise Interrupted(128 + _pending_signal[0])
 
 
 def main(argv=None) -> int:
@@ -481,6 +493,7 @@ def main(argv=None) -> int:
         return 0
     if args.sweep:
         return run_sweep(args)
+    _pending_signal.clear()  # main() may be called again in one process (tests)
     old_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return run_all(args)
@@ -527,6 +540,7 @@ def run_all(args) -> int:
           f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s")
     finished = []
     for cell in todo:
+        stop_if_interrupted()
         try:
             finished.append(run_cell(cell, data[cell.task.name], args, suite, machine, env))
         except ModeUnsupportedError as e:

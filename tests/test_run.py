@@ -244,3 +244,17 @@ def test_command_line_bad_input_has_no_traceback_and_list_prints_tasks(tmp_path)
     listed = subprocess.run([sys.executable, "-m", "benchmarks.run", "--list"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert listed.returncode == 0 and all(name in listed.stdout for name in tasks.TASKS)
+
+
+def test_an_interrupt_swallowed_by_python_still_stops_the_run():
+    """A signal whose exception Python swallowed (raised inside a __del__) is re-raised between steps."""
+    from benchmarks import run as harness
+
+    harness._pending_signal.append(signal.SIGTERM)
+    try:
+        with pytest.raises(harness.Interrupted) as stopped:
+            harness.stop_if_interrupted()
+        assert stopped.value.exit_code == 143
+    finally:
+        harness._pending_signal.clear()
+    harness.stop_if_interrupted()  # nothing pending: no exception
