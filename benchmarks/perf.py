@@ -214,15 +214,7 @@ def harness_overhead(backend: str, mode: str, steps: int, task_name: str = OVERH
 
 
 def median_step_time(trainer, stream, steps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        trainer.train_step(**stream.next().as_kwargs())
-    times = []
-    for _ in range(steps):
-        inputs = stream.next().as_kwargs()
-        start = time.perf_counter()
-        trainer.train_step(**inputs)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(timing.time_train_steps(trainer, stream, steps, warmup)[1]))
 
 
 def matmul_only_seconds(spec) -> tuple[float, dict]:

@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,18 +51,7 @@ def point_spec(base, kind: str, value):
 def time_point(module, spec, source, mode: str, steps: int, warmup: int) -> dict:
     trainer = module.build(spec, init_weights(spec, SEED), device="cpu", mode=mode)
     stream = Stream(spec, source, SEED)
-    first = None
-    for _ in range(max(1, warmup)):
-        inputs = stream.next().as_kwargs()
-        start = time.perf_counter()
-        trainer.train_step(**inputs)
-        first = time.perf_counter() - start if first is None else first
-    times = []
-    for _ in range(steps):
-        inputs = stream.next().as_kwargs()
-        start = time.perf_counter()
-        trainer.train_step(**inputs)
-        times.append(time.perf_counter() - start)
+    first, times = timing.time_train_steps(trainer, stream, steps, warmup)
     p25, median, p75 = np.percentile(times, [25, 50, 75])
     return {"median_s": median, "p25_s": p25, "p75_s": p75, "steps_per_s": 1.0 / median,
             "gflops": train_step_flops(spec)["total"] / median / 1e9,
