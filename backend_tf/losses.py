@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from common.losses import combine_d_loss
 from common.spec import GP_NORM_EPS, SIGMOID_LOSSES, Loss
 
 
@@ -29,19 +30,8 @@ def d_loss_terms(loss: Loss, l_r, l_f):
 
 
 def d_loss(loss: Loss, l_r, l_f, penalty=None):
-    """L_D from logits l_r = D(real), l_f = D(fake), both (B,); ``penalty`` is wgan-gp's mean penalty.
-
-    Written fake term first for the critic losses, as mean(l_f) - mean(l_r) (the same float either way).
-    """
-    real_term, fake_term = d_loss_terms(loss, l_r, l_f)
-    total = real_term + fake_term
-    if loss.d_average:
-        total = total / 2.0
-    if loss.name == "wgan-gp":
-        if penalty is None:
-            raise ValueError("wgan-gp needs the gradient penalty")
-        total = total + loss.gp_weight * penalty
-    return total
+    """L_D from logits l_r = D(real), l_f = D(fake), both (B,); ``penalty`` is wgan-gp's mean penalty."""
+    return combine_d_loss(loss, *d_loss_terms(loss, l_r, l_f), penalty)
 
 
 def g_loss(loss: Loss, l_f):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from common.losses import combine_d_loss
 from common.spec import GP_NORM_EPS, SIGMOID_LOSSES, Loss
 
 
@@ -29,17 +30,8 @@ def d_loss_terms(loss: Loss, l_r: torch.Tensor, l_f: torch.Tensor):
 
 
 def d_loss(loss: Loss, l_r: torch.Tensor, l_f: torch.Tensor, penalty: torch.Tensor | None = None) -> torch.Tensor:
-    """L_D from logits l_r = D(real), l_f = D(fake), both (B,); ``penalty`` is wgan-gp's mean penalty,
-    added after the (optional) averaging, scaled by gp_weight only."""
-    real_term, fake_term = d_loss_terms(loss, l_r, l_f)
-    total = real_term + fake_term
-    if loss.d_average:
-        total = total / 2.0
-    if loss.name == "wgan-gp":
-        if penalty is None:
-            raise ValueError("wgan-gp needs the gradient penalty")
-        total = total + loss.gp_weight * penalty
-    return total
+    """L_D from logits l_r = D(real), l_f = D(fake), both (B,); ``penalty`` is wgan-gp's mean penalty."""
+    return combine_d_loss(loss, *d_loss_terms(loss, l_r, l_f), penalty)
 
 
 def g_loss(loss: Loss, l_f: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ Layout of an output folder (everything written atomically: temp file in the same
         sketch                          (S', M) float32         weights at those coordinates, at sketch_steps
         sketch_steps                    (S',) int64             snapshot steps plus the final step
         samples                         (<= STORED_SAMPLES, data_dim) float16   final samples (first rows)
-    checkpoints/<cell_id>.npz  (only with --checkpoint-every) trainer.save() state under "trainer/<key>",
+    checkpoints/<cell_id>.npz  (only with --checkpoint-every) the trainer's state and spec (common/checkpoint.py's
+        layout) under "trainer/<key>",
         the history so far under "history/<key>" and a JSON "meta" (step count, config); deleted once the
         run is recorded.
 
@@ -32,15 +33,15 @@ the timing, FLOP, metric, data and environment fields documented in benchmarks/r
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
-import signal
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from common import checkpoint
+from common.checkpoint import atomic_write
 
 SCHEMA_VERSION = 1
 PRODUCER = "gan-parity-suite"
@@ -52,45 +53,6 @@ CELL_KEYS = ("task", "backend", "mode", "loss", "seed")
 SKETCH_SIZE = 16_384
 SKETCH_SEED = 0x5EED
 STORED_SAMPLES = 512
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: mkstemp makes 0600 files, results should get the user's usual mode
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """Hold SIGINT/SIGTERM while a file is being replaced; they are delivered right after."""
-    blocked = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temp file next to ``path``, fsync it, then os.replace it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        with signals_deferred():
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def check_out_dir(out_dir) -> None:
     """Raise ValueError unless ``out_dir`` is a writable folder or could be created; creates nothing."""
     path = Path(out_dir).absolute()
@@ -175,12 +137,9 @@ def checkpoint_path(out_dir, cell: str) -> Path:
 
 
 def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray], meta: dict) -> None:
-    """One file holding the trainer's own save(), the history so far and ``meta`` (steps_done, config)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        state_file = Path(tmp) / "trainer.npz"
-        trainer.save(state_file)
-        with np.load(state_file, allow_pickle=False) as state:
-            bundle = {f"trainer/{key}": state[key] for key in state.files}
+    """One file holding the trainer's state (common/checkpoint.py's layout, with its spec), the history so far
+    and ``meta`` (steps_done, config)."""
+    bundle = {f"trainer/{key}": value for key, value in checkpoint.state_arrays(trainer.spec, trainer.state()).items()}
     bundle.update({f"history/{key}": value for key, value in history.items()})
     bundle["meta"] = np.array(json.dumps(meta))
     atomic_write(checkpoint_path(out_dir, cell), lambda f: np.savez(f, **bundle))
@@ -195,12 +154,7 @@ def load_checkpoint(out_dir, cell: str, trainer) -> tuple[dict, dict] | None:
         meta = json.loads(str(bundle["meta"]))
         state = {k.removeprefix("trainer/"): bundle[k] for k in bundle.files if k.startswith("trainer/")}
         history = {k.removeprefix("history/"): bundle[k] for k in bundle.files if k.startswith("history/")}
-    with tempfile.TemporaryDirectory() as tmp:
-        state_file = Path(tmp) / "trainer.npz"
-        buffer = io.BytesIO()
-        np.savez(buffer, **state)
-        state_file.write_bytes(buffer.getvalue())
-        trainer.load(state_file)
+    trainer.load_state(checkpoint.check_fits(trainer.spec, state, path))
     return meta, history
 
 

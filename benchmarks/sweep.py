@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
 from common import tasks  # noqa: E402
+from common.checkpoint import atomic_write  # noqa: E402
 from common.backend import get_backend  # noqa: E402
 from common.flops import train_step_flops  # noqa: E402
 from common.init import init_weights  # noqa: E402
@@ -58,12 +59,6 @@ def time_point(module, spec, source, mode: str, steps: int, warmup: int) -> dict
             "compile_s": timing.compile_seconds(first, median)}
 
 
-def write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(temporary, index=False)
-    os.replace(temporary, path)
-
-
 def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | None = None, out_dir="results",
               task: str = "mnist-small", values=None, steps: int = STEPS, warmup: int = WARMUP) -> pd.DataFrame:
     """Time every (value, backend, mode) point of one sweep; write and return the table (columns COLUMNS).
@@ -94,7 +89,8 @@ def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | No
                 rows.append(row)
                 print(f"{kind} {value}: {backend} {mode} {1e3 * row['median_s']:.2f} ms/step, "
                       f"{row['gflops']:.1f} GFLOP/s, compile {row['compile_s']:.1f} s", flush=True)
-                write_atomic(pd.DataFrame(rows, columns=COLUMNS), out / CSV_NAME)
+                table = pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False).encode()
+                atomic_write(out / CSV_NAME, lambda f: f.write(table))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

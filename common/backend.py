@@ -11,8 +11,9 @@ Each backend package (``backend_torch``, ``backend_tf``) exposes at top level:
                                                 # returns the settings in force, for the environment record
     def device_name(device="auto") -> str       # what "auto"/"cpu"/"cuda" resolves to, e.g. "cpu", "cuda:0 (NVIDIA H100)"
 
-The harness passes numpy arrays in and gets numpy arrays and floats out; nothing framework-specific
-crosses this line. Importing a backend by name happens here, lazily, so ``common`` itself never imports
+A backend's trainer is a subclass of ``common.trainer.Trainer``, which holds the step schedule and everything
+else framework-neutral; the backend supplies only the primitives listed there. The harness passes numpy arrays in
+and gets numpy arrays and floats out; nothing framework-specific crosses this line. Importing a backend by name happens here, lazily, so ``common`` itself never imports
 a framework.
 """
 from __future__ import annotations
@@ -55,6 +56,11 @@ class Trainer(Protocol):
         modes run the K steps inside one compiled function to cut per-step dispatch overhead."""
         ...
 
+    def time_phases(self, real: np.ndarray, noise: np.ndarray, gp_eps: np.ndarray | None = None) -> dict[str, float]:
+        """One train_step (same resulting state) with its D update(s) and G update timed apart, in seconds:
+        {"d_update": ..., "g_update": ...}."""
+        ...
+
     def generate(self, noise: np.ndarray) -> np.ndarray:
         """(n, latent_dim) -> (n, data_dim) float32."""
         ...
@@ -69,8 +75,16 @@ class Trainer(Protocol):
 
     def set_weights(self, weights: dict[str, list[np.ndarray]]) -> None: ...
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Weights and both optimisers' state (step count, moments) in the neutral layout of common/checkpoint.py."""
+        ...
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what ``state()`` returned, from either backend."""
+        ...
+
     def save(self, path) -> None:
-        """Networks and both optimisers' state, to one .npz file (neutral layout)."""
+        """``state()`` and the spec, to one .npz file written atomically (common/checkpoint.py)."""
         ...
 
     def load(self, path) -> None: ...

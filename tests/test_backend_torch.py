@@ -172,7 +172,7 @@ def test_wgan_gp_update_differs_from_wasserstein():
         trainer = build(small_spec(name))
         fake = trainer.generate(noise[0])
         eps = torch.from_numpy(gp_eps[0])
-        *_, g = trainer._d_gradients(torch.from_numpy(real[0]), torch.from_numpy(fake), eps)
+        *_, g = trainer.d_gradients(torch.from_numpy(real[0]), torch.from_numpy(fake), eps)
         grads[name] = torch.cat([x.flatten() for x in g])
     assert (grads["wgan-gp"] - grads["wasserstein"]).abs().max() > 1e-3
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import store
+from common.tasks import TASKS
 
 
 def record(task="parabola", seed=0, **extra) -> dict:
@@ -19,17 +20,18 @@ def record(task="parabola", seed=0, **extra) -> dict:
 
 
 class FakeTrainer:
-    """A test double with the save/load contract of common.backend.Trainer: one .npz of arrays."""
+    """A test double with the state contract of common.backend.Trainer: a spec and a dict of arrays."""
+
+    spec = TASKS["parabola"].spec
 
     def __init__(self, value):
-        self.state = {"generator_0": np.full((3, 2), value, np.float32), "step": np.array(7)}
+        self.arrays = {"generator/0": np.full((3, 2), value, np.float32), "opt/generator/t": np.array(7)}
 
-    def save(self, path):
-        np.savez(path, **self.state)
+    def state(self):
+        return dict(self.arrays)
 
-    def load(self, path):
-        with np.load(path) as data:
-            self.state = {k: data[k] for k in data.files}
+    def load_state(self, state):
+        self.arrays = dict(state)
 
 
 def test_append_and_read_back(tmp_path):
@@ -113,7 +115,8 @@ def test_checkpoint_round_trip_restores_trainer_history_and_meta(tmp_path):
     meta, back = store.load_checkpoint(tmp_path, "cell", restored)
     assert meta["steps_done"] == 2
     np.testing.assert_array_equal(back["d_loss"], history["d_loss"])
-    for key, value in saved.state.items():
-        np.testing.assert_array_equal(restored.state[key], value)
+    assert restored.arrays.keys() == saved.arrays.keys()
+    for key, value in saved.arrays.items():
+        np.testing.assert_array_equal(restored.arrays[key], value)
     store.remove_checkpoint(tmp_path, "cell")
     assert store.load_checkpoint(tmp_path, "cell", restored) is None
