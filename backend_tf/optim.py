@@ -118,10 +118,9 @@ def _assign_state(t_variable, own: dict, t: int, moments: dict) -> None:
             variable.assign(np.asarray(value, dtype=np.float32))
 
 
+CLASSES = {"native": NativeOptimizer, "adam": SpecAdam, "rmsprop": SpecRMSprop}  # by Optimizer.kind
+
+
 def make_optimizer(opt: Optimizer, params):
     """The optimiser an Optimizer spec names, over ``params`` (a list of variables)."""
-    if opt.implementation == "native":
-        return NativeOptimizer(opt, params)
-    if opt.name == "adam":
-        return SpecAdam(opt, params)
-    return SpecRMSprop(opt, params)
+    return CLASSES[opt.kind](opt, params)

@@ -136,10 +136,9 @@ def _copy_moments(own: dict, moments: dict) -> None:
             tensor.copy_(value)
 
 
+CLASSES = {"native": NativeOptimizer, "adam": SpecAdam, "rmsprop": SpecRMSprop}  # by Optimizer.kind
+
+
 def make_optimizer(opt: Optimizer, params):
     """The optimiser an Optimizer spec names, over ``params`` (a list of parameters)."""
-    if opt.implementation == "native":
-        return NativeOptimizer(opt, params)
-    if opt.name == "adam":
-        return SpecAdam(opt, params)
-    return SpecRMSprop(opt, params)
+    return CLASSES[opt.kind](opt, params)

@@ -132,6 +132,11 @@ class Optimizer:
         _check_positive_float("Optimizer", "eps", self.eps)
         _check_choice("Optimizer", "implementation", self.implementation, IMPLEMENTATIONS)
 
+    @property
+    def kind(self) -> str:
+        """Which optimiser class a backend builds: "native" (the framework's own), or the spec's "adam" / "rmsprop"."""
+        return "native" if self.implementation == "native" else self.name
+
 
 @dataclass(frozen=True)
 class Updates:
