@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import plots, report, run, store, timing
+from benchmarks import report, run, store, timing
+from benchmarks.report import samples
+from benchmarks.report.doc import TITLE, fmt_time
+from benchmarks.report.sweep import SWEEP_FILE
+from benchmarks.report.tasks import TASK_SUBSECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +42,7 @@ def read(out: Path) -> tuple[str, str]:
 
 def test_every_section_is_in_both_documents(results):
     md, page = read(results)
-    headings = [report.TITLE, *report.SECTIONS, "Task: parabola", "Task: mnist-small", *report.TASK_SUBSECTIONS]
+    headings = [TITLE, *report.SECTIONS, "Task: parabola", "Task: mnist-small", *TASK_SUBSECTIONS]
     for heading in headings:
         assert re.search(rf"^#+ {re.escape(heading)}$", md, re.M), heading
         assert re.search(rf"<h\d[^>]*>{re.escape(heading)}</h\d>", page), heading
@@ -82,7 +86,7 @@ def test_summary_numbers_come_from_the_records(results):
         best = {b: min(r["median_step_s"] for r in records if r["backend"] == b) for b in ("torch", "tf")}
         fast, slow = sorted(best.values())
         assert f"{task} {slow / fast:.1f}x faster" in summary
-        assert f"(median step {report.fmt_time(fast)} vs {report.fmt_time(slow)})" in summary
+        assert f"(median step {fmt_time(fast)} vs {fmt_time(slow)})" in summary
     assert "one seed per backend cannot establish a sample difference" in summary  # mnist-small: 1 seed
     assert "Welch's t-test, 2 vs 2 seeds" in summary  # parabola: 2 seeds, verdict from metrics.compare
     assert "AMD" in summary or "Intel" in summary or "cores" in summary
@@ -133,7 +137,7 @@ def test_a_sweep_csv_is_plotted(results, tmp_path):
         for value, scale in ((64, 1.0), (128, 1.5)):
             m = r["median_step_s"] * scale
             rows.append(f"batch,{value},{r['backend']},{r['mode']},{m},{m * 0.9},{m * 1.1},{1 / m}")
-    (out / report.SWEEP_FILE).write_text("\n".join(rows) + "\n")
+    (out / SWEEP_FILE).write_text("\n".join(rows) + "\n")
     report.build_report(out)
     md, _ = read(out)
     sweep = md.split("## Scaling sweep", 1)[1].split("\n## ", 1)[0]
@@ -155,10 +159,10 @@ def test_face_grids_read_rows_in_channel_height_width_order():
     faces = -np.ones((64, 3, 64, 64), dtype=np.float32)
     faces[:, 0] = 1.0  # red channel full on: every face must come out pure red
     faces[0, :, :32] = 1.0  # first face: top half white
-    grid = plots.image_grid(faces.reshape(64, -1), (3, 64, 64))
-    gap = plots.GRID_GAP
+    grid = samples.image_grid(faces.reshape(64, -1), (3, 64, 64))
+    gap = samples.GRID_GAP
     assert grid.shape == (8 * (64 + gap) + gap,) * 2 + (3,)
     np.testing.assert_array_equal(grid[gap + 40, gap + 10], [255, 0, 0])
     np.testing.assert_array_equal(grid[gap + 10, gap + 10], [255, 255, 255])
-    digits = plots.image_grid(np.zeros((10, 784), dtype=np.float32), (1, 28, 28))
+    digits = samples.image_grid(np.zeros((10, 784), dtype=np.float32), (1, 28, 28))
     assert digits.ndim == 2 and digits[gap + 5, gap + 5] == 128  # 0 in [-1, 1] is mid grey

@@ -1,0 +1,78 @@
+"""`python -m benchmarks.report DIR`: the comparison report, rebuilt from saved results without retraining.
+
+Reads only what benchmarks/store.py wrote (runs.jsonl, histories/*.npz, and sweep.csv if present) and
+writes DIR/report.md, a self-contained DIR/report.html and the figures under DIR/figures/. The document
+(doc.py) is built once, one module per section, and rendered to both formats, so the two never disagree;
+runs.py chooses which runs each figure shows, plots.py and samples.py draw the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+from benchmarks.report.data import data_section
+from benchmarks.report.divergence import divergence_section
+from benchmarks.report.doc import TITLE, Doc, render_html, render_md
+from benchmarks.report.environment import environment_section
+from benchmarks.report.flags import flags_section
+from benchmarks.report.multiseed import multiseed_section
+from benchmarks.report.runs import Histories, load_runs
+from benchmarks.report.speed import speed_section
+from benchmarks.report.summary import summary_section
+from benchmarks.report.sweep import sweep_section
+from benchmarks.report.tasks import task_section
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+FIGURES = "figures"
+# Section headings, in order (tests check them; per-task sections are "Task: <name>").
+SECTIONS = ("Summary", "Flags and diverged runs", "Environment", "Data", "Same-seed trajectory divergence",
+            "Speed", "Scaling sweep", "Multi-seed comparison")
+
+
+def build_report(out_dir) -> Path:
+    """Write OUT/report.md, OUT/report.html and OUT/figures/; returns the HTML path."""
+    out_dir = Path(out_dir)
+    runs = load_runs(out_dir)
+    figures = out_dir / FIGURES
+    figures.mkdir(parents=True, exist_ok=True)
+    histories = Histories(out_dir)
+    by_task = {}
+    for r in runs:
+        by_task.setdefault(r["task"], []).append(r)
+    doc = Doc()
+    doc.heading(1, TITLE)
+    doc.text(f"Built {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from {len(runs)} run(s) in "
+             f"{out_dir.resolve()} (tasks: {', '.join(by_task)}).")
+    summary_section(doc, runs, by_task)
+    body = Doc()
+    environment_section(body, runs)
+    data_section(body, by_task)
+    for task, task_runs in by_task.items():
+        task_section(body, task, task_runs, histories, figures)
+    divergence_section(body, by_task, histories, figures)
+    speed_section(body, runs, figures)
+    sweep_section(body, out_dir, figures)
+    multiseed_section(body, by_task)
+    flags_section(doc, runs, histories.missing)  # after the body: it lists histories found missing there
+    doc.blocks += body.blocks
+    (out_dir / REPORT_MD).write_text(render_md(doc, out_dir), encoding="utf-8")
+    html_path = out_dir / REPORT_HTML
+    html_path.write_text(render_html(doc), encoding="utf-8")
+    return html_path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report",
+                                     description="Rebuild report.md and report.html from the results in DIR.")
+    parser.add_argument("dir", metavar="DIR", help="an output folder of python -m benchmarks.run")
+    args = parser.parse_args(argv)
+    try:
+        path = build_report(args.dir)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0

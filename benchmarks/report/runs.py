@@ -1,0 +1,101 @@
+"""Loading the runs and their histories, and choosing which runs a figure or a sentence shows.
+
+Per task and backend, the *representative* mode is the one with the most seeds, ties broken by the fastest
+median step; curves, samples and GIFs show its lowest seed, the sample verdict compares its seeds. Speed
+compares the fastest mode of each backend.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from benchmarks import store
+from benchmarks.report.doc import BACKEND_NAMES
+from common import metrics as judge
+from common.backend import MODES
+
+
+def load_runs(out_dir: Path) -> list[dict]:
+    """The records, the latest per cell; ValueError if the folder has no runs."""
+    if not (out_dir / store.RUNS_FILE).exists():
+        raise ValueError(f"{out_dir} has no {store.RUNS_FILE}: nothing to report (run python -m benchmarks.run "
+                         f"--out {out_dir} first)")
+    records = store.read_records(out_dir)
+    if not records:
+        raise ValueError(f"{out_dir / store.RUNS_FILE} holds no runs: nothing to report")
+    latest = {store.cell_of(r): r for r in records}
+    return sorted(latest.values(), key=run_order)
+
+
+def run_order(record: dict) -> tuple:
+    """Tasks in registry order, PyTorch before TensorFlow, modes eager, compiled, xla, then seeds."""
+    from common.tasks import TASKS
+
+    task_rank = list(TASKS).index(record["task"]) if record["task"] in TASKS else len(TASKS)
+    backend_rank = list(BACKEND_NAMES).index(record["backend"]) if record["backend"] in BACKEND_NAMES else 9
+    mode_rank = MODES.index(record["mode"]) if record["mode"] in MODES else 9
+    return (task_rank, record["task"], backend_rank, mode_rank, record["seed"])
+
+
+class Histories:
+    """Loads each run's arrays once; None (and a note) when the file is missing or unreadable."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.cache, self.missing = out_dir, {}, []
+
+    def __call__(self, record: dict) -> dict | None:
+        run_id = record["run_id"]
+        if run_id not in self.cache:
+            try:
+                self.cache[run_id] = store.read_history(self.out_dir, record["history"])
+            except (OSError, KeyError, ValueError) as e:
+                self.cache[run_id] = None
+                self.missing.append(f"{run_id}: {e}")
+        return self.cache[run_id]
+
+
+def timed_ok(record: dict) -> bool:
+    return record.get("timed_steps", 0) > 0 and math.isfinite(record.get("median_step_s", math.nan))
+
+
+def fastest(runs: list[dict], backend: str) -> dict | None:
+    """The backend's run with the smallest median step time (finished runs with timed steps)."""
+    candidates = [r for r in runs if r["backend"] == backend and r["status"] == "finished" and timed_ok(r)]
+    return min(candidates, key=lambda r: r["median_step_s"]) if candidates else None
+
+
+def representative_mode(runs: list[dict], backend: str) -> str | None:
+    """The backend's mode with the most seeds, ties broken by the fastest median step."""
+    modes = {}
+    for r in runs:
+        if r["backend"] == backend:
+            modes.setdefault(r["mode"], []).append(r)
+    if not modes:
+        return None
+
+    def key(mode):
+        times = [r["median_step_s"] for r in modes[mode] if timed_ok(r)]
+        return (-len(modes[mode]), min(times) if times else math.inf)
+
+    return min(modes, key=key)
+
+
+def representatives(runs: list[dict]) -> dict[str, list[dict]]:
+    """backend -> the runs (all seeds, sorted) of its representative mode."""
+    out = {}
+    for backend in BACKEND_NAMES:
+        mode = representative_mode(runs, backend)
+        if mode is not None:
+            out[backend] = sorted((r for r in runs if r["backend"] == backend and r["mode"] == mode),
+                                  key=lambda r: r["seed"])
+    return out
+
+
+def judged_metrics(runs: list[dict]) -> list[str]:
+    """Metric names with a better direction present in these runs, in METRIC_INFO order."""
+    present = {name for r in runs for name in r.get("metrics", {})}
+    return [name for name, info in judge.METRIC_INFO.items() if name in present and info["better"]]
+
+
+def metric_values(runs: list[dict], name: str) -> list[float]:
+    return [r["metrics"].get(name, math.nan) if r["status"] == "finished" else math.nan for r in runs]
