@@ -47,6 +47,7 @@ SCHEMA_VERSION = 1
 PRODUCER = "gan-parity-suite"
 RUNS_FILE = "runs.jsonl"
 CSV_FILE = "results.csv"
+SWEEP_FILE = "sweep.csv"  # written by benchmarks/sweep.py, read by the report
 HISTORY_DIR = "histories"
 CHECKPOINT_DIR = "checkpoints"
 CELL_KEYS = ("task", "backend", "mode", "loss", "seed")

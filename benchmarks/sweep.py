@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
+from benchmarks.store import SWEEP_FILE  # noqa: E402
 from common import tasks  # noqa: E402
 from common.checkpoint import atomic_write  # noqa: E402
 from common.backend import get_backend  # noqa: E402
@@ -33,7 +34,6 @@ WIDTH_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # hidden sizes of G and D times this
 STEPS = 30
 WARMUP = 3
 COLUMNS = ("sweep", "value", "backend", "mode", "median_s", "p25_s", "p75_s", "steps_per_s", "gflops", "compile_s")
-CSV_NAME = "sweep.csv"
 SEED = 0
 
 
@@ -90,7 +90,7 @@ def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | No
                 print(f"{kind} {value}: {backend} {mode} {1e3 * row['median_s']:.2f} ms/step, "
                       f"{row['gflops']:.1f} GFLOP/s, compile {row['compile_s']:.1f} s", flush=True)
                 table = pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False).encode()
-                atomic_write(out / CSV_NAME, lambda f: f.write(table))
+                atomic_write(out / SWEEP_FILE, lambda f: f.write(table))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -120,7 +120,7 @@ def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, 
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(frame.to_string(index=False))
-    print(f"written: {Path(out_dir) / CSV_NAME}")
+    print(f"written: {Path(out_dir) / SWEEP_FILE}")
     return 0
 
 

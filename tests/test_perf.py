@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import perf, sweep
+from benchmarks import perf, store, sweep
 
 
 @pytest.mark.parametrize("backend, mode", [("torch", "eager"), ("tf", "compiled")])
@@ -28,7 +28,7 @@ def test_k_step_check_can_fail(monkeypatch):
 def test_sweep_writes_a_well_formed_csv(tmp_path):
     frame = sweep.run_sweep("width", backends=["torch"], modes=["eager", "xla"], out_dir=tmp_path, task="parabola",
                             values=[0.5, 1.0], steps=3, warmup=1)
-    written = pd.read_csv(tmp_path / sweep.CSV_NAME)
+    written = pd.read_csv(tmp_path / store.SWEEP_FILE)
     assert list(written.columns) == list(sweep.COLUMNS)
     assert len(written) == 2  # torch has no xla mode: skipped, not failed
     assert written["value"].tolist() == [0.5, 1.0] and set(written["mode"]) == {"eager"}

@@ -14,7 +14,7 @@ from PIL import Image
 from benchmarks import report, run, store, timing
 from benchmarks.report import samples
 from benchmarks.report.doc import TITLE, fmt_time
-from benchmarks.report.sweep import SWEEP_FILE
+from benchmarks.store import SWEEP_FILE
 from benchmarks.report.tasks import TASK_SUBSECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]

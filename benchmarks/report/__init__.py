@@ -23,6 +23,7 @@ from benchmarks.report.speed import speed_section
 from benchmarks.report.summary import summary_section
 from benchmarks.report.sweep import sweep_section
 from benchmarks.report.tasks import task_section
+from common.checkpoint import atomic_write
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -58,10 +59,11 @@ def build_report(out_dir) -> Path:
     multiseed_section(body, by_task)
     flags_section(doc, runs, histories.missing)  # after the body: it lists histories found missing there
     doc.blocks += body.blocks
-    (out_dir / REPORT_MD).write_text(render_md(doc, out_dir), encoding="utf-8")
-    html_path = out_dir / REPORT_HTML
-    html_path.write_text(render_html(doc), encoding="utf-8")
-    return html_path
+    # Atomic, so an interrupt or a full disk never leaves a truncated report in place of the last good one.
+    markdown, html = render_md(doc, out_dir).encode(), render_html(doc).encode()
+    atomic_write(out_dir / REPORT_MD, lambda f: f.write(markdown))
+    atomic_write(out_dir / REPORT_HTML, lambda f: f.write(html))
+    return out_dir / REPORT_HTML
 
 
 def main(argv=None) -> int:

@@ -7,8 +7,7 @@ import pandas as pd
 
 from benchmarks.report import plots
 from benchmarks.report.doc import Doc, fmt, fmt_time
-
-SWEEP_FILE = "sweep.csv"  # benchmarks/sweep.py writes it (its CSV_NAME)
+from benchmarks.store import SWEEP_FILE
 
 
 def sweep_section(doc: Doc, out_dir: Path, figures: Path) -> None:
