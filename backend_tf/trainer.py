@@ -117,11 +117,17 @@ class Trainer(trainer.Trainer):
                                  for i in range(real.shape[0])]).numpy()
             return self._steps_fn(*(t for t in tensors if t is not None)).numpy()
 
-    def run_step(self, tensors) -> np.ndarray:
+    def run_step(self, tensors) -> np.ndarray:  # eager only: compiled modes override train_step below
+        with tf.device(self.device):
+            return self.schedule(*tensors).numpy()
+
+    def train_step(self, real, noise, gp_eps=None) -> dict[str, float]:
         if self._steps_fn is None:
-            with tf.device(self.device):
-                return self.schedule(*tensors).numpy()
-        return self.run_steps([None if t is None else t[None] for t in tensors])[0]
+            return super().train_step(real, noise, gp_eps)
+        # Compiled modes: K = 1 through the one K-step graph. The leading axis is added in numpy: slicing an
+        # eager tensor costs more than the whole step of a small model.
+        one = self.train_steps(*(None if a is None else np.asarray(a)[None] for a in (real, noise, gp_eps)))
+        return {key: float(values[0]) for key, values in one.items()}
 
     def time_phases(self, real, noise, gp_eps=None) -> dict[str, float]:
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.
