@@ -171,6 +171,37 @@ def test_strict_coverage_ignores_stray_samples_and_far_samples_are_not_high_qual
     assert out["high_quality_pct"] < 100.0
 
 
+def test_high_quality_means_within_three_stds_of_the_nearest_mode():
+    means, stds = np.array([[0.0, 0.0], [10.0, 0.0]]), np.array([1.0, 0.5])
+    u = np.array([0.6, 0.8])  # a diagonal unit vector: 3.1 std along it is under 3 std on each axis
+    samples = np.concatenate([
+        means[0] + np.array([[3.0, 0.0]]),  # exactly 3 std: counts
+        means[0] + [2.9 * u, 3.1 * u],  # mode 0, std 1
+        means[1] + [2.9 * 0.5 * u, 3.1 * 0.5 * u],  # mode 1 is judged by its own std, 0.5
+    ])
+    counts, n = metrics.mode_counts(samples, means, stds)
+    assert counts.tolist() == [2, 1] and n == 5
+    out = metrics.mixture_metrics(samples, means, stds, [0.5, 0.5])
+    assert out["high_quality_pct"] == pytest.approx(60.0)
+
+
+def test_modes_are_counted_and_strict_coverage_needs_a_fifth_of_the_expected_share():
+    means = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    weights = np.array([0.5, 0.25, 0.25])
+    near = [[0.5, 0.0], [0.0, -0.5], [-1.0, 1.0], [0.0, 0.0]]
+    samples = np.concatenate([
+        means[0] + near,  # 4 = 0.2 x (0.5 x 40): just enough
+        means[1] + near[:2],  # 2 = 0.2 x (0.25 x 40): just enough
+        means[2] + near[:1],  # 1 < 2: covered, but not strictly
+        np.full((33, 2), 20.0),  # far from every mode: they count in the 40 samples, not in any mode
+    ])
+    out = metrics.mixture_metrics(samples, means, 1.0, weights)
+    assert out["modes_covered"] == 3 and out["modes_covered_strict"] == 2 and out["modes_total"] == 3
+    assert out["high_quality_pct"] == pytest.approx(100 * 7 / 40)
+    # KL of the add-half smoothed histogram of the 7 high-quality samples to the true weights.
+    assert out["mode_kl"] == pytest.approx(scipy.stats.entropy([4.5, 2.5, 1.5], weights), rel=1e-12)
+
+
 def test_kl_of_the_true_histogram_is_about_zero():
     weights = np.array([0.5, 0.3, 0.2])
     assert metrics.mode_kl(weights * 1_000_000, weights) < 1e-6
