@@ -25,6 +25,51 @@ def test_compile_time_and_warmup():
     assert timing.default_warmup(3) == 2  # at least one step stays timed
 
 
+class FakeClock:
+    """perf_counter for ``timing``: time moves only when the fake trainer or stream says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+class FakeStream:
+    """Numbered inputs; drawing them costs 1000 s, which must never show in a step time."""
+
+    def __init__(self, clock):
+        self.clock, self.drawn = clock, 0
+
+    def next(self):
+        self.clock.now += 1000.0
+        self.drawn += 1
+        return types.SimpleNamespace(as_kwargs=lambda i=self.drawn - 1: {"step": i})
+
+
+class FakeTrainer:
+    """Call i takes (i + 1) seconds, so each step time says which call it came from."""
+
+    def __init__(self, clock):
+        self.clock, self.steps = clock, []
+
+    def train_step(self, step):
+        self.steps.append(step)
+        self.clock.now += len(self.steps)
+
+
+@pytest.mark.parametrize("warmup, untimed", [(3, 3), (1, 1), (0, 1)])  # at least one untimed first call
+def test_time_train_steps_times_only_the_steps_after_warmup(monkeypatch, warmup, untimed):
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", clock)
+    stream, trainer = FakeStream(clock), FakeTrainer(clock)
+    first, times = timing.time_train_steps(trainer, stream, steps=4, warmup=warmup)
+    assert first == 1.0  # the very first call, compile/trace included
+    assert times == [float(untimed + i + 1) for i in range(4)]  # calls untimed+1 .. untimed+4, nothing else
+    assert trainer.steps == list(range(untimed + 4))  # one fresh stream input per call, in order
+    assert stream.drawn == untimed + 4
+
+
 def test_sgemm_measurement_is_a_positive_rate():
     rate = timing.sgemm_gflops_numpy(size=128, repeats=2)
     assert np.isfinite(rate) and rate > 0
