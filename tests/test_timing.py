@@ -1,4 +1,8 @@
 """Timing helpers, environment capture and the analytic FLOP count."""
+import importlib.util
+import pathlib
+import shutil
+import subprocess
 import types
 
 import numpy as np
@@ -89,8 +93,56 @@ def test_environment_names_versions_devices_and_commit():
     assert env["versions"]["fakelib"] == "1.2" and env["versions"]["numpy"] == np.__version__
     assert env["devices"] == {"fake": "cpu"} and env["configure"] == {"fake": {"threads": 2}}
     assert env["cpu_count"] >= 1 and env["cpu"] and env["argv"] == ["--task", "parabola"]
-    commit = env["git"]["commit"]
-    assert commit == "unknown" or (len(commit) == 40 and isinstance(env["git"]["dirty"], bool))
+    assert env["git"] == timing.git_state()
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def timing_copy_in(folder: pathlib.Path):
+    """benchmarks/timing.py copied to ``folder``/benchmarks and imported from there: a suite living in ``folder``."""
+    path = folder / "benchmarks" / "timing.py"
+    path.parent.mkdir(parents=True)
+    shutil.copy(timing.__file__, path)
+    spec = importlib.util.spec_from_file_location("timing_copy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_git_state_is_the_suites_own_head_whatever_the_working_folder(tmp_path, monkeypatch):
+    suite = pathlib.Path(timing.__file__).resolve().parents[1]
+    if shutil.which("git") is None or git(suite, "rev-parse", "HEAD").returncode != 0:
+        pytest.skip("git is absent or the suite is not a git checkout")
+    head = git(suite, "rev-parse", "HEAD").stdout.strip()
+    monkeypatch.chdir(tmp_path)  # the repository is found from the suite's files, not from the working folder
+    state = timing.git_state()
+    assert state["commit"] == head and isinstance(state["dirty"], bool)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is absent")
+def test_git_state_dirty_means_tracked_changes_only(tmp_path):
+    repo = tmp_path / "repo"
+    copy = timing_copy_in(repo)
+    (repo / "README.md").write_text("suite\n")
+    for args in (["init", "-q"], ["add", "."],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-qm", "x"]):
+        assert git(repo, *args).returncode == 0
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    assert copy.git_state() == {"commit": head, "dirty": False}
+    (repo / "results.json").write_text("{}")  # untracked output: still clean
+    assert copy.git_state() == {"commit": head, "dirty": False}
+    (repo / "README.md").write_text("suite, edited\n")
+    assert copy.git_state() == {"commit": head, "dirty": True}
+
+
+def test_git_state_is_unknown_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
+    copy = timing_copy_in(tmp_path / "suite")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above tmp_path either
+    assert copy.git_state() == {"commit": "unknown", "dirty": None}
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git program at all
+    assert timing.git_state() == {"commit": "unknown", "dirty": None}
 
 
 def mnist_like(batch=128, **changes) -> GAN:
