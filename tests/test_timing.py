@@ -1,4 +1,8 @@
 """Timing helpers, environment capture and the analytic FLOP count."""
+import importlib.util
+import pathlib
+import shutil
+import subprocess
 import types
 
 import numpy as np
@@ -25,6 +29,51 @@ def test_compile_time_and_warmup():
     assert timing.default_warmup(3) == 2  # at least one step stays timed
 
 
+class FakeClock:
+    """perf_counter for ``timing``: time moves only when the fake trainer or stream says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+class FakeStream:
+    """Numbered inputs; drawing them costs 1000 s, which must never show in a step time."""
+
+    def __init__(self, clock):
+        self.clock, self.drawn = clock, 0
+
+    def next(self):
+        self.clock.now += 1000.0
+        self.drawn += 1
+        return types.SimpleNamespace(as_kwargs=lambda i=self.drawn - 1: {"step": i})
+
+
+class FakeTrainer:
+    """Call i takes (i + 1) seconds, so each step time says which call it came from."""
+
+    def __init__(self, clock):
+        self.clock, self.steps = clock, []
+
+    def train_step(self, step):
+        self.steps.append(step)
+        self.clock.now += len(self.steps)
+
+
+@pytest.mark.parametrize("warmup, untimed", [(3, 3), (1, 1), (0, 1)])  # at least one untimed first call
+def test_time_train_steps_times_only_the_steps_after_warmup(monkeypatch, warmup, untimed):
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", clock)
+    stream, trainer = FakeStream(clock), FakeTrainer(clock)
+    first, times = timing.time_train_steps(trainer, stream, steps=4, warmup=warmup)
+    assert first == 1.0  # the very first call, compile/trace included
+    assert times == [float(untimed + i + 1) for i in range(4)]  # calls untimed+1 .. untimed+4, nothing else
+    assert trainer.steps == list(range(untimed + 4))  # one fresh stream input per call, in order
+    assert stream.drawn == untimed + 4
+
+
 def test_sgemm_measurement_is_a_positive_rate():
     rate = timing.sgemm_gflops_numpy(size=128, repeats=2)
     assert np.isfinite(rate) and rate > 0
@@ -44,8 +93,56 @@ def test_environment_names_versions_devices_and_commit():
     assert env["versions"]["fakelib"] == "1.2" and env["versions"]["numpy"] == np.__version__
     assert env["devices"] == {"fake": "cpu"} and env["configure"] == {"fake": {"threads": 2}}
     assert env["cpu_count"] >= 1 and env["cpu"] and env["argv"] == ["--task", "parabola"]
-    commit = env["git"]["commit"]
-    assert commit == "unknown" or (len(commit) == 40 and isinstance(env["git"]["dirty"], bool))
+    assert env["git"] == timing.git_state()
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def timing_copy_in(folder: pathlib.Path):
+    """benchmarks/timing.py copied to ``folder``/benchmarks and imported from there: a suite living in ``folder``."""
+    path = folder / "benchmarks" / "timing.py"
+    path.parent.mkdir(parents=True)
+    shutil.copy(timing.__file__, path)
+    spec = importlib.util.spec_from_file_location("timing_copy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_git_state_is_the_suites_own_head_whatever_the_working_folder(tmp_path, monkeypatch):
+    suite = pathlib.Path(timing.__file__).resolve().parents[1]
+    if shutil.which("git") is None or git(suite, "rev-parse", "HEAD").returncode != 0:
+        pytest.skip("git is absent or the suite is not a git checkout")
+    head = git(suite, "rev-parse", "HEAD").stdout.strip()
+    monkeypatch.chdir(tmp_path)  # the repository is found from the suite's files, not from the working folder
+    state = timing.git_state()
+    assert state["commit"] == head and isinstance(state["dirty"], bool)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is absent")
+def test_git_state_dirty_means_tracked_changes_only(tmp_path):
+    repo = tmp_path / "repo"
+    copy = timing_copy_in(repo)
+    (repo / "README.md").write_text("suite\n")
+    for args in (["init", "-q"], ["add", "."],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-qm", "x"]):
+        assert git(repo, *args).returncode == 0
+    head = git(repo, "rev-parse", "HEAD").stdout.strip()
+    assert copy.git_state() == {"commit": head, "dirty": False}
+    (repo / "results.json").write_text("{}")  # untracked output: still clean
+    assert copy.git_state() == {"commit": head, "dirty": False}
+    (repo / "README.md").write_text("suite, edited\n")
+    assert copy.git_state() == {"commit": head, "dirty": True}
+
+
+def test_git_state_is_unknown_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
+    copy = timing_copy_in(tmp_path / "suite")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above tmp_path either
+    assert copy.git_state() == {"commit": "unknown", "dirty": None}
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git program at all
+    assert timing.git_state() == {"commit": "unknown", "dirty": None}
 
 
 def mnist_like(batch=128, **changes) -> GAN:
