@@ -174,7 +174,7 @@ def _unbiased_mmd2(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> floa
 
 
 def mmd_rbf(x: np.ndarray, y: np.ndarray) -> float:
-    """Unbiased MMD^2 with k = exp(-|a-b|^2 / (2 s^2)), s = median pairwise distance of the pooled sample.
+    """Unbiased MMD^2 with k = exp(-|a-b|^2 / (2 s^2)); s^2 = median squared distance between distinct pooled points.
 
     Can be slightly negative when the two distributions are equal (it is unbiased)."""
     x, y = _kernel_inputs(x, y)
