@@ -1,7 +1,7 @@
 """`python -m benchmarks.perf [--threads N] [--quick] [--out FILE]`: the suite's three performance figures.
 
-a. Harness overhead: one training step driven exactly as benchmarks/run.py drives it (Trainer.train_step plus
-   the per-step bookkeeping: input draw, clocks, RunLog.add, progress bar, loss check) against a minimal
+a. Harness overhead: one iteration of the real loop of a cell (benchmarks/cell.py's CellLoop.advance:
+   Trainer.train_step plus input draw, clocks, RunLog.add, progress bar, loss check) against a minimal
    hand-written loop in the same framework and mode (nn.Sequential + torch.optim.Adam; tf.function + Keras Adam),
    on the same model, batch, step semantics and input stream. Blocks alternate (ABAB) to cancel drift; each
    figure is the median of per-iteration wall times (input draw included on both sides).
@@ -15,7 +15,6 @@ Nothing here is asserted against a goal: the figures are printed (and written to
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -26,9 +25,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
-from benchmarks import run as harness, timing  # noqa: E402
+from benchmarks import timing  # noqa: E402
+from benchmarks.cell import Cell, CellLoop, RunOptions, next_inputs  # noqa: E402
 from common import tasks  # noqa: E402
 from common.backend import get_backend  # noqa: E402
 from common.flops import train_step_flops  # noqa: E402
@@ -153,32 +152,14 @@ PLAIN_STEPS = {"torch": plain_torch_step, "tf": plain_tf_step}
 # ----------------------------------------------------------------------------- a. harness overhead
 
 
-class HarnessLoop:
-    """benchmarks/run.py's per-step loop body (run_cell), step for step, for one trainer and stream."""
-
-    def __init__(self, trainer, stream, spec, log_every: int):
-        self.trainer, self.stream, self.log_every = trainer, stream, log_every
-        self.log = harness.RunLog(spec)
-        self.bar = tqdm(total=10**9, unit="step", file=io.StringIO(), mininterval=0.5)  # same work, no terminal
-        self.done = 0
-        self.quiet = io.StringIO()
-
-    def block(self, n: int) -> list[float]:
-        """n steps; the wall time of each whole iteration."""
-        times = []
-        for _ in range(n):
-            begin = start = time.perf_counter()
-            inputs = harness.next_inputs(self.stream, 1, stacked=False)
-            data_time, start = time.perf_counter() - start, time.perf_counter()
-            results = self.trainer.train_step(**inputs)
-            step_time = time.perf_counter() - start
-            self.log.add(results, step_time, data_time, timed=True)
-            self.done += 1
-            self.bar.update(1)
-            with contextlib.redirect_stdout(self.quiet):  # its log lines (tqdm.write) cost the same, unseen
-                harness.check_losses(self.log, self.done, 1, self.log_every, 10**9, self.bar)
-            times.append(time.perf_counter() - begin)
-        return times
+def harness_block(loop: CellLoop, n: int) -> list[float]:
+    """n iterations of the real loop of a cell (benchmarks/cell.py); the wall time of each."""
+    times = []
+    for _ in range(n):
+        begin = time.perf_counter()
+        loop.advance()
+        times.append(time.perf_counter() - begin)
+    return times
 
 
 def plain_block(step, stream, n: int) -> list[float]:
@@ -194,16 +175,18 @@ def harness_overhead(backend: str, mode: str, steps: int, task_name: str = OVERH
     """Median per-step time of the harness path and of the plain loop, measured in alternating blocks."""
     spec = spec_of(task_name)
     weights = init_weights(spec, SEED)
-    loop = HarnessLoop(get_backend(backend).build(spec, weights, device="cpu", mode=mode),
-                       stream_of(task_name, spec), spec, tasks.get_task(task_name).log_every)
+    cell = Cell(tasks.get_task(task_name), backend, mode, spec, steps=10**9, seed=SEED)  # never runs out
+    trainer = get_backend(backend).build(spec, weights, device="cpu", mode=mode)
+    # The bar and log lines cost the same written to a buffer, unseen; no checkpoints, nothing stored.
+    loop = CellLoop(cell, trainer, stream_of(task_name, spec), RunOptions(out="", device="cpu"), out=io.StringIO())
     plain, plain_stream = PLAIN_STEPS[backend](spec, weights, mode), stream_of(task_name, spec)
     started = time.perf_counter()
-    loop.block(BLOCK)  # warm-up: traces and compiles, first-call costs
+    harness_block(loop, BLOCK)  # warm-up: traces and compiles, first-call costs
     plain_block(plain, plain_stream, BLOCK)
     warmup_s = time.perf_counter() - started
     harness_times, plain_times = [], []
     for _ in range(max(1, steps // BLOCK)):
-        harness_times += loop.block(BLOCK)
+        harness_times += harness_block(loop, BLOCK)
         plain_times += plain_block(plain, plain_stream, BLOCK)
     h, p = float(np.median(harness_times)), float(np.median(plain_times))
     return {"task": task_name, "backend": backend, "mode": mode, "harness_s": h, "plain_s": p,
@@ -325,7 +308,7 @@ def check_k_steps(backend: str, mode: str, k: int, task_name: str = OVERHEAD_TAS
     weights = init_weights(spec, seed)
     module = get_backend(backend)
     one, many = (module.build(spec, weights, device="cpu", mode=mode) for _ in range(2))
-    inputs = harness.next_inputs(stream_of(task_name, spec, seed), k, stacked=True)
+    inputs = next_inputs(stream_of(task_name, spec, seed), k, stacked=True)
     singles = [one.train_step(**{name: None if v is None else v[i] for name, v in inputs.items()}) for i in range(k)]
     stacked = many.train_steps(**inputs)
     for key, values in stacked.items():
@@ -341,10 +324,10 @@ def steps_per_second(backend: str, mode: str, k: int, calls: int, task_name: str
     spec = spec_of(task_name)
     trainer = get_backend(backend).build(spec, init_weights(spec, SEED), device="cpu", mode=mode)
     stream = stream_of(task_name, spec)
-    trainer.train_steps(**harness.next_inputs(stream, k, stacked=True))  # warm-up: trace/compile for this K
+    trainer.train_steps(**next_inputs(stream, k, stacked=True))  # warm-up: trace/compile for this K
     times = []
     for _ in range(calls):
-        inputs = harness.next_inputs(stream, k, stacked=True)
+        inputs = next_inputs(stream, k, stacked=True)
         start = time.perf_counter()
         trainer.train_steps(**inputs)
         times.append(time.perf_counter() - start)

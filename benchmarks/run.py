@@ -1,99 +1,42 @@
 """`python -m benchmarks.run`: train the same GANs in PyTorch and TensorFlow, time them, store the results.
 
-A *cell* is (task, backend, mode, loss, seed). All cells are planned and every input is validated before
-anything is written; then the cells run one by one, each appending one record to <out>/runs.jsonl
-(benchmarks/store.py documents the files). Exit codes: 0 every cell ran (a diverged run is a result, not
-a failure), 2 bad input, 130/143 interrupted by SIGINT/SIGTERM (finished runs are kept; --resume continues).
-
-Timing method: benchmarks/timing.py. FLOP model: common/flops.py.
+The command line: parse and validate the flags, plan the cells (task, backend, mode, loss, seed) before
+anything is written, then run them one by one with benchmarks/cell.py, each appending one record to
+<out>/runs.jsonl (benchmarks/store.py documents the files). Exit codes: 0 every cell ran (a diverged run is a
+result, not a failure), 2 bad input, 130/143 interrupted by SIGINT/SIGTERM (finished runs are kept; --resume
+continues).
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import math
-import secrets
 import signal
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
 from benchmarks import store, timing
+from benchmarks.cell import Cell, Interrupted, RunOptions, interrupts_raise, run_cell, stop_if_interrupted
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, ModeUnsupportedError, get_backend
 from common.data import DataError
-from common.flops import train_step_flops
-from common.init import init_weights
-from common.metrics import evaluate, parabola_gauges
-from common.spec import GAN, LOSSES, SIGMOID_LOSSES
-from common.stream import Stream
+from common.spec import LOSSES
 
-# The quick suite (the default): every toy task and MNIST, both backends, the modes that say something.
-# Steps per task; each (backend, mode) runs that fraction of them. TF eager gets a short run only: on these
-# small models it is 15-40x slower per step than tf.function (measured below) and its timing needs few steps.
-# Measured on this 2-core CPU (2026-11-23, other jobs sharing it) with `--backend both --steps 100`: 152 s for
-# all 25 cells, of which ~100 s are fixed costs (imports, torch.compile 4-14 s per new graph, tf.function
-# 1-3 s, XLA 2-3.5 s, scoring) and per step: parabola 7.9 ms for the four fast modes together + 58 ms TF
-# eager; gmm2 13.3 + 88; ring8 14.6 + 66; grid25 11.7 + 57; mnist 79 + 135 ms. Extrapolated to this plan:
-# ~100 s fixed + ~210 s of steps = ~5 min (a loaded machine doubles it; still under 10).
-QUICK_STEPS = {"parabola": 2000, "gmm2": 2000, "ring8": 2000, "grid25": 2000, "mnist": 1000}
+# The quick suite (the default): every task with quick_steps (common/tasks.py), both backends, the modes that
+# say something; each (backend, mode) runs this fraction of the task's quick steps. TF eager gets a short run
+# only: on these small models it is 15-40x slower per step than tf.function (measured below) and its timing
+# needs few steps. Measured on this 2-core CPU (2026-11-23, other jobs sharing it) with `--backend both --steps
+# 100`: 152 s for all 25 cells, of which ~100 s are fixed costs (imports, torch.compile 4-14 s per new graph,
+# tf.function 1-3 s, XLA 2-3.5 s, scoring) and per step: parabola 7.9 ms for the four fast modes together +
+# 58 ms TF eager; gmm2 13.3 + 88; ring8 14.6 + 66; grid25 11.7 + 57; mnist 79 + 135 ms. Extrapolated to this
+# plan: ~100 s fixed + ~210 s of steps = ~5 min (a loaded machine doubles it; still under 10).
 QUICK_MODES = {("torch", "eager"): 1.0, ("torch", "compiled"): 1.0,
                ("tf", "eager"): 0.05, ("tf", "compiled"): 1.0, ("tf", "xla"): 1.0}
-
-# Collapse and divergence checks (flags in the record, never hidden).
-SATURATED_D_FAKE_LOW = 0.01   # sigmoid losses: D(fake) below this ...
-SATURATED_D_FAKE_HIGH = 0.99  # ... or above this ...
-SATURATED_STEPS = 500         # ... for this many consecutive steps: flag "d_saturated"
-MODE_COLLAPSE_MODES = 1       # mixture tasks: this many modes covered at the end: flag "mode_collapse"
-
-SNAPSHOTS = 16                # evenly spaced snapshots of samples and of the weight sketch
-SNAPSHOT_SAMPLES = 64
-EVAL_SAMPLES = {"mnist": 1000, "mnist-small": 1000, "faces": 512}  # final samples scored; others (toys):
-EVAL_SAMPLES_TOY = 2000
-PHASE_STEPS = 20              # extra steps for trainer.time_phases, after the timed run
-SAMPLING_CALLS = 10           # timed generate() calls for the sampling time
 
 EPILOG = """examples:
   python -m benchmarks.run --backend both                 # the quick suite (< 10 min on 2 CPU cores)
   python -m benchmarks.run --backend torch --task parabola --steps 500 --mode eager
   python -m benchmarks.run --backend tf --task mnist --loss wgan-gp --seeds 3 --out results/wgan --resume
 """
-
-
-class Interrupted(BaseException):
-    """SIGINT/SIGTERM arrived; ``exit_code`` is 130 or 143."""
-
-    def __init__(self, exit_code: int):
-        super().__init__(exit_code)
-        self.exit_code = exit_code
-
-
-@dataclass
-class Cell:
-    task: task_registry.Task
-    backend: str
-    mode: str
-    spec: GAN
-    steps: int
-    seed: int
-
-    @property
-    def key(self) -> tuple:
-        return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed)
-
-    @property
-    def id(self) -> str:
-        return store.cell_id(*self.key)
-
-    @property
-    def config(self) -> dict:
-        spec = self.spec
-        return {"steps": self.steps, "batch_size": spec.batch_size, "d_lr": spec.d_optimizer.lr,
-                "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation}
 
 
 def positive(kind):
@@ -163,7 +106,7 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
     elif args.suite == "full":
         suite, names = "full", list(task_registry.TASKS)
     else:
-        suite, names = "quick", list(QUICK_STEPS)
+        suite, names = "quick", list(task_registry.QUICK_SUITE)
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         raise DataError(f"--data-dir {args.data_dir} does not exist; allowed: an existing folder (or mnist.npz)")
     for name, module in backends.items():
@@ -176,7 +119,7 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
         task = task_registry.get_task(name)
         data[name] = task.load(data_dir=args.data_dir)
         for (backend, mode), fraction in mode_plan(args, suite, backends, skipped):
-            steps = args.steps or (max(1, round(QUICK_STEPS[name] * fraction)) if suite == "quick" else None)
+            steps = args.steps or (max(1, round(task.quick_steps * fraction)) if suite == "quick" else None)
             spec, steps = task_registry.configure(
                 task, data[name].n_train, loss=args.loss, steps=steps, batch_size=args.batch_size, lr=args.lr,
                 optimizer_impl=args.optimizer)
@@ -222,226 +165,6 @@ def cells_to_skip(args, cells: list[Cell]) -> set[tuple]:
     return skip
 
 
-# ----------------------------------------------------------------------------- one run
-
-
-class RunLog:
-    """Per-step values and clocks of one run, plus the snapshots and weight sketches."""
-
-    STEP_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "step_time", "data_time", "timed")
-
-    def __init__(self, spec: GAN):
-        self.started = time.perf_counter()  # wall clock of the whole run in this process: build to record
-        self.steps = {key: [] for key in self.STEP_FIELDS}
-        self.snapshot_steps, self.snapshots, self.sketch_steps, self.sketch = [], [], [], []
-        total = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
-        self.sketch_index = np.sort(np.random.default_rng(store.SKETCH_SEED).choice(
-            total, size=min(store.SKETCH_SIZE, total), replace=False))
-
-    def add(self, results: dict, step_time: float, data_time: float, timed: bool) -> None:
-        n = len(np.atleast_1d(results["d_loss"]))
-        for key in ("d_loss", "g_loss", "d_real", "d_fake"):
-            self.steps[key] += [float(v) for v in np.atleast_1d(results[key])]
-        self.steps["step_time"] += [step_time / n] * n
-        self.steps["data_time"] += [data_time / n] * n
-        self.steps["timed"] += [timed] * n
-
-    def take_snapshot(self, trainer, step: int, noise: np.ndarray) -> bool:
-        """Samples and the weight sketch at ``step``; False if a weight is NaN/inf."""
-        self.snapshot_steps.append(step)
-        self.snapshots.append(trainer.generate(noise).astype(np.float16))
-        return self.take_sketch(trainer, step)
-
-    def take_sketch(self, trainer, step: int) -> bool:
-        weights = trainer.get_weights()
-        flat = np.concatenate([w.ravel() for net in ("generator", "discriminator") for w in weights[net]])
-        self.sketch_steps.append(step)
-        self.sketch.append(flat[self.sketch_index].astype(np.float32))
-        return bool(np.isfinite(flat).all())
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        out = {key: np.asarray(values, dtype=bool if key == "timed" else np.float64) for key, values in self.steps.items()}
-        out.update(snapshot_steps=np.asarray(self.snapshot_steps, dtype=np.int64),
-                   snapshots=np.asarray(self.snapshots, dtype=np.float16),
-                   sketch_index=self.sketch_index, sketch_steps=np.asarray(self.sketch_steps, dtype=np.int64),
-                   sketch=np.asarray(self.sketch, dtype=np.float32))
-        return out
-
-    def restore(self, arrays: dict[str, np.ndarray]) -> None:
-        for key in self.STEP_FIELDS:
-            self.steps[key] = arrays[key].tolist()
-        self.snapshot_steps, self.snapshots = arrays["snapshot_steps"].tolist(), list(arrays["snapshots"])
-        self.sketch_steps, self.sketch = arrays["sketch_steps"].tolist(), list(arrays["sketch"])
-
-
-def next_inputs(stream: Stream, k: int, stacked: bool) -> dict:
-    """The next ``k`` steps' inputs: as train_step kwargs, or stacked (leading K axis) for train_steps."""
-    if not stacked:
-        return stream.next().as_kwargs()
-    steps = [stream.next() for _ in range(k)]
-    gp = None if steps[0].gp_eps is None else np.stack([s.gp_eps for s in steps])
-    return {"real": np.stack([s.real for s in steps]), "noise": np.stack([s.noise for s in steps]), "gp_eps": gp}
-
-
-def run_cell(cell: Cell, task_data, args, suite: str, machine: dict, env: dict) -> dict:
-    """Train one cell, store its history and record; returns the record."""
-    spec, steps, module = cell.spec, cell.steps, get_backend(cell.backend)
-    log = RunLog(spec)
-    trainer = module.build(spec, init_weights(spec, cell.seed), device=args.device, mode=cell.mode)
-    stream = Stream(spec, copy.copy(task_data.source), cell.seed)  # a fresh copy: same epoch order every cell
-    view_noise = stream.fixed_noise(SNAPSHOT_SAMPLES)
-    done = resume_from_checkpoint(cell, trainer, stream, log, args)
-    planned = np.unique(np.linspace(0, steps, SNAPSHOTS).round().astype(int)).tolist()
-    snapshot_at = [s for s in planned if s >= done and s not in log.snapshot_steps]
-    warmup = args.warmup if args.warmup is not None else timing.default_warmup(steps)
-    first_done, k, status, diverged_at = done, args.steps_per_call, "finished", None
-    tqdm.write(f"{cell.id}: {steps} steps of batch {spec.batch_size} on {module.device_name(args.device)}")
-    bar = tqdm(total=steps, initial=done, desc=cell.id, unit="step", dynamic_ncols=True, leave=False, mininterval=0.5)
-    while True:
-        while snapshot_at and snapshot_at[0] <= done:
-            if not log.take_snapshot(trainer, done, view_noise) and status == "finished":
-                status, diverged_at = "diverged", done
-            snapshot_at.pop(0)
-        if done >= steps or status == "diverged":
-            break
-        n = min(k, steps - done)
-        start = time.perf_counter()
-        inputs = next_inputs(stream, n, stacked=k > 1)
-        data_time, start = time.perf_counter() - start, time.perf_counter()
-        results = trainer.train_step(**inputs) if k == 1 else trainer.train_steps(**inputs)
-        step_time = time.perf_counter() - start
-        stop_if_interrupted()
-        log.add(results, step_time, data_time, timed=done - first_done >= warmup)
-        done += n
-        bar.update(n)
-        status, diverged_at = check_losses(log, done, n, cell.task.log_every, steps, bar)
-        if args.checkpoint_every and done % args.checkpoint_every < n and done < steps and status == "finished":
-            store.save_checkpoint(args.out, cell.id, trainer, log.arrays(), {"steps_done": done, "config": cell.config})
-    bar.close()
-    return finish_run(cell, trainer, stream, log, task_data, args, suite, machine, env, status, diverged_at, first_done, k)
-
-
-def check_losses(log: RunLog, done: int, n: int, log_every: int, steps: int, bar) -> tuple[str, int | None]:
-    """Progress postfix, the seeds' log lines, and the NaN/inf check of the last ``n`` steps' losses."""
-    s = log.steps
-    for i in range(n):
-        step, at = done - n + i + 1, len(s["d_loss"]) - n + i
-        if not (math.isfinite(s["d_loss"][at]) and math.isfinite(s["g_loss"][at])):
-            tqdm.write(f"[step {step}/{steps}] diverged: D loss {s['d_loss'][at]}  G loss {s['g_loss'][at]}")
-            return "diverged", step
-        if step % log_every == 0:
-            tqdm.write(f"[step {step}/{steps}] D loss {s['d_loss'][at]:.4f}  G loss {s['g_loss'][at]:.4f}  "
-                       f"D(real) {s['d_real'][at]:.2f}  D(fake) {s['d_fake'][at]:.2f}")
-    if done % 20 < n:
-        recent = s["step_time"][-20:]
-        bar.set_postfix(D=f"{s['d_loss'][-1]:.3f}", G=f"{s['g_loss'][-1]:.3f}",
-                        steps_s=f"{len(recent) / max(sum(recent), 1e-12):.0f}", refresh=False)
-    return "finished", None
-
-
-def resume_from_checkpoint(cell: Cell, trainer, stream: Stream, log: RunLog, args) -> int:
-    """With --resume and a checkpoint of the same config: restore the trainer and the history, and
-    fast-forward the Stream by drawing (and discarding) the inputs of the steps already done."""
-    if not args.resume:
-        return 0
-    meta = store.peek_checkpoint_meta(args.out, cell.id)
-    if meta is None or meta["config"] != cell.config:
-        return 0
-    meta, history = store.load_checkpoint(args.out, cell.id, trainer)
-    log.restore(history)
-    for _ in range(meta["steps_done"]):
-        stream.next()
-    print(f"resume: {cell.id} continues from its checkpoint at step {meta['steps_done']}")
-    return meta["steps_done"]
-
-
-def flags_of(cell: Cell, log: RunLog, metrics: dict) -> list[str]:
-    flags = []
-    if cell.spec.loss.name in SIGMOID_LOSSES:
-        d_fake = np.asarray(log.steps["d_fake"])
-        saturated = (d_fake < SATURATED_D_FAKE_LOW) | (d_fake > SATURATED_D_FAKE_HIGH)
-        run = longest = 0
-        for value in saturated:
-            run = run + 1 if value else 0
-            longest = max(longest, run)
-        if longest >= SATURATED_STEPS:
-            flags.append("d_saturated")
-    if metrics.get("modes_covered") == MODE_COLLAPSE_MODES:
-        flags.append("mode_collapse")
-    return flags
-
-
-def finish_run(cell, trainer, stream, log, task_data, args, suite, machine, env, status, diverged_at, first_done, k):
-    """Final sketch, samples and metrics, optional phase/sampling timings; store history, then record."""
-    spec = cell.spec
-    steps_done = len(log.steps["d_loss"])
-    if (not log.sketch_steps or log.sketch_steps[-1] != steps_done) and not log.take_sketch(trainer, steps_done) \
-            and status == "finished":
-        status, diverged_at = "diverged", steps_done
-    n_eval = EVAL_SAMPLES.get(cell.task.name, EVAL_SAMPLES_TOY)
-    samples = trainer.generate(stream.fixed_noise(n_eval))
-    metrics = {}
-    if status == "finished" and np.isfinite(samples).all():
-        metrics = score(cell.task.name, samples, task_data, log)
-    extra = {}
-    if status == "finished":
-        extra = extra_timings(trainer, stream, spec)
-    arrays = log.arrays()
-    arrays["samples"] = samples[:store.STORED_SAMPLES].astype(np.float16)
-    stats = timing.summarize_steps(arrays["step_time"], arrays["timed"])
-    first_call = arrays["step_time"][first_done] * min(k, steps_done - first_done) if steps_done > first_done else math.nan
-    flops = train_step_flops(spec)
-    gflops = flops["total"] / stats["median_step_s"] / 1e9
-    run_id = f"{cell.id}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
-    record = {
-        "schema": store.SCHEMA_VERSION, "producer": store.PRODUCER, "suite": suite, "run_id": run_id,
-        "task": cell.task.name, "backend": cell.backend, "mode": cell.mode, "loss": spec.loss.name, "seed": cell.seed,
-        "config": cell.config, "status": status, "diverged_at_step": diverged_at, "flags": flags_of(cell, log, metrics),
-        "steps": cell.steps, "steps_done": steps_done, "resumed_from_step": first_done, "steps_per_call": k,
-        "warmup_steps": int((~arrays["timed"][first_done:]).sum()),
-        **stats, "steps_per_s": 1.0 / stats["median_step_s"], "samples_per_s": spec.batch_size / stats["median_step_s"],
-        "first_call_s": float(first_call), "compile_s": timing.compile_seconds(first_call, stats["median_step_s"] * k),
-        "median_data_s": float(np.median(arrays["data_time"])) if steps_done else math.nan,
-        "flops_per_step": flops["total"], "flops_approximate": flops["approximate"], "examples_per_step": flops["examples"],
-        "gflops_per_s": gflops, "pct_of_peak": 100.0 * gflops / machine["peak_gflops"], **machine, **extra,
-        "metrics": metrics, "eval_samples": n_eval,
-        "data": {"source": task_data.info.source, "n_examples": task_data.info.n_examples, "notice": task_data.info.notice},
-        "spec": spec.to_dict(), "environment": env, "wall_s": time.perf_counter() - log.started,
-    }
-    record["history"] = store.write_history(args.out, run_id, arrays)
-    store.append_record(args.out, record)
-    store.remove_checkpoint(args.out, cell.id)
-    return record
-
-
-def score(task_name: str, samples: np.ndarray, task_data, log: RunLog) -> dict[str, float]:
-    """common.metrics on the final samples; mixtures pass their true modes, parabola adds seed 000's gauges."""
-    source, context = task_data.source, {}
-    if hasattr(source, "means"):
-        context["mixture"] = (source.means, source.stds, source.weights)
-    metrics = evaluate(task_name, samples, task_data.reference, **context)
-    if task_name == "parabola":
-        metrics.update(parabola_gauges(log.steps))
-    return {name: float(value) for name, value in metrics.items()}
-
-
-def extra_timings(trainer, stream: Stream, spec: GAN) -> dict:
-    """Phase times (if the trainer offers time_phases) and sampling time, on extra calls after the run."""
-    extra = {}
-    if hasattr(trainer, "time_phases"):
-        phases = [trainer.time_phases(**stream.next().as_kwargs()) for _ in range(PHASE_STEPS)]
-        extra.update({f"{name}_s": float(np.median([p[name] for p in phases])) for name in phases[0]})
-    noise = stream.fixed_noise(spec.batch_size)
-    trainer.generate(noise)  # first call may trace
-    times = []
-    for _ in range(SAMPLING_CALLS):
-        start = time.perf_counter()
-        trainer.generate(noise)
-        times.append(time.perf_counter() - start)
-    extra["sample_s"] = float(np.median(times))
-    return extra
-
-
 # ----------------------------------------------------------------------------- the command
 
 
@@ -468,21 +191,6 @@ def build_report(out: str) -> None:
     print(f"report: {report.build_report(out)}")
 
 
-_pending_signal: list[int] = []  # signals received; kept so an interruption can never be lost
-
-
-def raise_interrupted(signum, frame):
-    _pending_signal.append(signum)
-    raise Interrupted(128 + signum)
-
-
-def stop_if_interrupted() -> None:
-    """Re-raise a signal whose exception was swallowed (raised inside a __del__ or weakref callback, Python
-    only prints it): called between steps and between cells, so Ctrl-C always stops the run."""
-    if _pending_signal:
-        raise Interrupted(128 + _pending_signal[0])
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.command = sys.argv[1:] if argv is None else list(argv)
@@ -493,8 +201,7 @@ def main(argv=None) -> int:
         return 0
     if args.sweep:
         return run_sweep(args)
-    _pending_signal.clear()  # main() may be called again in one process (tests)
-    old_handlers = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_handlers = interrupts_raise()
     try:
         return run_all(args)
     except (Interrupted, KeyboardInterrupt) as e:
@@ -536,13 +243,15 @@ def run_all(args) -> int:
     machine = timing.machine_peak(backends.values())
     env = timing.environment(backends.values(), configured, args.device, args.command)
     todo = [cell for cell in cells if cell.key not in skip]
+    options = RunOptions(out=args.out, suite=suite, device=args.device, steps_per_call=args.steps_per_call,
+                         warmup=args.warmup, checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out}); "
           f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s")
     finished = []
     for cell in todo:
         stop_if_interrupted()
         try:
-            finished.append(run_cell(cell, data[cell.task.name], args, suite, machine, env))
+            finished.append(run_cell(cell, data[cell.task.name], options, machine, env).to_json())
         except ModeUnsupportedError as e:
             print(f"skipped {cell.id}: {e}")
     print_summary(finished, args.out)

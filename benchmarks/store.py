@@ -28,7 +28,7 @@ estimates their weight divergence (exactly the full weights when P <= 16 384, e.
 A record (a flat-ish dict) always has: ``schema`` (SCHEMA_VERSION), ``producer`` (PRODUCER), ``suite``
 ("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed``, ``config``
 (steps, batch_size, d_lr, g_lr, optimizer: what must match for --resume to skip a cell), ``status``, and
-the timing, FLOP, metric, data and environment fields documented in benchmarks/run.py.
+the timing, FLOP, metric, data and environment fields typed in benchmarks/record.py.
 """
 from __future__ import annotations
 

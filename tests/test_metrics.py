@@ -336,7 +336,7 @@ def test_evaluate_dispatches_and_every_metric_is_described():
     rng = np.random.default_rng(11)
     ring = sample_mixture(rng, 500, RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
     fresh = sample_mixture(rng, 500, RING8_MEANS, RING8_STDS, RING8_WEIGHTS)
-    out = metrics.evaluate("ring8", ring, fresh, mixture=(RING8_MEANS, RING8_STDS, RING8_WEIGHTS))
+    out = metrics.evaluate("mixture", ring, fresh, mixture=(RING8_MEANS, RING8_STDS, RING8_WEIGHTS))
     assert out["modes_covered"] == 8 and out["energy_distance"] < 0.05
     results = [out, metrics.evaluate("parabola", real_curves(rng, 100), None),
                metrics.parabola_gauges({"d_real": [0.5], "d_loss": [1.4]})]
@@ -346,6 +346,6 @@ def test_evaluate_dispatches_and_every_metric_is_described():
     for info in metrics.METRIC_INFO.values():
         assert info["better"] in ("lower", "higher", None) and info["description"]
     with pytest.raises(ValueError, match="mixture="):
-        metrics.evaluate("gmm2", ring, fresh)
+        metrics.evaluate("mixture", ring, fresh)
     with pytest.raises(ValueError, match="allowed"):
         metrics.evaluate("cifar", ring, fresh)

@@ -1,10 +1,12 @@
 """common/tasks.py: every seed task has the seed's values and a valid spec, loads its real data, and
 configure() applies overrides and loss defaults, rejecting bad values."""
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from common import data, tasks
+from common import data, metrics, tasks
 from common.data import DataError
 from common.init import init_weights
 from common.spec import GAN
@@ -147,3 +149,30 @@ def test_configure_explicit_overrides_win():
 def test_configure_rejects_bad_values(overrides, field):
     with pytest.raises(ValueError, match=field.replace("(", r"\(").replace(")", r"\)")):
         tasks.configure("gmm2", **overrides)
+
+
+def test_a_task_carries_every_fact_the_harness_needs():
+    assert tasks.QUICK_SUITE == ["parabola", "gmm2", "ring8", "grid25", "mnist"]  # the quick suite's order
+    assert {name: task.eval_samples for name, task in tasks.TASKS.items()} == {
+        "parabola": 2000, "gmm2": 2000, "ring8": 2000, "grid25": 2000, "mnist": 1000, "mnist-small": 1000,
+        "faces": 512}
+    assert {task.family for task in tasks.TASKS.values()} == set(metrics.FAMILIES)
+    assert [name for name, task in tasks.TASKS.items() if task.log_gauges] == ["parabola"]
+    with pytest.raises(ValueError, match="family 'cifar' is invalid"):
+        dataclasses.replace(tasks.get_task("gmm2"), family="cifar")
+
+
+def test_a_task_scores_its_samples_with_its_own_family():
+    rng = np.random.default_rng(3)
+    ring8 = tasks.get_task("ring8")
+    ring_data = ring8.load()
+    real = ring_data.source.next_batch(rng, 2000)
+    scores = ring8.score(real, ring_data, history={})
+    assert scores["modes_covered"] == 8 and scores["high_quality_pct"] > 99  # the sampler's own 8 modes
+    one_mode = np.repeat(ring_data.source.means[:1], 2000, axis=0).astype(np.float32)
+    assert ring8.score(one_mode, ring_data, history={})["modes_covered"] == 1
+    parabola = tasks.get_task("parabola")
+    curves = parabola.load().source.next_batch(rng, 500)
+    history = {"d_real": [0.5] * 10, "d_loss": [1.0] * 10}
+    scores = parabola.score(curves, parabola.load(), history)
+    assert scores["in_band"] == 1.0 and scores["d_real_gap"] == 0.0 and scores["d_score"] == -1.0

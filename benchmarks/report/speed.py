@@ -10,7 +10,7 @@ from benchmarks.report import plots
 from benchmarks.report.doc import BACKEND_NAMES, MODE_NAMES, Doc, fmt, fmt_time, label
 from benchmarks.report.runs import timed_ok
 
-# Record fields ending in "_s" that are not phase timings (run.py's extra_timings adds "<phase>_s").
+# Record fields ending in "_s" that are not phase timings (benchmarks/cell.py's extra_timings adds "<phase>_s").
 NOT_PHASES = {"median_step_s", "p25_step_s", "p75_step_s", "first_call_s", "compile_s", "median_data_s",
               "wall_s", "steps_per_s", "samples_per_s", "gflops_per_s", "sample_s"}
 

@@ -23,14 +23,14 @@ OVERLAY_NOTE = "PyTorch is drawn wider beneath TensorFlow: an orange rim around 
 def sample_backdrop(task: str, points: bool) -> tuple[np.ndarray | None, bool]:
     """What the sample figures draw behind the generated samples: real 2-D points from the task's own sampler
     (a known distribution; scatter plots only, else None), and whether to draw the parabola's bounds x² and 2x²+1.
-    The report's only per-task special cases live here."""
+    Both come from the task's record (common/tasks.py), never from its name."""
     from common import tasks
 
-    # task record: see common/tasks.py
-    bounds = task == "parabola"
-    if not points or task not in tasks.TASKS or tasks.TASKS[task].needs_data_dir:
+    record = tasks.TASKS.get(task)  # None for a task this version does not know: nothing drawn behind
+    bounds = record is not None and record.family == "parabola"
+    if not points or record is None or record.needs_data_dir:
         return None, bounds
-    source = tasks.TASKS[task].load().source
+    source = record.load().source
     if not hasattr(source, "next_batch"):
         return None, bounds
     return source.next_batch(np.random.default_rng(REAL_POINTS_SEED), REAL_POINTS).astype(np.float32), bounds

@@ -1,0 +1,350 @@
+"""One cell of the grid, trained, timed, judged and stored: the loop that ``python -m benchmarks.run`` runs and
+``python -m benchmarks.perf`` measures (its harness-overhead figure times ``CellLoop.advance`` itself).
+
+A cell is (task, backend, mode, loss, seed). ``run_cell`` builds the trainer from the seed's initial weights,
+continues a checkpoint under --resume, advances the loop to the planned step count (snapshots, the timed
+trainer calls, the NaN/inf check, checkpoints), then scores the final samples, times the phases and sampling,
+writes the history and appends the record (benchmarks/record.py) through benchmarks/store.py.
+
+Timing method: benchmarks/timing.py. FLOP model: common/flops.py.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks import store, timing
+from benchmarks.record import Outcome, RunRecord, StepTimes, Throughput
+from common import tasks as task_registry
+from common.backend import get_backend
+from common.flops import train_step_flops
+from common.init import init_weights
+from common.spec import GAN, SIGMOID_LOSSES
+from common.stream import Stream
+
+# Collapse and divergence checks (flags in the record, never hidden).
+SATURATED_D_FAKE_LOW = 0.01   # sigmoid losses: D(fake) below this ...
+SATURATED_D_FAKE_HIGH = 0.99  # ... or above this ...
+SATURATED_STEPS = 500         # ... for this many consecutive steps: flag "d_saturated"
+MODE_COLLAPSE_MODES = 1       # mixture tasks: this many modes covered at the end: flag "mode_collapse"
+
+SNAPSHOTS = 16                # evenly spaced snapshots of samples and of the weight sketch
+SNAPSHOT_SAMPLES = 64
+PHASE_STEPS = 20              # extra steps for trainer.time_phases, after the timed run
+SAMPLING_CALLS = 10           # timed generate() calls for the sampling time
+
+
+@dataclass
+class Cell:
+    task: task_registry.Task
+    backend: str
+    mode: str
+    spec: GAN
+    steps: int
+    seed: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed)
+
+    @property
+    def id(self) -> str:
+        return store.cell_id(*self.key)
+
+    @property
+    def config(self) -> dict:
+        spec = self.spec
+        return {"steps": self.steps, "batch_size": spec.batch_size, "d_lr": spec.d_optimizer.lr,
+                "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line decides for every cell (run.py builds it once from the flags)."""
+    out: str
+    suite: str = "custom"
+    device: str = "auto"
+    steps_per_call: int = 1
+    warmup: int | None = None  # None: timing.default_warmup(steps)
+    checkpoint_every: int | None = None
+    resume: bool = False
+
+
+# ----------------------------------------------------------------------------- interrupts
+
+
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM arrived; ``exit_code`` is 130 or 143."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+_pending_signal: list[int] = []  # signals received; kept so an interruption can never be lost
+
+
+def raise_interrupted(signum, frame):
+    """The SIGINT/SIGTERM handler run.py installs."""
+    _pending_signal.append(signum)
+    raise Interrupted(128 + signum)
+
+
+def stop_if_interrupted() -> None:
+    """Re-raise a signal whose exception was swallowed (raised inside a __del__ or weakref callback, Python
+    only prints it): called between steps and between cells, so Ctrl-C always stops the run."""
+    if _pending_signal:
+        raise Interrupted(128 + _pending_signal[0])
+
+
+def interrupts_raise() -> dict:
+    """Install the handlers (for a fresh main() call); returns the old ones for signal.signal to restore."""
+    _pending_signal.clear()
+    return {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+# ----------------------------------------------------------------------------- the log of one run
+
+
+class RunLog:
+    """Per-step values and clocks of one run, plus the snapshots and weight sketches."""
+
+    STEP_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "step_time", "data_time", "timed")
+
+    def __init__(self, spec: GAN, started: float | None = None):
+        # wall clock of the whole run in this process: build to record
+        self.started = time.perf_counter() if started is None else started
+        self.steps = {key: [] for key in self.STEP_FIELDS}
+        self.snapshot_steps, self.snapshots, self.sketch_steps, self.sketch = [], [], [], []
+        total = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
+        self.sketch_index = np.sort(np.random.default_rng(store.SKETCH_SEED).choice(
+            total, size=min(store.SKETCH_SIZE, total), replace=False))
+
+    def add(self, results: dict, step_time: float, data_time: float, timed: bool) -> None:
+        n = len(np.atleast_1d(results["d_loss"]))
+        for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+            self.steps[key] += [float(v) for v in np.atleast_1d(results[key])]
+        self.steps["step_time"] += [step_time / n] * n
+        self.steps["data_time"] += [data_time / n] * n
+        self.steps["timed"] += [timed] * n
+
+    def take_snapshot(self, trainer, step: int, noise: np.ndarray) -> bool:
+        """Samples and the weight sketch at ``step``; False if a weight is NaN/inf."""
+        self.snapshot_steps.append(step)
+        self.snapshots.append(trainer.generate(noise).astype(np.float16))
+        return self.take_sketch(trainer, step)
+
+    def take_sketch(self, trainer, step: int) -> bool:
+        weights = trainer.get_weights()
+        flat = np.concatenate([w.ravel() for net in ("generator", "discriminator") for w in weights[net]])
+        self.sketch_steps.append(step)
+        self.sketch.append(flat[self.sketch_index].astype(np.float32))
+        return bool(np.isfinite(flat).all())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {key: np.asarray(values, dtype=bool if key == "timed" else np.float64) for key, values in self.steps.items()}
+        out.update(snapshot_steps=np.asarray(self.snapshot_steps, dtype=np.int64),
+                   snapshots=np.asarray(self.snapshots, dtype=np.float16),
+                   sketch_index=self.sketch_index, sketch_steps=np.asarray(self.sketch_steps, dtype=np.int64),
+                   sketch=np.asarray(self.sketch, dtype=np.float32))
+        return out
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        for key in self.STEP_FIELDS:
+            self.steps[key] = arrays[key].tolist()
+        self.snapshot_steps, self.snapshots = arrays["snapshot_steps"].tolist(), list(arrays["snapshots"])
+        self.sketch_steps, self.sketch = arrays["sketch_steps"].tolist(), list(arrays["sketch"])
+
+
+def next_inputs(stream: Stream, k: int, stacked: bool) -> dict:
+    """The next ``k`` steps' inputs: as train_step kwargs, or stacked (leading K axis) for train_steps."""
+    if not stacked:
+        return stream.next().as_kwargs()
+    steps = [stream.next() for _ in range(k)]
+    gp = None if steps[0].gp_eps is None else np.stack([s.gp_eps for s in steps])
+    return {"real": np.stack([s.real for s in steps]), "noise": np.stack([s.noise for s in steps]), "gp_eps": gp}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class CellLoop:
+    """The training loop of one cell, one iteration per ``advance()``. ``out``: where the progress bar and log
+    lines go (None: the terminal)."""
+
+    def __init__(self, cell: Cell, trainer, stream: Stream, options: RunOptions, out=None, started=None):
+        self.cell, self.trainer, self.stream, self.options, self.out = cell, trainer, stream, options, out
+        self.log = RunLog(cell.spec, started)
+        self.view_noise = stream.fixed_noise(SNAPSHOT_SAMPLES)
+        self.done = self.first_done = resume_from_checkpoint(self)
+        planned = np.unique(np.linspace(0, cell.steps, SNAPSHOTS).round().astype(int)).tolist()
+        self.snapshot_at = [s for s in planned if s >= self.done and s not in self.log.snapshot_steps]
+        self.warmup = options.warmup if options.warmup is not None else timing.default_warmup(cell.steps)
+        self.k = options.steps_per_call
+        self.status, self.diverged_at = "finished", None
+        self.bar = tqdm(total=cell.steps, initial=self.done, desc=cell.id, unit="step", dynamic_ncols=True,
+                        leave=False, mininterval=0.5, file=out)
+
+    def advance(self) -> bool:
+        """The snapshots now due, then one trainer call of up to K steps (inputs drawn outside the step clock),
+        its losses checked, and a checkpoint if one is due. False once the run is over (done or diverged)."""
+        log, steps, done = self.log, self.cell.steps, self.done
+        while self.snapshot_at and self.snapshot_at[0] <= done:
+            if not log.take_snapshot(self.trainer, done, self.view_noise) and self.status == "finished":
+                self.status, self.diverged_at = "diverged", done
+            self.snapshot_at.pop(0)
+        if done >= steps or self.status == "diverged":
+            return False
+        k = self.k
+        n = min(k, steps - done)
+        start = time.perf_counter()
+        inputs = next_inputs(self.stream, n, stacked=k > 1)
+        data_time, start = time.perf_counter() - start, time.perf_counter()
+        results = self.trainer.train_step(**inputs) if k == 1 else self.trainer.train_steps(**inputs)
+        step_time = time.perf_counter() - start
+        stop_if_interrupted()
+        log.add(results, step_time, data_time, timed=done - self.first_done >= self.warmup)
+        self.done = done = done + n
+        self.bar.update(n)
+        self.status, self.diverged_at = check_losses(log, done, n, self.cell.task.log_every, steps, self.bar, self.out)
+        every = self.options.checkpoint_every
+        if every and done % every < n and done < steps and self.status == "finished":
+            store.save_checkpoint(self.options.out, self.cell.id, self.trainer, log.arrays(),
+                                  {"steps_done": done, "config": self.cell.config})
+        return True
+
+
+def check_losses(log: RunLog, done: int, n: int, log_every: int, steps: int, bar, out=None) -> tuple[str, int | None]:
+    """Progress postfix, the seeds' log lines, and the NaN/inf check of the last ``n`` steps' losses."""
+    s = log.steps
+    for i in range(n):
+        step, at = done - n + i + 1, len(s["d_loss"]) - n + i
+        if not (math.isfinite(s["d_loss"][at]) and math.isfinite(s["g_loss"][at])):
+            tqdm.write(f"[step {step}/{steps}] diverged: D loss {s['d_loss'][at]}  G loss {s['g_loss'][at]}", file=out)
+            return "diverged", step
+        if step % log_every == 0:
+            tqdm.write(f"[step {step}/{steps}] D loss {s['d_loss'][at]:.4f}  G loss {s['g_loss'][at]:.4f}  "
+                       f"D(real) {s['d_real'][at]:.2f}  D(fake) {s['d_fake'][at]:.2f}", file=out)
+    if done % 20 < n:
+        recent = s["step_time"][-20:]
+        bar.set_postfix(D=f"{s['d_loss'][-1]:.3f}", G=f"{s['g_loss'][-1]:.3f}",
+                        steps_s=f"{len(recent) / max(sum(recent), 1e-12):.0f}", refresh=False)
+    return "finished", None
+
+
+def resume_from_checkpoint(loop: CellLoop) -> int:
+    """With --resume and a checkpoint of the same config: restore the trainer and the history, and
+    fast-forward the Stream by drawing (and discarding) the inputs of the steps already done."""
+    cell, options = loop.cell, loop.options
+    if not options.resume:
+        return 0
+    meta = store.peek_checkpoint_meta(options.out, cell.id)
+    if meta is None or meta["config"] != cell.config:
+        return 0
+    meta, history = store.load_checkpoint(options.out, cell.id, loop.trainer)
+    loop.log.restore(history)
+    for _ in range(meta["steps_done"]):
+        loop.stream.next()
+    print(f"resume: {cell.id} continues from its checkpoint at step {meta['steps_done']}")
+    return meta["steps_done"]
+
+
+# ----------------------------------------------------------------------------- one cell, start to record
+
+
+def run_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: dict) -> RunRecord:
+    """Train one cell, store its history and record; returns the record."""
+    module = get_backend(cell.backend)
+    started = time.perf_counter()
+    trainer = module.build(cell.spec, init_weights(cell.spec, cell.seed), device=options.device, mode=cell.mode)
+    stream = Stream(cell.spec, copy.copy(task_data.source), cell.seed)  # a fresh copy: same epoch order every cell
+    loop = CellLoop(cell, trainer, stream, options, started=started)
+    tqdm.write(f"{cell.id}: {cell.steps} steps of batch {cell.spec.batch_size} on {module.device_name(options.device)}")
+    while loop.advance():
+        pass
+    loop.bar.close()
+    return finish(loop, task_data, machine, env)
+
+
+def flags_of(cell: Cell, log: RunLog, metrics: dict) -> list[str]:
+    flags = []
+    if cell.spec.loss.name in SIGMOID_LOSSES:
+        d_fake = np.asarray(log.steps["d_fake"])
+        saturated = (d_fake < SATURATED_D_FAKE_LOW) | (d_fake > SATURATED_D_FAKE_HIGH)
+        run = longest = 0
+        for value in saturated:
+            run = run + 1 if value else 0
+            longest = max(longest, run)
+        if longest >= SATURATED_STEPS:
+            flags.append("d_saturated")
+    if metrics.get("modes_covered") == MODE_COLLAPSE_MODES:
+        flags.append("mode_collapse")
+    return flags
+
+
+def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
+    """Final sketch, samples and metrics, phase and sampling timings; store the history, then the record."""
+    cell, trainer, log, options = loop.cell, loop.trainer, loop.log, loop.options
+    spec, k, first_done = cell.spec, loop.k, loop.first_done
+    status, diverged_at = loop.status, loop.diverged_at
+    steps_done = len(log.steps["d_loss"])
+    if (not log.sketch_steps or log.sketch_steps[-1] != steps_done) and not log.take_sketch(trainer, steps_done) \
+            and status == "finished":
+        status, diverged_at = "diverged", steps_done
+    samples = trainer.generate(loop.stream.fixed_noise(cell.task.eval_samples))
+    metrics = {}
+    if status == "finished" and np.isfinite(samples).all():
+        metrics = cell.task.score(samples, task_data, log.steps)
+    extra = extra_timings(trainer, loop.stream, spec) if status == "finished" else {}
+    arrays = log.arrays()
+    arrays["samples"] = samples[:store.STORED_SAMPLES].astype(np.float16)
+    stats = timing.summarize_steps(arrays["step_time"], arrays["timed"])
+    first_call = arrays["step_time"][first_done] * min(k, steps_done - first_done) if steps_done > first_done else math.nan
+    flops = train_step_flops(spec)
+    gflops = flops["total"] / stats["median_step_s"] / 1e9
+    run_id = f"{cell.id}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
+    record = RunRecord(
+        schema=store.SCHEMA_VERSION, producer=store.PRODUCER, suite=options.suite, run_id=run_id,
+        task=cell.task.name, backend=cell.backend, mode=cell.mode, loss=spec.loss.name, seed=cell.seed,
+        config=cell.config,
+        outcome=Outcome(status=status, diverged_at_step=diverged_at, flags=flags_of(cell, log, metrics),
+                        steps=cell.steps, steps_done=steps_done, resumed_from_step=first_done, steps_per_call=k,
+                        warmup_steps=int((~arrays["timed"][first_done:]).sum())),
+        timing=StepTimes(**stats, steps_per_s=1.0 / stats["median_step_s"],
+                         samples_per_s=spec.batch_size / stats["median_step_s"], first_call_s=float(first_call),
+                         compile_s=timing.compile_seconds(first_call, stats["median_step_s"] * k),
+                         median_data_s=float(np.median(arrays["data_time"])) if steps_done else math.nan),
+        throughput=Throughput(flops_per_step=flops["total"], flops_approximate=flops["approximate"],
+                              examples_per_step=flops["examples"], gflops_per_s=gflops,
+                              pct_of_peak=100.0 * gflops / machine["peak_gflops"], **machine),
+        extra_timings=extra, metrics=metrics, eval_samples=cell.task.eval_samples,
+        data={"source": task_data.info.source, "n_examples": task_data.info.n_examples,
+              "notice": task_data.info.notice},
+        spec=spec.to_dict(), environment=env, wall_s=time.perf_counter() - log.started,
+    )
+    record.history = store.write_history(options.out, run_id, arrays)
+    store.append_record(options.out, record.to_json())
+    store.remove_checkpoint(options.out, cell.id)
+    return record
+
+
+def extra_timings(trainer, stream: Stream, spec: GAN) -> dict:
+    """Phase times and sampling time, on extra calls after the run."""
+    phases = [trainer.time_phases(**stream.next().as_kwargs()) for _ in range(PHASE_STEPS)]
+    extra = {f"{name}_s": float(np.median([p[name] for p in phases])) for name in phases[0]}
+    noise = stream.fixed_noise(spec.batch_size)
+    trainer.generate(noise)  # first call may trace
+    times = []
+    for _ in range(SAMPLING_CALLS):
+        start = time.perf_counter()
+        trainer.generate(noise)
+        times.append(time.perf_counter() - start)
+    extra["sample_s"] = float(np.median(times))
+    return extra
