@@ -25,3 +25,14 @@ TRAJECTORY_STEPS = 20
 TRAJECTORY_LOSS_ATOL = 5e-6
 # Relative L2 distance between the two backends' full weight vectors after TRAJECTORY_STEPS steps.
 TRAJECTORY_WEIGHT_RTOL = 1e-6
+
+# ---- one backend against the float64 numpy reference of tests/reference.py (not across frameworks) -----------
+# A spec optimiser after 20 float32 updates of size <= lr on a quadratic, against float64: rounding only.
+OPTIMIZER_REFERENCE_ATOL = 2e-6
+# Whole training steps of a tiny tanh GAN with Adam(eps=1), whose updates are about lr x gradient, so float32
+# rounding is not amplified: losses and weights after 3 steps. Measured worst case 1.4e-7 (torch), 1.2e-7 (TF),
+# 2026-11-24, every order x d_steps x reuse_fake. A wrong batch, order or clip moves values by ~lr x gradient.
+SCHEDULE_REFERENCE_ATOL = 1e-6
+# A compiled mode against eager in the same backend after 3 steps (tests/test_backend_<name>.py): torch.compile's
+# Inductor and TF's grappler/XLA may fuse to FMA and reorder sums. TF's figure covers wgan-gp's second-order graph.
+MODE_ATOL = {"torch": 1e-6, "tf": 1e-5}
