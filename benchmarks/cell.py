@@ -11,6 +11,7 @@ Timing method: benchmarks/timing.py. FLOP model: common/flops.py.
 from __future__ import annotations
 
 import copy
+import io
 import math
 import secrets
 import signal
@@ -254,6 +255,18 @@ def resume_from_checkpoint(loop: CellLoop) -> int:
         loop.stream.next()
     print(f"resume: {cell.id} continues from its checkpoint at step {meta['steps_done']}")
     return meta["steps_done"]
+
+
+def time_steps(cell: Cell, trainer, stream, warmup: int) -> tuple[float, np.ndarray]:
+    """The step clock of the sweep and the perf script: this loop, quiet, for ``cell.steps`` steps of which the
+    first ``max(1, warmup)`` are untimed. Returns the first call's seconds (trace/compile included) and the
+    timed per-step seconds."""
+    options = RunOptions(out="", device="cpu", warmup=max(1, warmup))  # no checkpoints: nothing is written
+    loop = CellLoop(cell, trainer, stream, options, out=io.StringIO())
+    while loop.advance():
+        pass
+    arrays = loop.log.arrays()
+    return float(arrays["step_time"][0]), arrays["step_time"][arrays["timed"]]
 
 
 # ----------------------------------------------------------------------------- one cell, start to record

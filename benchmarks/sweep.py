@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
+from benchmarks.cell import Cell, time_steps  # noqa: E402
 from benchmarks.store import SWEEP_FILE  # noqa: E402
 from common import tasks  # noqa: E402
 from common.checkpoint import atomic_write  # noqa: E402
@@ -49,10 +50,11 @@ def point_spec(base, kind: str, value):
     return base.replace(generator=scaled(base.generator, value), discriminator=scaled(base.discriminator, value))
 
 
-def time_point(module, spec, source, mode: str, steps: int, warmup: int) -> dict:
+def time_point(module, task, spec, source, mode: str, steps: int, warmup: int) -> dict:
     trainer = module.build(spec, init_weights(spec, SEED), device="cpu", mode=mode)
     stream = Stream(spec, source, SEED)
-    first, times = timing.time_train_steps(trainer, stream, steps, warmup)
+    cell = Cell(task, module.NAME, mode, spec, steps=max(1, warmup) + steps, seed=SEED)
+    first, times = time_steps(cell, trainer, stream, warmup)
     p25, median, p75 = np.percentile(times, [25, 50, 75])
     return {"median_s": median, "p25_s": p25, "p75_s": p75, "steps_per_s": 1.0 / median,
             "gflops": train_step_flops(spec)["total"] / median / 1e9,
@@ -85,7 +87,7 @@ def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | No
                 if data.n_train is not None and spec.batch_size > data.n_train:
                     raise ValueError(f"batch {spec.batch_size} is larger than the {task} data ({data.n_train} examples)")
                 row = {"sweep": kind, "value": value, "backend": backend, "mode": mode,
-                       **time_point(module, spec, data.source, mode, steps, warmup)}
+                       **time_point(module, task_entry, spec, data.source, mode, steps, warmup)}
                 rows.append(row)
                 print(f"{kind} {value}: {backend} {mode} {1e3 * row['median_s']:.2f} ms/step, "
                       f"{row['gflops']:.1f} GFLOP/s, compile {row['compile_s']:.1f} s", flush=True)

@@ -120,21 +120,3 @@ def environment(backend_modules, configured: dict, device: str, command: list[st
         "argv": list(command),  # the run's own arguments, also when main(argv) is called in-process
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def time_train_steps(trainer, stream, steps: int, warmup: int) -> tuple[float, list[float]]:
-    """Time ``trainer.train_step`` on the stream's inputs (drawn outside the clock): the first call's seconds
-    (compile/trace included) and the per-step seconds of ``steps`` calls after ``max(1, warmup)`` untimed ones."""
-    first = None
-    for _ in range(max(1, warmup)):
-        inputs = stream.next().as_kwargs()
-        start = time.perf_counter()
-        trainer.train_step(**inputs)
-        first = time.perf_counter() - start if first is None else first
-    times = []
-    for _ in range(steps):
-        inputs = stream.next().as_kwargs()
-        start = time.perf_counter()
-        trainer.train_step(**inputs)
-        times.append(time.perf_counter() - start)
-    return first, times

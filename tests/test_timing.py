@@ -8,8 +8,9 @@ import types
 import numpy as np
 import pytest
 
-from benchmarks import timing
-from common import flops
+from benchmarks import cell, timing
+from common import flops, tasks
+from common.init import init_weights
 from common.spec import GAN, MLP, Loss, Updates
 
 
@@ -30,7 +31,7 @@ def test_compile_time_and_warmup():
 
 
 class FakeClock:
-    """perf_counter for ``timing``: time moves only when the fake trainer or stream says so."""
+    """perf_counter for benchmarks/cell.py: time moves only when the fake trainer or stream says so."""
 
     def __init__(self):
         self.now = 0.0
@@ -50,26 +51,39 @@ class FakeStream:
         self.drawn += 1
         return types.SimpleNamespace(as_kwargs=lambda i=self.drawn - 1: {"step": i})
 
+    def fixed_noise(self, n):
+        return np.zeros((n, 5), np.float32)
+
 
 class FakeTrainer:
-    """Call i takes (i + 1) seconds, so each step time says which call it came from."""
+    """Call i takes (i + 1) seconds, so each step time says which call it came from; snapshots cost 500 s."""
 
-    def __init__(self, clock):
-        self.clock, self.steps = clock, []
+    def __init__(self, clock, spec):
+        self.clock, self.steps, self.spec = clock, [], spec
 
     def train_step(self, step):
         self.steps.append(step)
         self.clock.now += len(self.steps)
+        return {"d_loss": 1.0, "g_loss": 1.0, "d_real": 0.5, "d_fake": 0.5}
+
+    def generate(self, noise):
+        self.clock.now += 500.0
+        return np.zeros((len(noise), 15), np.float32)
+
+    def get_weights(self):
+        return init_weights(self.spec, 0)
 
 
 @pytest.mark.parametrize("warmup, untimed", [(3, 3), (1, 1), (0, 1)])  # at least one untimed first call
-def test_time_train_steps_times_only_the_steps_after_warmup(monkeypatch, warmup, untimed):
+def test_the_step_clock_times_only_the_steps_after_warmup(monkeypatch, warmup, untimed):
     clock = FakeClock()
-    monkeypatch.setattr(timing, "time", clock)
-    stream, trainer = FakeStream(clock), FakeTrainer(clock)
-    first, times = timing.time_train_steps(trainer, stream, steps=4, warmup=warmup)
+    monkeypatch.setattr(cell, "time", clock)
+    parabola = tasks.get_task("parabola")
+    stream, trainer = FakeStream(clock), FakeTrainer(clock, parabola.spec)
+    loop_cell = cell.Cell(parabola, "fake", "eager", parabola.spec, steps=untimed + 4, seed=0)
+    first, times = cell.time_steps(loop_cell, trainer, stream, warmup=warmup)
     assert first == 1.0  # the very first call, compile/trace included
-    assert times == [float(untimed + i + 1) for i in range(4)]  # calls untimed+1 .. untimed+4, nothing else
+    assert times.tolist() == [float(untimed + i + 1) for i in range(4)]  # calls untimed+1 .. untimed+4 only
     assert trainer.steps == list(range(untimed + 4))  # one fresh stream input per call, in order
     assert stream.drawn == untimed + 4
 
