@@ -6,6 +6,7 @@ matmuls, so they are off unless the user sets TF_ENABLE_ONEDNN_OPTS; the value i
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Read once by TensorFlow (a value set after it is read has no effect): versions() records what is in force.
@@ -15,13 +16,18 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from common.backend import DEVICES, MODES as ALL_MODES, DeviceUnavailableError  # noqa: E402
+from common.backend import DEVICES, DeviceUnavailableError, check_supported  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"backend_tf needs Keras on TensorFlow, but KERAS_BACKEND is {keras.backend.backend()!r}")
 
 NAME = "tf"
 MODES = ("eager", "compiled", "xla")
+OPTIMIZER_IMPLEMENTATIONS = ("spec", "native")
+# Keras has one implementation of each optimiser (no foreach/fused flags): under tf.function its update is part of
+# the step's graph, and under XLA fused into the step's cluster.
+KERAS_ONE_IMPLEMENTATION = ("Keras' optimizers have one implementation (no foreach/fused kernels); "
+                            "allowed: spec, native")
 
 # TF32 would round GPU matmul inputs to 10 mantissa bits; the suite compares float32 with float32.
 tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -101,8 +107,8 @@ def device_name(device: str = "auto") -> str:
 
 
 def build(spec, weights, device: str = "auto", mode: str = "eager"):
-    if mode not in ALL_MODES:
-        raise ValueError(f"mode {mode!r} is invalid; allowed: {', '.join(ALL_MODES)}")
+    check_supported(sys.modules[__name__], spec, mode,
+                    {"native-foreach": KERAS_ONE_IMPLEMENTATION, "native-fused": KERAS_ONE_IMPLEMENTATION})
     from backend_tf.trainer import Trainer
 
     return Trainer(spec, weights, resolve_device(device), mode)

@@ -1,8 +1,11 @@
 """The TensorFlow primitives of the neutral trainer (common/trainer.py), in eager, compiled or xla mode.
 
 The whole schedule runs on these primitives; the modes differ only in how it is called: op by op (eager), inside
-tf.function (compiled), or tf.function(jit_compile=True) (xla). The compiled functions take tensors of fixed shape
-and dtype (input_signature), so they trace once.
+tf.function (compiled), or tf.function(jit_compile=True) (xla): every gradient, both optimiser updates and the
+clipping of one step in one graph (under XLA one cluster, so the optimiser's elementwise update is fused). The
+compiled functions take tensors of fixed shape and dtype (input_signature), so they trace once: one graph for a
+single step (train_step) and one for K steps in a tf.range loop (train_steps). The two graphs are optimised
+separately (grappler, XLA) and may round differently in the last bits: common/tolerances.py K_STEPS_ATOL.
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ class Trainer(trainer.Trainer):
             self.d_vars = self.discriminator.trainable_variables
             self.g_opt = optim.make_optimizer(spec.g_optimizer, self.g_vars)
             self.d_opt = optim.make_optimizer(spec.d_optimizer, self.d_vars)
-        self._steps_fn = self._make_steps_function()
+        self._step_fn, self._steps_fn = self._make_step_functions()
+        self.compiled_as = {"eager": "eager: op by op", "compiled": "whole step as one tf.function graph",
+                            "xla": "whole step as one XLA cluster (tf.function, jit_compile=True)"}[mode]
         self._phase_fn, self._phase_clock = None, None  # time_phases' traced step, built on first use
 
     # ---- primitives of the step ---------------------------------------------------------------------
@@ -89,25 +94,27 @@ class Trainer(trainer.Trainer):
             results = results.write(i, self.schedule(real[i], noise[i], gp_eps[i] if self.uses_gp else None))
         return results.stack()
 
-    def _make_steps_function(self):
-        """The K-step function of compiled modes (None in eager), taking (real, noise[, gp_eps]) tensors.
-
-        Compiled modes trace only the K-step function (K is the one dynamic dimension): a single step runs it
-        with K = 1. Two separately traced graphs were measured to differ in the last bit (grappler rewrites them
-        differently); one graph makes K steps equal K single steps bit for bit.
-        """
+    def _make_step_functions(self):
+        """The one-step and K-step functions of compiled modes ((None, None) in eager), each taking
+        (real, noise[, gp_eps]) tensors; K is the K-step function's one dynamic dimension."""
         if self.mode == "eager":
-            return None
+            return None, None
         spec = self.spec
         d, batch = spec.updates.d_steps, spec.batch_size
-        signature = [tf.TensorSpec((None, d, batch, spec.data_dim), tf.float32),
-                     tf.TensorSpec((None, d + 1, batch, spec.latent_dim), tf.float32)]
+        one = [tf.TensorSpec((d, batch, spec.data_dim), tf.float32),
+               tf.TensorSpec((d + 1, batch, spec.latent_dim), tf.float32)]
         if self.uses_gp:
-            signature.append(tf.TensorSpec((None, d, batch), tf.float32))
+            one.append(tf.TensorSpec((d, batch), tf.float32))
+        many = [tf.TensorSpec((None,) + tuple(s.shape), s.dtype) for s in one]
+
+        def step(*args):
+            return self.schedule(*args) if self.uses_gp else self.schedule(*args, None)
 
         def steps(*args):
             return self._steps(*args) if self.uses_gp else self._steps(*args, None)
-        return tf.function(steps, input_signature=signature, jit_compile=self.mode == "xla")
+        xla = self.mode == "xla"
+        return (tf.function(step, input_signature=one, jit_compile=xla),
+                tf.function(steps, input_signature=many, jit_compile=xla))
 
     def run_steps(self, tensors) -> np.ndarray:
         with tf.device(self.device):
@@ -117,17 +124,11 @@ class Trainer(trainer.Trainer):
                                  for i in range(real.shape[0])]).numpy()
             return self._steps_fn(*(t for t in tensors if t is not None)).numpy()
 
-    def run_step(self, tensors) -> np.ndarray:  # eager only: compiled modes override train_step below
+    def run_step(self, tensors) -> np.ndarray:
         with tf.device(self.device):
-            return self.schedule(*tensors).numpy()
-
-    def train_step(self, real, noise, gp_eps=None) -> dict[str, float]:
-        if self._steps_fn is None:
-            return super().train_step(real, noise, gp_eps)
-        # Compiled modes: K = 1 through the one K-step graph. The leading axis is added in numpy: slicing an
-        # eager tensor costs more than the whole step of a small model.
-        one = self.train_steps(*(None if a is None else np.asarray(a)[None] for a in (real, noise, gp_eps)))
-        return {key: float(values[0]) for key, values in one.items()}
+            if self._step_fn is None:
+                return self.schedule(*tensors).numpy()
+            return self._step_fn(*(t for t in tensors if t is not None)).numpy()
 
     def time_phases(self, real, noise, gp_eps=None) -> dict[str, float]:
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # cuBLAS needs this set before CUDA starts for deterministic matmuls (torch.use_deterministic_algorithms).
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import torch  # noqa: E402
 
-from common.backend import DEVICES, MODES as ALL_MODES, DeviceUnavailableError, ModeUnsupportedError  # noqa: E402
+from common.backend import DEVICES, DeviceUnavailableError, check_supported  # noqa: E402
 
 NAME = "torch"
 MODES = ("eager", "compiled")
+OPTIMIZER_IMPLEMENTATIONS = ("spec", "native", "native-foreach", "native-fused")
 
 XLA_REASON = ("torch has no XLA mode in this suite (torch_xla is not used); "
               "use --mode eager or --mode compiled (torch.compile)")
@@ -81,10 +83,7 @@ def device_name(device: str = "auto") -> str:
 
 
 def build(spec, weights, device: str = "auto", mode: str = "eager"):
-    if mode not in ALL_MODES:
-        raise ValueError(f"mode {mode!r} is invalid; allowed: {', '.join(ALL_MODES)}")
-    if mode == "xla":
-        raise ModeUnsupportedError(XLA_REASON)
+    check_supported(sys.modules[__name__], spec, mode, {"xla": XLA_REASON})
     from backend_torch.trainer import Trainer
 
     return Trainer(spec, weights, resolve_device(device), mode)

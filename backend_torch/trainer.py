@@ -2,10 +2,17 @@
 
 Each update is split in two: a function that computes the loss, the reported D outputs and the gradients at the
 current weights (``d_gradients`` / ``g_gradients``), and the optimiser's in-place update. The modes differ only
-in how the gradient functions run: op by op (eager) or as one torch.compile'd graph each (compiled: forward, loss
-and ``torch.autograd.grad`` traced together, with dynamo's trace_autograd_ops). The optimiser updates and fake
-batches for D (a no-grad G forward) stay op by op in both modes, so the optimisers are the very same code whatever
-the mode.
+in how the schedule runs:
+* eager: op by op; the spec optimisers equal torch.optim's exactly.
+* compiled: the whole step -- every gradient computation (forward, loss and ``torch.autograd.grad``, traced with
+  dynamo's trace_autograd_ops), both optimisers' updates, clipping and the fake batches -- as ONE torch.compile'd
+  graph (fullgraph), with the optimisers' step counts kept as tensors (``capturable``) so no step recompiles. On
+  CUDA it is compiled with mode="reduce-overhead": the step is captured and replayed as a CUDA graph. Every loss
+  compiles whole, WGAN-GP's double backward included (measured: one graph, no break). With torch.optim's own
+  optimisers ("native*") the step is compiled the same way, but torch.optim breaks the graph before and after
+  every ``step()`` on purpose (torch/optim/optimizer.py ``_use_grad``, pytorch#104053), so the step runs as a few
+  graphs, as it does for every user who compiles a loop with torch.optim. ``compiled_as`` says which, and every
+  run record carries it.
 """
 from __future__ import annotations
 
@@ -28,11 +35,17 @@ class Trainer(trainer.Trainer):
         self.set_weights(weights)
         self.g_params = list(self.generator.parameters())
         self.d_params = list(self.discriminator.parameters())
-        self.g_opt = optim.make_optimizer(spec.g_optimizer, self.g_params)
-        self.d_opt = optim.make_optimizer(spec.d_optimizer, self.d_params)
+        capturable = mode == "compiled"
+        self.g_opt = optim.make_optimizer(spec.g_optimizer, self.g_params, capturable)
+        self.d_opt = optim.make_optimizer(spec.d_optimizer, self.d_params, capturable)
+        self._schedule = self.schedule
+        self._phase_schedule, self._phase_clock = None, None  # time_phases' compiled variant, built on first use
+        self.compiled_as = "eager: op by op"
         if mode == "compiled":
-            self.d_gradients = _compiled(self.d_gradients)
-            self.g_gradients = _compiled(self.g_gradients)
+            native = spec.d_optimizer.kind == "native" or spec.g_optimizer.kind == "native"
+            self._schedule = _compiled(self.schedule, device, fullgraph=not native)
+            self.compiled_as = (f"whole step, split by torch.optim's graph breaks around step() ({_compile_options(device)})"
+                                if native else f"whole step as one graph ({_compile_options(device)})")
 
     # ---- primitives of the step ---------------------------------------------------------------------
     def d_gradients(self, real, fake, eps):
@@ -87,13 +100,57 @@ class Trainer(trainer.Trainer):
             torch.cuda.synchronize(self.device)
 
     def run_step(self, tensors) -> np.ndarray:
-        return self.schedule(*tensors).cpu().numpy()
+        return self._schedule(*tensors).cpu().numpy()
 
     def run_steps(self, tensors) -> np.ndarray:
         real, noise, gp_eps = tensors
-        # A Python loop over the same step: results stay on the device until the one conversion at the end.
-        results = [self.schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i]) for i in range(real.shape[0])]
+        # A Python loop over the same (compiled) step: results stay on the device until the one conversion at the end.
+        results = [self._schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i]) for i in range(real.shape[0])]
         return torch.stack(results).cpu().numpy() if results else np.zeros((0, 4), np.float32)
+
+    def time_phases(self, real, noise, gp_eps=None) -> dict[str, float]:
+        """One train_step (same resulting state) with its D update(s) and its G update timed apart.
+
+        Eager: the neutral trainer's clock around the schedule's own phases. Compiled: the schedule compiled once
+        more with the clock's marks left out of the graph (torch._dynamo.disable: a graph break at each phase
+        boundary), so each phase runs compiled as it does in the whole step. That graph is cut differently from
+        train_step's (its fusions may round a last bit differently), so its update is undone in place and the
+        step is then run through train_step's own graph: the state is exactly train_step's."""
+        if self.mode == "eager":
+            return super().time_phases(real, noise, gp_eps)
+        tensors = self._tensors(real, noise, gp_eps, stacked=False)
+        if self._phase_schedule is None:
+            self._phase_schedule = _compiled(self._marked_schedule, self.device, fullgraph=False)
+        saved = [(tensor, tensor.detach().clone()) for tensor in self._state_tensors()]
+        stateless = [opt for opt in (self.g_opt, self.d_opt) if isinstance(opt, optim.NativeOptimizer) and not opt.torch.state]
+        self._phase_clock = clock = trainer.PhaseClock(self.sync)
+        self._phase_schedule(*tensors)
+        with torch.no_grad():
+            for tensor, value in saved:
+                tensor.copy_(value)
+        for opt in stateless:  # torch.optim makes its state on the first step: as if none had been taken
+            opt.torch.state.clear()
+        self.train_step(real, noise, gp_eps)
+        return clock.seconds
+
+    def _marked_schedule(self, real, noise, gp_eps):
+        return self.schedule(real, noise, gp_eps, mark=self._mark_phase)
+
+    @torch._dynamo.disable
+    def _mark_phase(self, phase: str) -> None:
+        self._phase_clock.mark(phase)
+
+    def _state_tensors(self) -> list[torch.Tensor]:
+        """Every tensor a step changes: weights, optimiser moments and step counts."""
+        tensors = self.g_params + self.d_params
+        for opt in (self.g_opt, self.d_opt):
+            if isinstance(opt, optim.NativeOptimizer):
+                tensors += [value for state in opt.torch.state.values() for value in state.values()
+                            if isinstance(value, torch.Tensor)]
+            else:
+                tensors += [t for moments in opt.moments().values() for t in moments]
+                tensors += [opt.steps.tensor] if opt.steps.tensor is not None else []
+        return tensors
 
     # ---- weights and optimiser state, neutral layout ------------------------------------------------
     def _optimizer(self, network: str):
@@ -108,13 +165,18 @@ class Trainer(trainer.Trainer):
         opt.set_state(t, {key: models.from_neutral(arrays, params) for key, arrays in moments.items()})
 
 
-def _compiled(function):
-    """torch.compile'd ``function`` as one graph: forward, loss and autograd.grad traced together.
+def _compile_options(device: torch.device) -> str:
+    return "mode=reduce-overhead: CUDA graph replay" if device.type == "cuda" else "Inductor, C++ kernels"
+
+
+def _compiled(function, device: torch.device, fullgraph: bool = True):
+    """torch.compile'd ``function``: with ``fullgraph`` as one graph (a graph break is an error, never a silent
+    split); without, dynamo may split it (only where torch.optim breaks the graph itself, and at time_phases' marks).
 
     Dynamo breaks the graph at torch.autograd.grad unless trace_autograd_ops is on; it is switched on
     only around these calls (it is read while tracing, which happens on the first call).
     """
-    compiled = torch.compile(function, fullgraph=True)
+    compiled = torch.compile(function, fullgraph=fullgraph, mode="reduce-overhead" if device.type == "cuda" else None)
 
     def call(*args):
         with torch._dynamo.config.patch(trace_autograd_ops=True):

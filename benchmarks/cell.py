@@ -50,10 +50,14 @@ class Cell:
     spec: GAN
     steps: int
     seed: int
+    steps_per_call: int = 1  # K: trainer.train_steps(K) per call
+    threads: int | None = None  # intra-op threads asked for (None: the framework's default)
 
     @property
     def key(self) -> tuple:
-        return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed)
+        """What makes two cells different runs (store.cell_of reads the same from a record)."""
+        return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed,
+                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads)
 
     @property
     def id(self) -> str:
@@ -63,7 +67,8 @@ class Cell:
     def config(self) -> dict:
         spec = self.spec
         return {"steps": self.steps, "batch_size": spec.batch_size, "d_lr": spec.d_optimizer.lr,
-                "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation}
+                "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation,
+                "steps_per_call": self.steps_per_call, "threads": self.threads}
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,6 @@ class RunOptions:
     out: str
     suite: str = "custom"
     device: str = "auto"
-    steps_per_call: int = 1
     warmup: int | None = None  # None: timing.default_warmup(steps)
     checkpoint_every: int | None = None
     resume: bool = False
@@ -188,7 +192,7 @@ class CellLoop:
         planned = np.unique(np.linspace(0, cell.steps, SNAPSHOTS).round().astype(int)).tolist()
         self.snapshot_at = [s for s in planned if s >= self.done and s not in self.log.snapshot_steps]
         self.warmup = options.warmup if options.warmup is not None else timing.default_warmup(cell.steps)
-        self.k = options.steps_per_call
+        self.k = cell.steps_per_call
         self.status, self.diverged_at = "finished", None
         self.bar = tqdm(total=cell.steps, initial=self.done, desc=cell.id, unit="step", dynamic_ncols=True,
                         leave=False, mininterval=0.5, file=out)
@@ -325,7 +329,8 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
     run_id = f"{cell.id}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
     record = RunRecord(
         schema=store.SCHEMA_VERSION, producer=store.PRODUCER, suite=options.suite, run_id=run_id,
-        task=cell.task.name, backend=cell.backend, mode=cell.mode, loss=spec.loss.name, seed=cell.seed,
+        task=cell.task.name, backend=cell.backend, mode=cell.mode, compiled_as=trainer.compiled_as,
+        loss=spec.loss.name, seed=cell.seed,
         config=cell.config,
         outcome=Outcome(status=status, diverged_at_step=diverged_at, flags=flags_of(cell, log, metrics),
                         steps=cell.steps, steps_done=steps_done, resumed_from_step=first_done, steps_per_call=k,

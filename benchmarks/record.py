@@ -55,6 +55,7 @@ class RunRecord:
     task: str
     backend: str
     mode: str
+    compiled_as: str  # how the mode ran the step, as the trainer says (e.g. "whole step as one graph (...)")
     loss: str
     seed: int
     config: dict  # what must match for --resume to skip the cell

@@ -19,18 +19,20 @@ from benchmarks.cell import Cell, Interrupted, RunOptions, interrupts_raise, run
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, ModeUnsupportedError, get_backend
 from common.data import DataError
-from common.spec import LOSSES
+from common.spec import IMPLEMENTATIONS, LOSSES
 
-# The quick suite (the default): every task with quick_steps (common/tasks.py), both backends, the modes that
-# say something; each (backend, mode) runs this fraction of the task's quick steps. TF eager gets a short run
-# only: on these small models it is 15-40x slower per step than tf.function (measured below) and its timing
-# needs few steps. Measured on this 2-core CPU (2026-11-23, other jobs sharing it) with `--backend both --steps
-# 100`: 152 s for all 25 cells, of which ~100 s are fixed costs (imports, torch.compile 4-14 s per new graph,
-# tf.function 1-3 s, XLA 2-3.5 s, scoring) and per step: parabola 7.9 ms for the four fast modes together +
-# 58 ms TF eager; gmm2 13.3 + 88; ring8 14.6 + 66; grid25 11.7 + 57; mnist 79 + 135 ms. Extrapolated to this
-# plan: ~100 s fixed + ~210 s of steps = ~5 min (a loaded machine doubles it; still under 10).
-QUICK_MODES = {("torch", "eager"): 1.0, ("torch", "compiled"): 1.0,
-               ("tf", "eager"): 0.05, ("tf", "compiled"): 1.0, ("tf", "xla"): 1.0}
+# The quick suite (the default): every task with quick_steps (common/tasks.py), both backends, the configurations
+# (backend, mode, optimiser implementation) that say something; each runs this fraction of the task's quick steps.
+# TF eager gets a short run only: on these small models it is 15-40x slower per step than tf.function and its
+# timing needs few steps. The two "native" eager cells are each framework out of the box (eager, its own
+# optimiser, one step per call): the report sets them beside each framework's fastest configuration.
+# Measured on this 2-core CPU (2026-11-23, other jobs sharing it) with `--backend both --steps 100`: 152 s for all
+# 25 cells, of which ~100 s are fixed costs (imports, torch.compile 4-14 s per new graph, tf.function 1-3 s, XLA
+# 2-3.5 s, scoring) and per step: parabola 7.9 ms for the four fast modes together + 58 ms TF eager; gmm2 13.3 +
+# 88; ring8 14.6 + 66; grid25 11.7 + 57; mnist 79 + 135 ms.
+QUICK_PLAN = {("torch", "eager", "spec"): 1.0, ("torch", "compiled", "spec"): 1.0,
+              ("tf", "eager", "spec"): 0.05, ("tf", "compiled", "spec"): 1.0, ("tf", "xla", "spec"): 1.0,
+              ("torch", "eager", "native"): 0.25, ("tf", "eager", "native"): 0.05}
 
 EPILOG = """examples:
   python -m benchmarks.run --backend both                 # the quick suite (< 10 min on 2 CPU cores)
@@ -76,12 +78,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=[*MODES, "all"],
                         help="eager, compiled (torch.compile / tf.function), xla (TF only) or all; "
                              "default: the quick suite's plan, else all")
-    parser.add_argument("--optimizer", choices=("spec", "native"), help="spec: identical formulas in both "
-                        "backends (default); native: torch.optim / keras.optimizers as users run them")
+    parser.add_argument("--optimizer", nargs="+", choices=IMPLEMENTATIONS, metavar="IMPL",
+                        help="one or more of: spec (identical formulas in both backends; the default), native "
+                             "(torch.optim / keras.optimizers as users run them), native-foreach, native-fused "
+                             "(torch.optim's foreach=True / fused=True; PyTorch only)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument("--threads", type=positive(int), help="intra-op threads for both backends (default: framework's)")
-    parser.add_argument("--steps-per-call", type=positive(int), default=1, metavar="K",
-                        help="steps per trainer call (train_steps); per-step time = call time / K")
+    parser.add_argument("--steps-per-call", type=positive(int), nargs="+", default=[1], metavar="K",
+                        help="steps per trainer call (train_steps), one or more values; per-step time = call time / K")
     parser.add_argument("--data-dir", help="folder with the task's data (MNIST files, a face folder)")
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--resume", action="store_true", help="skip cells already in OUT/runs.jsonl with the same "
@@ -118,36 +122,48 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
     for name in names:
         task = task_registry.get_task(name)
         data[name] = task.load(data_dir=args.data_dir)
-        for (backend, mode), fraction in mode_plan(args, suite, backends, skipped):
+        for (backend, mode, implementation), fraction in config_plan(args, suite, backends, skipped):
             steps = args.steps or (max(1, round(task.quick_steps * fraction)) if suite == "quick" else None)
             spec, steps = task_registry.configure(
                 task, data[name].n_train, loss=args.loss, steps=steps, batch_size=args.batch_size, lr=args.lr,
-                optimizer_impl=args.optimizer)
+                optimizer_impl=implementation)
             if data[name].n_train is not None and spec.batch_size > data[name].n_train:
                 raise DataError(f"batch size {spec.batch_size} is larger than the {name} data set "
                                 f"({data[name].n_train} examples); allowed: 1..{data[name].n_train}")
-            cells += [Cell(task, backend, mode, spec, steps, args.seed + k) for k in range(args.seeds)]
+            cells += [Cell(task, backend, mode, spec, steps, args.seed + k, steps_per_call=k_steps, threads=args.threads)
+                      for k_steps in args.steps_per_call for k in range(args.seeds)]
     return cells, data, skipped, suite
 
 
-def mode_plan(args, suite: str, backends: dict, skipped: list[str]) -> list[tuple[tuple[str, str], float]]:
-    """(backend, mode) pairs with their share of the steps; unsupported pairs skipped or refused."""
-    pairs = []
+def config_plan(args, suite: str, backends: dict, skipped: list[str]) -> list[tuple[tuple[str, str, str], float]]:
+    """(backend, mode, optimiser implementation) with its share of the steps; what a backend does not run is
+    skipped with a reason where the flags left it open (or named both backends), refused where they asked it."""
+    plan_ = []
+    if args.mode is None and args.optimizer is None and suite == "quick":
+        return [(config, fraction) for config, fraction in QUICK_PLAN.items() if config[0] in backends]
+    modes = list(MODES) if args.mode in (None, "all") else [args.mode]
     for name, module in backends.items():
-        if args.mode is None and suite == "quick":
-            modes = [m for (b, m) in QUICK_MODES if b == name]
-        else:
-            modes = list(MODES) if args.mode in (None, "all") else [args.mode]
         for mode in modes:
-            if mode in module.MODES:
-                pairs.append(((name, mode), QUICK_MODES.get((name, mode), 1.0) if args.mode is None else 1.0))
-            elif args.mode in (None, "all"):
-                reason = f"skipped {name}+{mode}: {name} supports {', '.join(module.MODES)}"
-                if reason not in skipped:
-                    skipped.append(reason)
-            else:
-                raise ValueError(f"mode {mode!r} is invalid for backend {name!r}; allowed: {', '.join(module.MODES)}")
-    return pairs
+            if mode not in module.MODES:
+                if args.mode not in (None, "all"):
+                    raise ValueError(f"mode {mode!r} is invalid for backend {name!r}; allowed: {', '.join(module.MODES)}")
+                _skip(skipped, f"skipped {name}+{mode}: {name} supports {', '.join(module.MODES)}")
+                continue
+            for implementation in args.optimizer or ["spec"]:
+                if implementation not in module.OPTIMIZER_IMPLEMENTATIONS:
+                    allowed = ", ".join(module.OPTIMIZER_IMPLEMENTATIONS)
+                    if len(backends) == 1:
+                        raise ValueError(f"optimizer {implementation!r} is invalid for backend {name!r}; allowed: {allowed}")
+                    _skip(skipped, f"skipped {name} with optimizer {implementation}: {name} runs {allowed}")
+                    continue
+                fraction = QUICK_PLAN.get((name, mode, implementation), 1.0) if args.mode is None else 1.0
+                plan_.append(((name, mode, implementation), fraction))
+    return plan_
+
+
+def _skip(skipped: list[str], reason: str) -> None:
+    if reason not in skipped:
+        skipped.append(reason)
 
 
 def cells_to_skip(args, cells: list[Cell]) -> set[tuple]:
@@ -243,8 +259,7 @@ def run_all(args) -> int:
     machine = timing.machine_peak(backends.values())
     env = timing.environment(backends.values(), configured, args.device, args.command)
     todo = [cell for cell in cells if cell.key not in skip]
-    options = RunOptions(out=args.out, suite=suite, device=args.device, steps_per_call=args.steps_per_call,
-                         warmup=args.warmup, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    options = RunOptions(out=args.out, suite=suite, device=args.device, warmup=args.warmup, checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out}); "
           f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s")
     finished = []

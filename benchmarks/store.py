@@ -43,7 +43,7 @@ import pandas as pd
 from common import checkpoint
 from common.checkpoint import atomic_write
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: compiled_as
 PRODUCER = "gan-parity-suite"
 RUNS_FILE = "runs.jsonl"
 CSV_FILE = "results.csv"
@@ -96,11 +96,18 @@ def read_records(out_dir) -> list[dict]:
 
 
 def cell_of(record: dict) -> tuple:
-    return tuple(record[key] for key in CELL_KEYS)
+    """The cell a record belongs to: benchmarks/cell.py Cell.key."""
+    config = record["config"]
+    return tuple(record[key] for key in CELL_KEYS) + (
+        config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"))
 
 
-def cell_id(task: str, backend: str, mode: str, loss: str, seed: int) -> str:
-    return f"{task}-{backend}-{mode}-{loss}-s{seed}"
+def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, optimizer: str = "spec",
+            steps_per_call: int = 1, threads: int | None = None) -> str:
+    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads) add nothing to it."""
+    extra = (f"-{optimizer}" if optimizer != "spec" else "") + (f"-k{steps_per_call}" if steps_per_call != 1 else "") \
+        + (f"-t{threads}" if threads is not None else "")
+    return f"{task}-{backend}-{mode}-{loss}-s{seed}{extra}"
 
 
 def flatten(records: list[dict]) -> pd.DataFrame:

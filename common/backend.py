@@ -4,6 +4,7 @@ Each backend package (``backend_torch``, ``backend_tf``) exposes at top level:
 
     NAME: str                                   # "torch" or "tf"
     MODES: tuple[str, ...]                      # the modes it supports, a subset of common.backend.MODES
+    OPTIMIZER_IMPLEMENTATIONS: tuple[str, ...]  # the Optimizer.implementation values it runs (common.spec)
     def build(spec, weights, device="auto", mode="eager") -> Trainer
     def versions() -> dict[str, str]            # framework versions, for the environment record
     def configure(threads=None, deterministic=True) -> dict   # call before build(): intra/inter-op threads
@@ -37,10 +38,28 @@ class DeviceUnavailableError(RuntimeError):
 
 
 class ModeUnsupportedError(RuntimeError):
-    """A backend cannot run in the asked mode here; the message says why."""
+    """A backend cannot run in the asked mode, or with the asked optimiser implementation, here; the message says why."""
+
+
+def check_supported(backend, spec, mode: str, reasons: dict[str, str] | None = None) -> None:
+    """Raise ValueError for a mode no backend has, ModeUnsupportedError for a mode or optimiser implementation
+    that ``backend`` (a backend package) does not run; ``reasons`` may say why, per mode or implementation."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is invalid; allowed: {', '.join(MODES)}")
+    reasons = reasons or {}
+    if mode not in backend.MODES:
+        raise ModeUnsupportedError(reasons.get(mode) or f"mode {mode!r} is not supported by {backend.NAME}; "
+                                   f"allowed: {', '.join(backend.MODES)}")
+    for opt in (spec.d_optimizer, spec.g_optimizer):
+        if opt.implementation not in backend.OPTIMIZER_IMPLEMENTATIONS:
+            raise ModeUnsupportedError(reasons.get(opt.implementation) or
+                                       f"optimizer implementation {opt.implementation!r} is not supported by "
+                                       f"{backend.NAME}; allowed: {', '.join(backend.OPTIMIZER_IMPLEMENTATIONS)}")
 
 
 class Trainer(Protocol):
+    compiled_as: str  # how its mode runs a step, in words (recorded with every run)
+
     def train_step(self, real: np.ndarray, noise: np.ndarray, gp_eps: np.ndarray | None = None) -> dict[str, float]:
         """One step: the spec's D and G updates on the given randomness (layout in common.stream.StepInputs).
 

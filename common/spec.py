@@ -30,7 +30,10 @@ SIGMOID_LOSSES = ("minimax", "nonsaturating")
 CRITIC_LOSSES = ("wasserstein", "wgan-gp", "hinge", "least-squares")
 LOSSES = SIGMOID_LOSSES + CRITIC_LOSSES
 OPTIMIZERS = ("adam", "rmsprop")
-IMPLEMENTATIONS = ("spec", "native")
+# spec: the suite's own formulas, identical in both backends. native: the framework's own optimiser as users run
+# it by default. native-foreach / native-fused: torch.optim's foreach=True / fused=True kernels (PyTorch only:
+# Keras has one implementation of each optimiser; a backend lists what it supports in OPTIMIZER_IMPLEMENTATIONS).
+IMPLEMENTATIONS = ("spec", "native", "native-foreach", "native-fused")
 ORDERS = ("d_then_g", "g_then_d", "simultaneous")
 INIT_SCHEMES = ("torch_default", "glorot_uniform")
 # WGAN-GP's gradient norm is sqrt(sum(g^2) + GP_NORM_EPS) in both backends: finite gradient at g = 0,
@@ -111,7 +114,8 @@ class Optimizer:
       RMSprop: v = alpha v + (1-alpha) g^2;  w -= lr * g / (sqrt(v) + eps)
     ``implementation="native"``: the framework's own optimiser with these numbers passed as they are
     (torch.optim.Adam/RMSprop, keras.optimizers.Adam/RMSprop): what users run; the two then differ in
-    where eps goes (see the README's table).
+    where eps goes (see the README's table). ``"native-foreach"`` / ``"native-fused"``: torch.optim's
+    multi-tensor and fused kernels (PyTorch only).
     """
 
     name: str = "adam"
@@ -135,7 +139,7 @@ class Optimizer:
     @property
     def kind(self) -> str:
         """Which optimiser class a backend builds: "native" (the framework's own), or the spec's "adam" / "rmsprop"."""
-        return "native" if self.implementation == "native" else self.name
+        return "native" if self.implementation.startswith("native") else self.name
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ backend under test.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -84,6 +85,54 @@ def test_spec_optimizer_equals_torch_optim_exactly(opt):
     for key in spec_opt.moments():
         for a, b in zip(spec_opt.moments()[key], native.moments()[key]):
             assert torch.equal(a, b)
+
+
+def run_updates(opt, capturable=False, steps=20, seed=0):
+    """``steps`` updates of one optimiser on gradients spanning magnitudes; its parameters, moments and t."""
+    rng = np.random.default_rng(seed)
+    params = [torch.from_numpy(rng.standard_normal(s).astype(np.float32)).requires_grad_(True) for s in [(16, 5), (16,)]]
+    optimizer = optim.make_optimizer(opt, params, capturable)
+    for _ in range(steps):
+        grads = [torch.from_numpy((rng.standard_normal(p.shape) * 10.0 ** rng.integers(-9, 1, p.shape))
+                                  .astype(np.float32)) for p in params]
+        optimizer.apply(grads)
+    return [p.detach() for p in params], optimizer
+
+
+@pytest.mark.parametrize("opt", [Optimizer("adam", lr=1e-3, beta1=0.5), Optimizer("rmsprop", lr=1e-3)])
+def test_capturable_spec_optimizer_keeps_t_as_a_tensor_and_the_same_math(opt):
+    """The compiled step's optimiser: the count is a (1,) float64 tensor (no recompile per step), the update the
+    op-by-op one up to where the Python scalar became a tensor factor (last bits)."""
+    plain, plain_opt = run_updates(opt)
+    graphable, graph_opt = run_updates(opt, capturable=True)
+    assert graph_opt.t == plain_opt.t == 20
+    assert graph_opt.steps.tensor.shape == (1,) and graph_opt.steps.tensor.dtype == torch.float64
+    for a, b in zip(graphable, plain):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-7)
+    graph_opt.set_state(7, graph_opt.moments())
+    assert graph_opt.t == 7 and float(graph_opt.steps.tensor) == 7.0
+
+
+@pytest.mark.parametrize("implementation", ["native-foreach", "native-fused"])
+def test_foreach_and_fused_are_torch_optims_own_kernels(implementation):
+    """Selectable torch.optim kernels: the flag reaches torch.optim, the math is Adam's (rounding apart)."""
+    opt = Optimizer("adam", lr=1e-3, beta1=0.5, implementation=implementation)
+    kernel, kernel_opt = run_updates(opt)
+    default, _ = run_updates(dataclasses.replace(opt, implementation="native"))
+    flag = implementation.split("-")[1]
+    assert kernel_opt.torch.param_groups[0][flag] is True and kernel_opt.t == 20
+    for a, b in zip(kernel, default):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
+    # state in and out keeps torch.optim's own layout of "step" (device, dtype), so resuming changes nothing
+    moments = kernel_opt.moments()
+    kernel_opt.set_state(20, moments)
+    step = kernel_opt.torch.state[kernel_opt.params[0]]["step"]
+    assert step.dtype == torch.float32 and float(step) == 20.0
+
+
+def test_fused_rmsprop_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="no fused kernel"):
+        optim.make_optimizer(Optimizer("rmsprop", implementation="native-fused"), [torch.zeros(2, requires_grad=True)])
 
 
 # ---- update orders, against plain torch written the seeds' way -------------------------------------
@@ -184,27 +233,71 @@ def test_simultaneous_takes_both_gradients_at_the_same_weights():
 
 
 # ---- modes and devices ------------------------------------------------------------------------------
-def test_compiled_equals_eager():
-    """One loss (torch.compile needs tens of seconds per graph on 2 cores); wgan-gp's double backward is
-    exercised in eager only here. Tolerance: MODE_ATOL on losses and weights after 3 steps."""
-    spec = small_spec("minimax", order="g_then_d", reuse_fake=True)
-    real, noise, _ = step_inputs(spec, steps=3)
+def compiled_against_eager(spec, steps=3):
+    """``steps`` steps compiled and eager from one start: (compiled results, eager results, the two trainers,
+    dynamo's graph count for the compiled one)."""
+    torch._dynamo.reset()  # count this trainer's graphs only (dynamo caches compiled code per function)
+    torch._dynamo.utils.counters.clear()
+    real, noise, gp_eps = step_inputs(spec, steps=steps)
     eager, compiled = build(spec), build(spec, mode="compiled")
     started = time.perf_counter()
-    first = compiled.train_step(real[0], noise[0])
+    first = compiled.train_step(real[0], noise[0], None if gp_eps is None else gp_eps[0])
     print(f"torch.compile first call: {time.perf_counter() - started:.1f} s")
-    rest = compiled.train_steps(real[1:], noise[1:])
-    want = eager.train_steps(real, noise)
+    rest = compiled.train_steps(real[1:], noise[1:], None if gp_eps is None else gp_eps[1:])
+    want = eager.train_steps(real, noise, gp_eps)
     got = {key: np.concatenate([[first[key]], rest[key]]) for key in want}
+    return got, want, compiled, eager, torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
+def test_compiled_equals_eager():
+    """The whole step is one graph, compiled once for every step (the step count is a tensor), and computes what
+    eager does. Tolerance: MODE_ATOL on losses and weights after 3 steps."""
+    spec = small_spec("minimax", order="g_then_d", reuse_fake=True)
+    got, want, compiled, eager, graphs = compiled_against_eager(spec)
+    assert graphs == 1 and compiled.compiled_as.startswith("whole step as one graph")
     for key in want:
         np.testing.assert_allclose(got[key], want[key], rtol=0, atol=MODE_ATOL["torch"])
     assert_weights_equal(compiled.get_weights(), eager.get_weights(), atol=MODE_ATOL["torch"])
-    # A second compiled trainer reuses the compiled graphs (no recompile) but must train its own weights.
+    assert compiled.g_opt.t == compiled.d_opt.t == 3
+    # A second compiled trainer reuses the compiled graph (no recompile) but must train its own weights.
+    real, noise, _ = step_inputs(spec, steps=3)
     other_eager, other_compiled = build(spec, seed=7), build(spec, mode="compiled", seed=7)
     want, got = other_eager.train_steps(real, noise), other_compiled.train_steps(real, noise)
     np.testing.assert_allclose(got["d_loss"], want["d_loss"], rtol=0, atol=MODE_ATOL["torch"])
     assert_weights_equal(other_compiled.get_weights(), other_eager.get_weights(), atol=MODE_ATOL["torch"])
     assert np.abs(other_compiled.get_weights()["generator"][0] - compiled.get_weights()["generator"][0]).max() > 0.01
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    # time_phases times compiled phases, then leaves exactly the state train_step leaves
+    twin = build(spec, mode="compiled", seed=7)
+    twin.train_steps(real, noise)
+    phases = other_compiled.time_phases(real[0], noise[0])
+    twin.train_step(real[0], noise[0])
+    assert phases["d_update"] > 0 and phases["g_update"] > 0
+    mine, theirs = other_compiled.state(), twin.state()
+    assert mine.keys() == theirs.keys() and int(mine["opt/generator/t"]) == 4
+    for key in mine:
+        np.testing.assert_array_equal(mine[key], theirs[key], err_msg=key)
+
+
+def test_wgan_gp_double_backward_compiles_whole():
+    """The gradient penalty's gradient of a gradient, with two critic steps, inside the one graph of the step."""
+    spec = small_spec("wgan-gp", order="d_then_g", d_steps=2)
+    got, want, compiled, eager, graphs = compiled_against_eager(spec)
+    assert graphs == 1
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=MODE_ATOL["torch"])
+    assert_weights_equal(compiled.get_weights(), eager.get_weights(), atol=MODE_ATOL["torch"])
+
+
+def test_compiled_native_optimizer_runs_torch_optim_inside_the_step():
+    """torch.optim breaks the graph around step() by design: a few graphs, the same results as eager torch.optim."""
+    spec = small_spec("nonsaturating", opt=Optimizer(lr=1e-3, implementation="native"))
+    got, want, compiled, eager, graphs = compiled_against_eager(spec)
+    assert 1 < graphs <= 6 and "graph breaks around step()" in compiled.compiled_as
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=MODE_ATOL["torch"])
+    assert_weights_equal(compiled.get_weights(), eager.get_weights(), atol=MODE_ATOL["torch"])
+    assert compiled.g_opt.t == 3
 
 
 def test_xla_mode_is_refused():

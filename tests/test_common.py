@@ -155,6 +155,23 @@ def test_data_and_noise_do_not_depend_on_loss_order_or_optimizer(change, d_steps
         assert a.real.tobytes() == b.real.tobytes() and a.noise.tobytes() == b.noise.tobytes()
 
 
+def test_each_stream_is_its_own_child_of_the_seed():
+    """Real batches, noise and GP coefficients are the three children of SeedSequence(seed), in that order:
+    each drawn from its own generator alone, so the noise size cannot move the data nor the data the noise."""
+    spec = small_gan(updates=Updates(d_steps=2)).with_loss(Loss("wgan-gp"))
+    data_seq, noise_seq, eps_seq = np.random.SeedSequence(4).spawn(3)
+    data_rng, noise_rng, eps_rng = (np.random.default_rng(s) for s in (data_seq, noise_seq, eps_seq))
+    source, batch = CountingSource(), spec.batch_size
+    for got in draw(spec, 4):
+        want_real = np.stack([source.next_batch(data_rng, batch) for _ in range(2)])
+        assert np.array_equal(got.real, want_real)
+        assert np.array_equal(got.noise, noise_rng.standard_normal((3, batch, spec.latent_dim), dtype=np.float32))
+        assert np.array_equal(got.gp_eps, eps_rng.random((2, batch), dtype=np.float32))
+    wider = spec.replace(latent_dim=7, generator=MLP((7,) + spec.generator.sizes[1:]))
+    for a, b in zip(draw(spec, 4), draw(wider, 4)):  # more noise per step, the same real batches
+        assert np.array_equal(a.real, b.real)
+
+
 def test_simultaneous_order_draws_the_same_data_and_noise():
     base = small_gan()
     for a, b in zip(draw(base, 12), draw(base.replace(updates=Updates("simultaneous")), 12)):

@@ -8,7 +8,25 @@ from benchmarks import perf, store, sweep
 
 @pytest.mark.parametrize("backend, mode", [("torch", "eager"), ("tf", "compiled")])
 def test_k_steps_equal_single_steps(backend, mode):
-    perf.check_k_steps(backend, mode, 3)
+    gap = perf.check_k_steps(backend, mode, 3)
+    assert gap == 0.0 if mode == "eager" else 0.0 <= gap <= perf.tolerances.K_STEPS_ATOL
+
+
+def test_goals_name_each_frameworks_best_configuration():
+    report = {"c": [{"backend": "torch", "mode": "compiled", "optimizer": "spec", "k": 1, "steps_per_s": 6000.0},
+                    {"backend": "torch", "mode": "eager", "optimizer": "native", "k": 1, "steps_per_s": 900.0},
+                    {"backend": "tf", "mode": "xla", "optimizer": "spec", "k": 100, "steps_per_s": 4000.0}],
+              "a": [{"backend": "tf", "mode": "xla", "overhead_pct": 7.5}]}
+    lines = perf.goals(report, ["torch", "tf"])
+    assert lines[0] == "goal: parabola >= 5000 steps/s, PyTorch best 6000 (compiled, spec, K=1): met"
+    assert lines[1] == "goal: parabola >= 5000 steps/s, TensorFlow best 4000 (xla, spec, K=100): NOT met"
+    assert lines[2] == "goal: harness overhead <= 5%, TensorFlow xla: +7.5%: NOT met"
+
+
+def test_xla_fuses_the_optimiser_update():
+    """The optimised HLO of TF's XLA step: the Adam update's sqrt and divide all sit inside fusions."""
+    fused = perf.xla_fusion("parabola", 16)
+    assert fused["fusions"] > 0 and fused["unfused_update_ops"] == []
 
 
 def test_k_step_check_can_fail(monkeypatch):
@@ -21,7 +39,7 @@ def test_k_step_check_can_fail(monkeypatch):
         results["d_loss"] = results["d_loss"] + np.float32(1e-3)
         return results
     monkeypatch.setattr(Trainer, "train_steps", off_by_one)
-    with pytest.raises(AssertionError, match="d_loss"):
+    with pytest.raises(AssertionError, match="differs from 2 train_step calls by 0.001"):
         perf.check_k_steps("torch", "eager", 2)
 
 

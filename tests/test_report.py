@@ -166,3 +166,31 @@ def test_face_grids_read_rows_in_channel_height_width_order():
     np.testing.assert_array_equal(grid[gap + 10, gap + 10], [255, 255, 255])
     digits = samples.image_grid(np.zeros((10, 784), dtype=np.float32), (1, 28, 28))
     assert digits.ndim == 2 and digits[gap + 5, gap + 5] == 128  # 0 in [-1, 1] is mid grey
+
+
+def speed_record(backend, mode, step_s, optimizer="spec", k=1, compile_s=0.0, task="parabola"):
+    return {"task": task, "backend": backend, "mode": mode, "seed": 0, "status": "finished", "timed_steps": 10,
+            "median_step_s": step_s, "compile_s": compile_s, "steps_per_call": k,
+            "config": {"optimizer": optimizer, "threads": None}}
+
+
+def test_best_against_best_names_each_fastest_configuration_and_out_of_the_box():
+    from benchmarks.report import speed
+    from benchmarks.report.doc import Doc
+
+    runs = [speed_record("torch", "eager", 2e-3, "native"), speed_record("torch", "compiled", 0.5e-3, compile_s=3.0),
+            speed_record("torch", "eager", 1.5e-3), speed_record("tf", "eager", 40e-3, "native"),
+            speed_record("tf", "xla", 0.2e-3, k=100, compile_s=2.0), speed_record("tf", "compiled", 0.4e-3, compile_s=1.0),
+            speed_record("tf", "eager", 30e-3), speed_record("torch", "compiled", 3e-3, "native", compile_s=5.0)]
+    doc = Doc()
+    speed.best_against_best(doc, runs)
+    tables = [b[1] for b in doc.blocks if b[0] == "table"]
+    row = tables[0].iloc[0]
+    assert row["PyTorch fastest"] == "PyTorch torch.compile: 500 µs" and row["PyTorch out of the box"] == "2 ms"
+    assert row["TensorFlow fastest"] == "TF XLA K=100: 200 µs" and row["TensorFlow out of the box"] == "40 ms"
+    assert row["best vs best"] == "TensorFlow 2.50x faster" and row["out of the box"] == "PyTorch 20.00x faster"
+    paybacks = dict(zip(tables[1]["compiled run"], tables[1]["pays back after"]))
+    # torch.compile: 3 s / (1.5 - 0.5) ms = 3 000 steps; tf.function 1 s / 29.6 ms = 34; compiled native is slower
+    # than eager native: never; XLA K=100 has no eager K=100 run to pay back against
+    assert paybacks == {"PyTorch torch.compile seed 0": "3,000 steps", "TF tf.function seed 0": "34 steps",
+                        "PyTorch torch.compile native seed 0": "never (not faster)"}

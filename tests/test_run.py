@@ -122,6 +122,37 @@ def test_steps_per_call_gives_the_same_run(tmp_path):
     assert_same_run(one, four, snapshots=False)
 
 
+def test_optimizer_implementations_and_k_are_cells_of_their_own(tmp_path, capsys):
+    """Several optimiser implementations and K values in one command: one record each, told apart by the cell
+    key (so the report keeps them all); what a backend cannot run is skipped with its reason."""
+    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--optimizer", "spec", "native-fused",
+                 "--steps-per-call", 1, 2) == 0
+    out = capsys.readouterr().out
+    assert "skipped tf with optimizer native-fused: tf runs spec, native" in out
+    records = store.read_records(tmp_path)
+    configs = sorted((r["backend"], r["config"]["optimizer"], r["steps_per_call"]) for r in records)
+    assert configs == [("tf", "spec", 1), ("tf", "spec", 2), ("torch", "native-fused", 1), ("torch", "native-fused", 2),
+                       ("torch", "spec", 1), ("torch", "spec", 2)]
+    assert len({store.cell_of(r) for r in records}) == 6 and all(r["compiled_as"] == "eager: op by op" for r in records)
+    assert len({r["history"] for r in records}) == 6
+    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--optimizer", "spec", "native-fused",
+                 "--steps-per-call", 1, 2, "--resume") == 0
+    assert len(store.read_records(tmp_path)) == 6  # every one of them is recognised as done
+
+
+def test_an_optimizer_one_backend_cannot_run_is_refused(tmp_path, capsys):
+    assert bench(tmp_path, "--backend", "tf", "--optimizer", "native-foreach") == 2
+    assert capsys.readouterr().err.strip() == ("error: optimizer 'native-foreach' is invalid for backend 'tf'; "
+                                               "allowed: spec, native")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_quick_plan_runs_each_framework_out_of_the_box_too():
+    configs = run.config_plan(run.parse_args([]), "quick", {"torch": backend_torch, "tf": None}, [])
+    assert (("torch", "eager", "native"), 0.25) in configs and (("tf", "eager", "native"), 0.05) in configs
+    assert {c for c, _ in configs} == set(run.QUICK_PLAN)
+
+
 class Poisoned:
     """A real trainer whose losses (or weights) turn NaN from step ``at`` on: a test double for divergence."""
 

@@ -131,14 +131,14 @@ def bars(values: dict[str, list[tuple[str, str, float, float, float]]], path: Pa
         x = np.arange(len(rows))
         heights = [v for (_, _, v, _, _) in rows]
         colours = [COLOURS[b] for (b, _, _, _, _) in rows]
-        hatches = ["" if m == "compiled" else ("//" if m == "xla" else "..") for (_, m, _, _, _) in rows]
+        hatches = ["" if m.startswith("compiled") else ("//" if m.startswith("xla") else "..") for (_, m, _, _, _) in rows]
         lows = [max(v - lo, 0) if np.isfinite(lo) else 0 for (_, _, v, lo, _) in rows]
         highs = [max(hi - v, 0) if np.isfinite(hi) else 0 for (_, _, v, _, hi) in rows]
         errors = [lows, highs] if any(lows) or any(highs) else None
         drawn = ax.bar(x, heights, color=colours, edgecolor="white", yerr=errors, capsize=3)
         for bar, hatch in zip(drawn, hatches):
             bar.set_hatch(hatch)
-        ax.set_xticks(x, [f"{'PT' if b == 'torch' else 'TF'}\n{m}" for (b, m, _, _, _) in rows], fontsize=8)
+        ax.set_xticks(x, [f"{'PT' if b == 'torch' else 'TF'}\n{m.replace(' ', chr(10))}" for (b, m, _, _, _) in rows], fontsize=8)
         ax.set_title(task)
         if log:
             ax.set_yscale("log")

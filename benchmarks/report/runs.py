@@ -1,8 +1,10 @@
 """Loading the runs and their histories, and choosing which runs a figure or a sentence shows.
 
 Per task and backend, the *representative* mode is the one with the most seeds, ties broken by the fastest
-median step; curves, samples and GIFs show its lowest seed, the sample verdict compares its seeds. Speed
-compares the fastest mode of each backend.
+median step, among the runs of the spec optimisers where there are any (the parity claim is about those);
+curves, samples and GIFs show its lowest seed, the sample verdict compares its seeds. Speed compares each
+backend's fastest configuration (mode, optimiser implementation, steps per call, threads) and its configuration
+out of the box (eager, its own optimiser, one step per call).
 """
 from __future__ import annotations
 
@@ -58,18 +60,44 @@ def timed_ok(record: dict) -> bool:
     return record.get("timed_steps", 0) > 0 and math.isfinite(record.get("median_step_s", math.nan))
 
 
+def optimizer_of(record: dict) -> str:
+    return record["config"].get("optimizer", "spec")
+
+
+def config_name(record: dict) -> str:
+    """The run's mode, plus whatever else sets its speed where it is not the default: the optimiser
+    implementation, the steps per call K, the threads asked for."""
+    k, threads = record.get("steps_per_call", 1), record["config"].get("threads")
+    return " ".join([record["mode"]] + ([optimizer_of(record)] if optimizer_of(record) != "spec" else [])
+                    + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else []))
+
+
 def fastest(runs: list[dict], backend: str) -> dict | None:
-    """The backend's run with the smallest median step time (finished runs with timed steps)."""
+    """The backend's run with the smallest median step time (finished runs with timed steps), whatever its
+    configuration: the framework at its best."""
     candidates = [r for r in runs if r["backend"] == backend and r["status"] == "finished" and timed_ok(r)]
     return min(candidates, key=lambda r: r["median_step_s"]) if candidates else None
 
 
+def out_of_the_box(runs: list[dict], backend: str) -> dict | None:
+    """The backend as a first script runs it: eager, its own optimiser, one step per call, default threads if
+    such a run exists (the fastest of them)."""
+    plain = [r for r in runs if r["mode"] == "eager" and optimizer_of(r) == "native" and r.get("steps_per_call", 1) == 1]
+    default_threads = [r for r in plain if r["config"].get("threads") is None]
+    return fastest(default_threads or plain, backend)
+
+
+def parity_pool(runs: list[dict], backend: str) -> list[dict]:
+    """The backend's runs with the spec optimisers where there are any, else all of its runs."""
+    own = [r for r in runs if r["backend"] == backend]
+    return [r for r in own if optimizer_of(r) == "spec"] or own
+
+
 def representative_mode(runs: list[dict], backend: str) -> str | None:
-    """The backend's mode with the most seeds, ties broken by the fastest median step."""
+    """The backend's mode with the most seeds, ties broken by the fastest median step (in parity_pool)."""
     modes = {}
-    for r in runs:
-        if r["backend"] == backend:
-            modes.setdefault(r["mode"], []).append(r)
+    for r in parity_pool(runs, backend):
+        modes.setdefault(r["mode"], []).append(r)
     if not modes:
         return None
 
@@ -86,8 +114,10 @@ def representatives(runs: list[dict]) -> dict[str, list[dict]]:
     for backend in BACKEND_NAMES:
         mode = representative_mode(runs, backend)
         if mode is not None:
-            out[backend] = sorted((r for r in runs if r["backend"] == backend and r["mode"] == mode),
-                                  key=lambda r: r["seed"])
+            pool = [r for r in parity_pool(runs, backend) if r["mode"] == mode]
+            # one configuration: the seeds of the most common one (K or threads change speed, not samples)
+            name = max(sorted({config_name(r) for r in pool}), key=lambda n: sum(config_name(r) == n for r in pool))
+            out[backend] = sorted((r for r in pool if config_name(r) == name), key=lambda r: r["seed"])
     return out
 
 

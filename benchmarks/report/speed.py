@@ -8,7 +8,7 @@ import pandas as pd
 
 from benchmarks.report import plots
 from benchmarks.report.doc import BACKEND_NAMES, MODE_NAMES, Doc, fmt, fmt_time, label
-from benchmarks.report.runs import timed_ok
+from benchmarks.report.runs import config_name, fastest, optimizer_of, out_of_the_box, timed_ok
 
 # Record fields ending in "_s" that are not phase timings (benchmarks/cell.py's extra_timings adds "<phase>_s").
 NOT_PHASES = {"median_step_s", "p25_step_s", "p75_step_s", "first_call_s", "compile_s", "median_data_s",
@@ -18,6 +18,66 @@ NOT_PHASES = {"median_step_s", "p25_step_s", "p75_step_s", "first_call_s", "comp
 def phase_times(record: dict) -> dict[str, float]:
     return {k[:-2]: v for k, v in record.items()
             if k.endswith("_s") and k not in NOT_PHASES and isinstance(v, (int, float)) and math.isfinite(v)}
+
+
+def config_label(record: dict) -> str:
+    """E.g. "PyTorch torch.compile", "TF eager native", "PyTorch eager native K=8"."""
+    extra = config_name(record)[len(record["mode"]):]
+    return label(record["backend"], record["mode"]) + extra
+
+
+def break_even_steps(compiled: dict, eager: dict) -> float:
+    """Steps after which a compiled configuration has paid back its compile time against eager (inf if it is
+    not faster per step)."""
+    saved = eager["median_step_s"] - compiled["median_step_s"]
+    return compiled.get("compile_s", math.nan) / saved if saved > 0 else math.inf
+
+
+def best_against_best(doc: Doc, timed: list[dict]) -> None:
+    """Per task: each framework's fastest measured configuration and its out-of-the-box one, side by side."""
+    rows = []
+    for task in dict.fromkeys(r["task"] for r in timed):
+        runs = [r for r in timed if r["task"] == task]
+        best = {b: fastest(runs, b) for b in BACKEND_NAMES}
+        plain = {b: out_of_the_box(runs, b) for b in BACKEND_NAMES}
+        row = {"task": task}
+        for backend, name in BACKEND_NAMES.items():
+            b, p = best[backend], plain[backend]
+            row[f"{name} fastest"] = f"{config_label(b)}: {fmt_time(b['median_step_s'])}" if b else "—"
+            row[f"{name} out of the box"] = f"{fmt_time(p['median_step_s'])}" if p else "not run"
+        if best["torch"] and best["tf"]:
+            fast, slow = sorted((best["torch"], best["tf"]), key=lambda r: r["median_step_s"])
+            row["best vs best"] = (f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x "
+                                   "faster")
+        if plain["torch"] and plain["tf"]:
+            fast, slow = sorted((plain["torch"], plain["tf"]), key=lambda r: r["median_step_s"])
+            row["out of the box"] = (f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x "
+                                     "faster")
+        rows.append(row)
+    doc.heading(3, "Best against best")
+    doc.text("Each framework's fastest measured configuration (mode, optimiser implementation, steps per call K, "
+             "threads: whatever ran), and each framework out of the box (eager, its own optimiser, one step per "
+             "call), per task. A configuration that was not run cannot win: the figures are only as wide as the "
+             "runs in this folder.")
+    doc.table(pd.DataFrame(rows))
+    pairs = []
+    for r in timed:
+        if r["mode"] == "eager":
+            continue
+        eager = [e for e in timed if e["task"] == r["task"] and e["backend"] == r["backend"] and e["mode"] == "eager"
+                 and optimizer_of(e) == optimizer_of(r) and e.get("steps_per_call", 1) == r.get("steps_per_call", 1)
+                 and e["config"].get("threads") == r["config"].get("threads")]
+        if eager:
+            e = min(eager, key=lambda x: x["median_step_s"])
+            n = break_even_steps(r, e)
+            pairs.append({"task": r["task"], "compiled run": f"{config_label(r)} seed {r['seed']}",
+                          "compile": fmt_time(r.get("compile_s")), "step": fmt_time(r["median_step_s"]),
+                          "eager step": fmt_time(e["median_step_s"]),
+                          "pays back after": "never (not faster)" if not math.isfinite(n) else f"{math.ceil(n):,} steps"})
+    if pairs:
+        doc.text("Compile cost: how many steps each compiled configuration needs to pay back its compile time "
+                 "against the same framework's eager run with the same optimiser, K and threads.")
+        doc.table(pd.DataFrame(pairs))
 
 
 def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
@@ -31,7 +91,8 @@ def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
              "% of peak against the best sgemm this machine showed in the run.")
     doc.table(pd.DataFrame([{
         "task": r["task"], "backend": BACKEND_NAMES.get(r["backend"], r["backend"]),
-        "mode": MODE_NAMES.get((r["backend"], r["mode"]), r["mode"]), "seed": r["seed"],
+        "mode": MODE_NAMES.get((r["backend"], r["mode"]), r["mode"]), "ran as": r.get("compiled_as", "?"),
+        "seed": r["seed"],
         "median step": fmt_time(r["median_step_s"]),
         "IQR": f"{fmt_time(r['p25_step_s'])} – {fmt_time(r['p75_step_s'])}",
         "timed steps": fmt(r["timed_steps"]), "compile": fmt_time(r.get("compile_s")),
@@ -41,9 +102,10 @@ def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
         "optimizer": r["config"].get("optimizer", "?"), "steps/call": r.get("steps_per_call", 1),
         "status": r["status"],
     } for r in timed]))
+    best_against_best(doc, timed)
     first_seed = {}
     for r in timed:
-        first_seed.setdefault((r["task"], r["backend"], r["mode"]), r)
+        first_seed.setdefault((r["task"], r["backend"], config_name(r)), r)
     step_values, compile_values = {}, {}
     for (task, backend, mode), r in first_seed.items():
         step_values.setdefault(task, []).append((backend, mode, r["median_step_s"] * 1e3, r["p25_step_s"] * 1e3,
@@ -60,6 +122,6 @@ def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
                   "Median time of each phase of a step, measured on extra calls after training")
     else:
         doc.text("D/G phase times: not measured (the trainers offer no time_phases).")
-    doc.table(pd.DataFrame([{"task": t, "run": label(b, m), "generate(batch)": fmt_time(first_seed[(t, b, m)].get("sample_s")),
+    doc.table(pd.DataFrame([{"task": t, "run": config_label(first_seed[(t, b, m)]), "generate(batch)": fmt_time(first_seed[(t, b, m)].get("sample_s")),
                              **{f"{name}": fmt_time(v) for name, v in times.items()}}
                             for (t, b, m, times) in rows]))
