@@ -35,25 +35,32 @@ class Trainer(trainer.Trainer):
             self.g_gradients = _compiled(self.g_gradients)
 
     # ---- primitives of the step ---------------------------------------------------------------------
-    def d_gradients(self, real, fake, eps):
+    def d_gradients(self, real, fake, eps, masks=None):
         loss_spec = self.spec.loss
         fake = fake.detach()
-        l_r = self.discriminator(real)[:, 0]
-        l_f = self.discriminator(fake)[:, 0]
-        penalty = losses.gradient_penalty(self.discriminator, real, fake, eps) if self.uses_gp else None
+        m_real, m_fake, m_gp = masks if masks is not None else (None, None, None)
+        l_r = self.discriminator(real, True, m_real)[:, 0]
+        l_f = self.discriminator(fake, True, m_fake)[:, 0]
+        penalty = None
+        if self.uses_gp:
+            penalty = losses.gradient_penalty(lambda x: self.discriminator(x, True, m_gp), real, fake, eps)
         loss = losses.d_loss(loss_spec, l_r, l_f, penalty)
         grads = torch.autograd.grad(loss, self.d_params)
         d_real = losses.d_output(loss_spec, l_r).mean()
         d_fake = losses.d_output(loss_spec, l_f).mean()
         return loss.detach(), d_real.detach(), d_fake.detach(), grads
 
-    def g_gradients(self, noise):
-        fake = self.generator(noise)
-        loss = losses.g_loss(self.spec.loss, self.discriminator(fake)[:, 0])
+    def g_gradients(self, noise, mask=None, g_stats=True, d_stats=True):
+        fake = self.generator(noise, True, None, g_stats)
+        loss = losses.g_loss(self.spec.loss, self.discriminator(fake, True, mask, d_stats)[:, 0])
         grads = torch.autograd.grad(loss, self.g_params)
         return loss.detach(), grads, fake.detach()
 
     def fake(self, noise):
+        with torch.no_grad():
+            return self.generator(noise, True)
+
+    def sample(self, noise):
         with torch.no_grad():
             return self.generator(noise)
 
@@ -73,7 +80,7 @@ class Trainer(trainer.Trainer):
 
     def discriminator_output(self, x):
         with torch.no_grad():
-            return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])
+            return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])  # evaluation mode
 
     # ---- tensors, device, how the mode runs the schedule -----------------------------------------------
     def to_tensor(self, array) -> torch.Tensor:
@@ -90,9 +97,10 @@ class Trainer(trainer.Trainer):
         return self.schedule(*tensors).cpu().numpy()
 
     def run_steps(self, tensors) -> np.ndarray:
-        real, noise, gp_eps = tensors
+        real, noise, gp_eps, dropout = tensors
         # A Python loop over the same step: results stay on the device until the one conversion at the end.
-        results = [self.schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i]) for i in range(real.shape[0])]
+        results = [self.schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
+                                 None if dropout is None else dropout[i]) for i in range(real.shape[0])]
         return torch.stack(results).cpu().numpy() if results else np.zeros((0, 4), np.float32)
 
     # ---- weights and optimiser state, neutral layout ------------------------------------------------
@@ -101,11 +109,13 @@ class Trainer(trainer.Trainer):
 
     def optimizer_state(self, network: str) -> tuple[int, dict[str, list[np.ndarray]]]:
         opt, _ = self._optimizer(network)
-        return opt.t, {key: models.to_neutral(tensors) for key, tensors in opt.moments().items()}
+        layouts = getattr(self, network).layouts
+        return opt.t, {key: models.to_neutral(tensors, layouts) for key, tensors in opt.moments().items()}
 
     def load_optimizer_state(self, network: str, t: int, moments: dict[str, list[np.ndarray]]) -> None:
         opt, params = self._optimizer(network)
-        opt.set_state(t, {key: models.from_neutral(arrays, params) for key, arrays in moments.items()})
+        layouts = getattr(self, network).layouts
+        opt.set_state(t, {key: models.from_neutral(arrays, params, layouts) for key, arrays in moments.items()})
 
 
 def _compiled(function):
@@ -116,7 +126,7 @@ def _compiled(function):
     """
     compiled = torch.compile(function, fullgraph=True)
 
-    def call(*args):
+    def call(*args, **kwargs):
         with torch._dynamo.config.patch(trace_autograd_ops=True):
-            return compiled(*args)
+            return compiled(*args, **kwargs)
     return call

@@ -55,8 +55,8 @@ def assert_weights_equal(a, b, atol=0.0):
 
 # ---- models -----------------------------------------------------------------------------------------
 def test_leaky_slope_is_the_specs():
-    net = models.build_mlp(MLP((3, 4, 1), hidden_activation="leaky_relu", leaky_slope=0.2))
-    assert [m.negative_slope for m in net if isinstance(m, torch.nn.LeakyReLU)] == [0.2]
+    net = models.Net(MLP((3, 4, 1), hidden_activation="leaky_relu", leaky_slope=0.2).network())
+    assert [m.negative_slope for m in net.modules() if isinstance(m, torch.nn.LeakyReLU)] == [0.2]
 
 
 # ---- optimisers -------------------------------------------------------------------------------------
@@ -107,7 +107,10 @@ def plain_torch(spec, weights):
 
 
 def neutral(g, d):
-    return {"generator": models.export_weights(g), "discriminator": models.export_weights(d)}
+    """Plain Linear stacks in the neutral layout: kernels (in, out)."""
+    layouts = {2: "dense_kernel", 1: "vector"}
+    return {name: models.to_neutral(list(net.parameters()), [layouts[p.ndim] for p in net.parameters()])
+            for name, net in (("generator", g), ("discriminator", d))}
 
 
 def d_loss_logs(d, real, fake):
