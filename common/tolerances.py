@@ -36,3 +36,5 @@ SCHEDULE_REFERENCE_ATOL = 1e-6
 # A compiled mode against eager in the same backend after 3 steps (tests/test_backend_<name>.py): torch.compile's
 # Inductor and TF's grappler/XLA may fuse to FMA and reorder sums. TF's figure covers wgan-gp's second-order graph.
 MODE_ATOL = {"torch": 1e-6, "tf": 1e-5}
+
+CONV_FORWARD_ATOL = 1e-6  # provisional
