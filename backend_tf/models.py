@@ -9,9 +9,8 @@ own Flatten would flatten H, W, C; the neutral order is C, H, W. Weights: Dense 
 
 Layers are Keras' own (Dense, Conv2D, Conv2DTranspose, ReLU, LeakyReLU, Activation, BatchNormalization),
 called as layers. Padding Keras cannot express as "same" or "valid" is added or cropped around the layer
-(ZeroPadding2D, Cropping2D). BatchNorm subclasses Keras' BatchNormalization: its own call where the spec asks
-for what Keras does (biased running variance, updated), the same math written out from its call() otherwise (a
-recomputed pass that must not update, an unbiased running variance).
+(ZeroPadding2D, Cropping2D). BatchNorm subclasses Keras' BatchNormalization: its own call in evaluation, its
+training branch written out (the same values bit for bit, an exact second derivative: ``Norm``).
 """
 from __future__ import annotations
 
@@ -40,7 +39,16 @@ def activation_layer(name: str, leaky_slope: float):
 
 
 class Norm(keras.layers.BatchNormalization):
-    """A spec BatchNorm: Keras' BatchNormalization with momentum = 1 - the spec's (Keras keeps that share)."""
+    """A spec BatchNorm: Keras' BatchNormalization with momentum = 1 - the spec's (Keras keeps that share).
+
+    Evaluation is Keras' own call. Training is Keras' training branch (batch_normalization.py call(), l.364-405)
+    written out with one change that leaves every value bit for bit: the variance is reduce_mean(squared_difference
+    (x, mean)) without the stop_gradient that tf.nn.moments puts on the mean. That stop_gradient keeps first
+    derivatives exact (the gradient it stops is zero) but not second ones (d/dx of (x - mean) loses its -1/n): a
+    WGAN-GP penalty through a BatchNorm'd critic then differentiates a different function in Keras than in
+    PyTorch, whose double backward is exact (tests/test_parity.py measures both). Written out, the branch also
+    skips the update on a recomputed pass and updates an unbiased running variance when the spec asks.
+    """
 
     def __init__(self, spec: BatchNorm, **kwargs):
         super().__init__(axis=-1, momentum=1.0 - spec.momentum, epsilon=spec.eps, center=spec.affine,
@@ -48,15 +56,19 @@ class Norm(keras.layers.BatchNormalization):
         self.unbiased = spec.running_variance == "unbiased"
 
     def call(self, inputs, training=None, update_stats=True):
-        if not training or (update_stats and not self.unbiased):
-            return super().call(inputs, training=training)  # Keras' own: evaluation, or training with its update
-        # Keras' training branch (batch_normalization.py call()), with the update skipped or made unbiased.
-        mean, variance = self._moments(inputs, None)
+        if not training:
+            return super().call(inputs, training=False)  # Keras' own: the moving statistics
+        axes = list(range(len(inputs.shape) - 1))
+        mean = tf.reduce_mean(inputs, axes, keepdims=True)
+        variance = tf.squeeze(tf.reduce_mean(tf.math.squared_difference(inputs, mean), axes, keepdims=True), axes)
+        mean = tf.squeeze(mean, axes)
         if update_stats:
-            n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)
+            batch_variance = variance
+            if self.unbiased:
+                n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)
+                batch_variance = variance * (n / (n - 1.0))
             self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum
-                                        + variance * (n / (n - 1.0)) * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + batch_variance * (1.0 - self.momentum))
         return keras.ops.batch_normalization(inputs, mean, variance, axis=-1, offset=self.beta if self.center else None,
                                              scale=self.gamma if self.scale else None, epsilon=self.epsilon)
 

@@ -124,7 +124,7 @@ class RunLog:
         self.started = time.perf_counter() if started is None else started
         self.steps = {key: [] for key in self.STEP_FIELDS}
         self.snapshot_steps, self.snapshots, self.sketch_steps, self.sketch = [], [], [], []
-        total = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
+        total = spec.parameter_count
         self.sketch_index = np.sort(np.random.default_rng(store.SKETCH_SEED).choice(
             total, size=min(store.SKETCH_SIZE, total), replace=False))
 
@@ -168,9 +168,8 @@ def next_inputs(stream: Stream, k: int, stacked: bool) -> dict:
     """The next ``k`` steps' inputs: as train_step kwargs, or stacked (leading K axis) for train_steps."""
     if not stacked:
         return stream.next().as_kwargs()
-    steps = [stream.next() for _ in range(k)]
-    gp = None if steps[0].gp_eps is None else np.stack([s.gp_eps for s in steps])
-    return {"real": np.stack([s.real for s in steps]), "noise": np.stack([s.noise for s in steps]), "gp_eps": gp}
+    steps = [stream.next().as_kwargs() for _ in range(k)]
+    return {key: None if value is None else np.stack([s[key] for s in steps]) for key, value in steps[0].items()}
 
 
 # ----------------------------------------------------------------------------- the loop

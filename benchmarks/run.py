@@ -120,8 +120,9 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
         data[name] = task.load(data_dir=args.data_dir)
         for (backend, mode), fraction in mode_plan(args, suite, backends, skipped):
             steps = args.steps or (max(1, round(task.quick_steps * fraction)) if suite == "quick" else None)
+            batch_size = args.batch_size or (task.quick_batch_size if suite == "quick" else None)
             spec, steps = task_registry.configure(
-                task, data[name].n_train, loss=args.loss, steps=steps, batch_size=args.batch_size, lr=args.lr,
+                task, data[name].n_train, loss=args.loss, steps=steps, batch_size=batch_size, lr=args.lr,
                 optimizer_impl=args.optimizer)
             if data[name].n_train is not None and spec.batch_size > data[name].n_train:
                 raise DataError(f"batch size {spec.batch_size} is larger than the {name} data set "
@@ -220,7 +221,7 @@ def run_sweep(args) -> int:
     backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
     modes = None if args.mode in (None, "all") else [args.mode]
     return sweep.sweep_and_print(args.sweep, backends, modes, args.threads, args.out,
-                                 task=args.task[0] if args.task else "mnist-small")
+                                 task=args.task[0] if args.task else "mnist-small", data_dir=args.data_dir)
 
 
 def run_all(args) -> int:

