@@ -141,25 +141,22 @@ def assert_statistics_close(a, b, atol):
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_conv_one_step_agrees(loss, optimizer):
+def test_conv_one_step_and_twenty_steps_agree(loss, optimizer):
+    """Every loss with both spec optimisers, WGAN-GP's double backward through convolutions, dropout and a
+    BatchNorm'd critic included: the first step's losses, weights and statistics, then the 20-step trajectory (one
+    run: eager steps of even a tiny conv GAN cost ~0.1 s in each framework)."""
     spec = conv_parity_spec(loss, optimizer)
     pt, tf = build_pair(spec)
-    inputs = Stream(spec, source_for(spec), seed=0).next().as_kwargs()
-    out_pt, out_tf = pt.train_step(**inputs), tf.train_step(**inputs)
-    for key in out_pt:
-        assert out_pt[key] == pytest.approx(out_tf[key], abs=tol.CONV_LOSS_ATOL), key
-    assert_weights_close(pt.get_weights(), tf.get_weights(), atol=tol.CONV_STEP_WEIGHT_ATOL)
-    assert_statistics_close(pt.get_statistics(), tf.get_statistics(), atol=tol.CONV_STEP_WEIGHT_ATOL)
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
-@pytest.mark.parametrize("loss", LOSSES)
-def test_conv_twenty_step_trajectories_stay_together(loss, optimizer):
-    """WGAN-GP included: its double backward runs through convolutions, dropout and a BatchNorm'd critic."""
-    pt, tf, results = run_both(conv_parity_spec(loss, optimizer), tol.TRAJECTORY_STEPS)
-    for step, (out_pt, out_tf) in enumerate(results):
+    stream = Stream(spec, source_for(spec), seed=0)
+    for step in range(tol.TRAJECTORY_STEPS):
+        inputs = stream.next().as_kwargs()
+        out_pt, out_tf = pt.train_step(**inputs), tf.train_step(**inputs)
         for key in out_pt:
-            assert out_pt[key] == pytest.approx(out_tf[key], abs=tol.CONV_TRAJECTORY_LOSS_ATOL), (step, key)
+            atol = tol.CONV_LOSS_ATOL if step == 0 else tol.CONV_TRAJECTORY_LOSS_ATOL
+            assert out_pt[key] == pytest.approx(out_tf[key], abs=atol), (step, key)
+        if step == 0:
+            assert_weights_close(pt.get_weights(), tf.get_weights(), atol=tol.CONV_STEP_WEIGHT_ATOL)
+            assert_statistics_close(pt.get_statistics(), tf.get_statistics(), atol=tol.CONV_STEP_WEIGHT_ATOL)
     assert relative_distance(pt.get_weights(), tf.get_weights()) < tol.CONV_TRAJECTORY_WEIGHT_RTOL
 
 
