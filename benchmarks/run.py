@@ -28,7 +28,9 @@ from common.spec import LOSSES
 # 100`: 152 s for all 25 cells, of which ~100 s are fixed costs (imports, torch.compile 4-14 s per new graph,
 # tf.function 1-3 s, XLA 2-3.5 s, scoring) and per step: parabola 7.9 ms for the four fast modes together +
 # 58 ms TF eager; gmm2 13.3 + 88; ring8 14.6 + 66; grid25 11.7 + 57; mnist 79 + 135 ms. Extrapolated to this
-# plan: ~100 s fixed + ~210 s of steps = ~5 min (a loaded machine doubles it; still under 10).
+# plan: ~100 s fixed + ~210 s of steps = ~5 min (a loaded machine doubles it; still under 10). dcgan-mnist (TF's
+# DCGAN tutorial) adds 5 cells of 20 steps at batch 64 (common/tasks.py: the tutorial's 256 costs 121 GFLOP a step):
+# its cost is compile time (torch.compile of the conv graphs: minutes on 2 loaded cores) more than steps; README.
 QUICK_MODES = {("torch", "eager"): 1.0, ("torch", "compiled"): 1.0,
                ("tf", "eager"): 0.05, ("tf", "compiled"): 1.0, ("tf", "xla"): 1.0}
 
@@ -119,6 +121,9 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
         task = task_registry.get_task(name)
         data[name] = task.load(data_dir=args.data_dir)
         for (backend, mode), fraction in mode_plan(args, suite, backends, skipped):
+            if suite == "quick" and args.mode is None and (backend, mode) in task.quick_skip:
+                skipped.append(f"skipped {name} {backend}+{mode} in the quick suite (common/tasks.py: too slow here)")
+                continue
             steps = args.steps or (max(1, round(task.quick_steps * fraction)) if suite == "quick" else None)
             batch_size = args.batch_size or (task.quick_batch_size if suite == "quick" else None)
             spec, steps = task_registry.configure(
