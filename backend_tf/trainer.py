@@ -37,27 +37,35 @@ class Trainer(trainer.Trainer):
         self._phase_fn, self._phase_clock = None, None  # time_phases' traced step, built on first use
 
     # ---- primitives of the step ---------------------------------------------------------------------
-    def d_gradients(self, real, fake, eps):
+    def d_gradients(self, real, fake, eps, masks=None):
         loss_spec = self.spec.loss
         fake = tf.stop_gradient(fake)
+        m_real, m_fake, m_gp = masks if masks is not None else (None, None, None)
         with tf.GradientTape() as tape:
-            l_r = self.discriminator(real)[:, 0]
-            l_f = self.discriminator(fake)[:, 0]
-            penalty = losses.gradient_penalty(self.discriminator, real, fake, eps) if self.uses_gp else None
+            l_r = self.discriminator(real, training=True, masks=m_real)[:, 0]
+            l_f = self.discriminator(fake, training=True, masks=m_fake)[:, 0]
+            penalty = None
+            if self.uses_gp:
+                penalty = losses.gradient_penalty(lambda x: self.discriminator(x, training=True, masks=m_gp),
+                                                  real, fake, eps)
             loss = losses.d_loss(loss_spec, l_r, l_f, penalty)
         grads = tape.gradient(loss, self.d_vars)
         d_real = tf.reduce_mean(losses.d_output(loss_spec, l_r))
         d_fake = tf.reduce_mean(losses.d_output(loss_spec, l_f))
         return loss, d_real, d_fake, grads
 
-    def g_gradients(self, noise):
+    def g_gradients(self, noise, mask=None, g_stats=True, d_stats=True):
         with tf.GradientTape() as tape:
-            fake = self.generator(noise)
-            loss = losses.g_loss(self.spec.loss, self.discriminator(fake)[:, 0])
+            fake = self.generator(noise, training=True, update_stats=g_stats)
+            logits = self.discriminator(fake, training=True, masks=mask, update_stats=d_stats)
+            loss = losses.g_loss(self.spec.loss, logits[:, 0])
         return loss, tape.gradient(loss, self.g_vars), fake
 
     def fake(self, noise):
-        return self.generator(noise)
+        return self.generator(noise, training=True)
+
+    def sample(self, noise):
+        return self.generator(noise)  # evaluation mode
 
     def apply_d(self, grads):
         self.d_opt.apply(grads)
@@ -73,7 +81,7 @@ class Trainer(trainer.Trainer):
         return tf.stack(values)
 
     def discriminator_output(self, x):
-        return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])
+        return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])  # evaluation mode
 
     # ---- tensors, device, how the mode runs the schedule -----------------------------------------------
     def to_tensor(self, array):
@@ -86,12 +94,13 @@ class Trainer(trainer.Trainer):
     def sync(self):
         tf.test.experimental.sync_devices()  # eager ops may still run on a GPU stream
 
-    def _steps(self, real, noise, gp_eps):
+    def _steps(self, real, noise, gp_eps, dropout=None):
         """K steps in one traced loop; returns (K, 4)."""
         count = tf.shape(real)[0]
         results = tf.TensorArray(tf.float32, size=count)
         for i in tf.range(count):
-            results = results.write(i, self.schedule(real[i], noise[i], gp_eps[i] if self.uses_gp else None))
+            results = results.write(i, self.schedule(real[i], noise[i], gp_eps[i] if self.uses_gp else None,
+                                                     None if dropout is None else dropout[i]))
         return results.stack()
 
     def _make_step_functions(self):
@@ -105,13 +114,20 @@ class Trainer(trainer.Trainer):
                tf.TensorSpec((d + 1, batch, spec.latent_dim), tf.float32)]
         if self.uses_gp:
             one.append(tf.TensorSpec((d, batch), tf.float32))
+        if self.dropout_units:
+            one.append(tf.TensorSpec((spec.dropout_passes, batch, self.dropout_units), tf.float32))
         many = [tf.TensorSpec((None,) + tuple(s.shape), s.dtype) for s in one]
 
-        def step(*args):
-            return self.schedule(*args) if self.uses_gp else self.schedule(*args, None)
+        def unpack(real, noise, rest):
+            rest = list(rest)
+            gp_eps = rest.pop(0) if self.uses_gp else None
+            return real, noise, gp_eps, rest.pop(0) if self.dropout_units else None
 
-        def steps(*args):
-            return self._steps(*args) if self.uses_gp else self._steps(*args, None)
+        def step(real, noise, *rest):
+            return self.schedule(*unpack(real, noise, rest))
+
+        def steps(real, noise, *rest):
+            return self._steps(*unpack(real, noise, rest))
         xla = self.mode == "xla"
         return (tf.function(step, input_signature=one, jit_compile=xla),
                 tf.function(steps, input_signature=many, jit_compile=xla))
@@ -119,8 +135,9 @@ class Trainer(trainer.Trainer):
     def run_steps(self, tensors) -> np.ndarray:
         with tf.device(self.device):
             if self._steps_fn is None:  # eager: a Python loop; results stay tensors until the end
-                real, noise, gp_eps = tensors
-                return tf.stack([self.schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i])
+                real, noise, gp_eps, dropout = tensors
+                return tf.stack([self.schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
+                                               None if dropout is None else dropout[i])
                                  for i in range(real.shape[0])]).numpy()
             return self._steps_fn(*(t for t in tensors if t is not None)).numpy()
 
@@ -130,7 +147,7 @@ class Trainer(trainer.Trainer):
                 return self.schedule(*tensors).numpy()
             return self._step_fn(*(t for t in tensors if t is not None)).numpy()
 
-    def time_phases(self, real, noise, gp_eps=None) -> dict[str, float]:
+    def time_phases(self, real, noise, gp_eps=None, dropout=None) -> dict[str, float]:
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.
 
         Eager: the neutral trainer's clock around the schedule's own phases. Compiled modes: the step is traced
@@ -143,30 +160,31 @@ class Trainer(trainer.Trainer):
         """
         if self.mode == "eager":
             with tf.device(self.device):
-                return super().time_phases(real, noise, gp_eps)
+                return super().time_phases(real, noise, gp_eps, dropout)
         state = self._state_variables()
         with tf.device(self.device):
             saved = [tf.identity(variable) for variable in state]
-            tensors = self._tensors(real, noise, gp_eps, stacked=False)
+            tensors = self._tensors(real, noise, gp_eps, stacked=False, dropout=dropout)
             if self._phase_fn is None:
                 self._phase_fn = tf.function(self._marked_step)
             self._phase_clock = clock = trainer.PhaseClock()  # a callback runs in order: nothing to sync
             self._phase_fn(*tensors).numpy()
             for variable, value in zip(state, saved):
                 variable.assign(value)
-        self.train_step(real, noise, gp_eps)
+        self.train_step(real, noise, gp_eps, dropout)
         return clock.seconds
 
-    def _marked_step(self, real, noise, gp_eps):
+    def _marked_step(self, real, noise, gp_eps, dropout):
         network_variables = self.g_vars + self.d_vars
 
         def mark(phase):
             tf.py_function(lambda *_: self._phase_clock.mark(phase), network_variables, [])
-        return self.schedule(real, noise, gp_eps, mark=mark)
+        return self.schedule(real, noise, gp_eps, dropout, mark=mark)
 
     def _state_variables(self) -> list:
-        """Every variable a step changes: weights, optimiser moments and step counters."""
+        """Every variable a step changes: weights, BatchNorm statistics, optimiser moments and step counters."""
         state = list(self.g_vars) + list(self.d_vars)
+        state += models.statistics(self.generator) + models.statistics(self.discriminator)
         for opt in (self.g_opt, self.d_opt):
             state += [opt.t] + [v for moments in opt.moments().values() for v in moments]
         return state
@@ -184,9 +202,11 @@ class Trainer(trainer.Trainer):
         return self.g_opt if network == "generator" else self.d_opt
 
     def optimizer_state(self, network: str) -> tuple[int, dict[str, list[np.ndarray]]]:
-        opt = self._optimizer(network)
-        return int(opt.t.numpy()), {key: [np.array(v.numpy(), dtype=np.float32) for v in variables]
+        opt, layouts = self._optimizer(network), getattr(self, network).layouts
+        return int(opt.t.numpy()), {key: models.to_neutral(variables, layouts)
                                     for key, variables in opt.moments().items()}
 
     def load_optimizer_state(self, network: str, t: int, moments: dict[str, list[np.ndarray]]) -> None:
-        self._optimizer(network).set_state(t, moments)
+        layouts = getattr(self, network).layouts
+        self._optimizer(network).set_state(t, {key: models.from_neutral(arrays, layouts)
+                                               for key, arrays in moments.items()})

@@ -48,8 +48,10 @@ def g_loss(loss: Loss, l_f: torch.Tensor) -> torch.Tensor:
 def gradient_penalty(discriminator, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """mean over examples of (sqrt(sum_j (dD(x_hat)/dx_hat_j)^2 + GP_NORM_EPS) - 1)^2.
 
-    x_hat = eps * real + (1 - eps) * fake with one eps per example, (B,). The inner gradient keeps its
-    graph (create_graph) so that D's loss can be differentiated through it (second order).
+    x_hat = eps * real + (1 - eps) * fake with one eps per example, (B,), on the flat data (an image's C*H*W
+    pixels: the norm is over all of them); ``discriminator`` is any callable x -> (B, 1), e.g. D's training pass
+    with its dropout mask. The inner gradient keeps its graph (create_graph) so that D's loss can be
+    differentiated through it (second order, through convolutions and BatchNorm alike).
     """
     eps = eps.reshape(-1, 1)
     x_hat = (eps * real + (1.0 - eps) * fake).detach().requires_grad_(True)

@@ -1,15 +1,28 @@
-"""Build G and D as torch modules of Linear layers from an MLP spec; load and export neutral weights.
+"""Build G and D as torch modules from the spec's layer lists; load and export neutral weights and statistics.
 
-nn.Linear stores its weight (out, in), the transpose of the neutral kernel (in, out): weights and
-optimiser moments are transposed on the way in and out (``to_neutral`` / ``from_neutral``).
+PyTorch is NCHW, the neutral activation layout, so data and activations cross as they are. Weights are converted
+here and only here (common/spec.py's layout comment): nn.Linear stores (out, in), the transpose of the neutral
+(in, out); Conv2d stores (out, in, kh, kw) and ConvTranspose2d (in, out, kh, kw), the neutral kernels being
+(kh, kw, in, out). ``to_neutral`` / ``from_neutral`` convert weights and optimiser moments by each parameter's
+layout kind (``Net.layouts``).
+
+Layers are PyTorch's own: nn.Linear, nn.Conv2d, nn.ConvTranspose2d and the activation modules are called as
+modules; BatchNorm keeps nn.BatchNorm1d/2d's parameters and buffers and calls what their forward calls,
+F.batch_norm, with the running buffers left out on a recomputed pass (no update) and, for a biased running
+variance (Keras' convention), updated by hand; Dropout multiplies by the mask it is handed (common/stream.py).
+Padding PyTorch cannot express is added or cropped around the layer (nn.ZeroPad2d; a slice).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from common.spec import GAN, MLP
+from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Network,
+                         Reshape)
+
+DTYPE = torch.float32  # the suite's one dtype (common/init.py DTYPE)
 
 
 def activation_layer(name: str, leaky_slope: float) -> nn.Module:
@@ -22,66 +35,183 @@ def activation_layer(name: str, leaky_slope: float) -> nn.Module:
         return nn.Tanh()
     if name == "sigmoid":
         return nn.Sigmoid()
+    if name == "linear":
+        return nn.Identity()
     raise ValueError(f"activation {name!r} has no layer")
 
 
-def build_mlp(mlp: MLP, logits: bool = False) -> nn.Sequential:
-    """Linear layers with the spec's activations; ``logits=True`` leaves the output activation out.
+class Crop(nn.Module):
+    """Crop (top, bottom, left, right) pixels off an NCHW tensor: what ConvTranspose2d's padding cannot."""
 
-    The initial values torch draws are overwritten: the real weights always come from ``load_weights``.
-    """
-    layers = []
-    last = len(mlp.layer_shapes) - 1
-    for index, (fan_in, fan_out) in enumerate(mlp.layer_shapes):
-        layers.append(nn.Linear(fan_in, fan_out, dtype=torch.float32))
-        activation = mlp.output_activation if index == last else mlp.hidden_activation
-        if index == last and logits:
-            activation = "linear"
-        if activation != "linear":
-            layers.append(activation_layer(activation, mlp.leaky_slope))
-    return nn.Sequential(*layers)
+    def __init__(self, top: int, bottom: int, left: int, right: int):
+        super().__init__()
+        self.top, self.bottom, self.left, self.right = top, bottom, left, right
+
+    def forward(self, x):
+        return x[:, :, self.top:x.shape[2] - self.bottom, self.left:x.shape[3] - self.right]
 
 
-def build_generator(spec: GAN) -> nn.Sequential:
+class Norm(nn.Module):
+    """A spec BatchNorm over nn.BatchNorm1d/2d's own parameters and buffers (``bn``)."""
+
+    def __init__(self, spec: BatchNorm, channels: int, image: bool):
+        super().__init__()
+        kind = nn.BatchNorm2d if image else nn.BatchNorm1d
+        self.bn = kind(channels, eps=spec.eps, momentum=spec.momentum, affine=spec.affine, dtype=DTYPE)
+        self.unbiased = spec.running_variance == "unbiased"
+
+    def forward(self, x, training: bool, update_stats: bool):
+        bn = self.bn
+        if not training:
+            return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        if update_stats and self.unbiased:  # exactly nn.BatchNorm's training forward
+            return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, True, bn.momentum, bn.eps)
+        out = F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)  # batch statistics only
+        if update_stats:  # biased running variance (Keras 3's): the update PyTorch does not offer
+            with torch.no_grad():
+                dims = [0] + list(range(2, x.dim()))
+                var, mean = torch.var_mean(x, dim=dims, correction=0)
+                bn.running_mean.mul_(1.0 - bn.momentum).add_(mean, alpha=bn.momentum)
+                bn.running_var.mul_(1.0 - bn.momentum).add_(var, alpha=bn.momentum)
+        return out
+
+
+def layer_modules(info) -> list[nn.Module]:
+    """The torch module(s) of one resolved spec layer (common.spec.LayerInfo)."""
+    layer, shape = info.layer, info.in_shape
+    if isinstance(layer, Dense):
+        return [nn.Linear(shape[0], layer.units, bias=layer.bias, dtype=DTYPE)]
+    if isinstance(layer, Conv2D):
+        top, bottom, left, right = info.pads
+        if top == bottom and left == right:
+            return [nn.Conv2d(shape[0], layer.filters, layer.kernel, layer.stride, (top, left), bias=layer.bias,
+                              dtype=DTYPE)]
+        return [nn.ZeroPad2d((left, right, top, bottom)),  # PyTorch pads symmetrically only
+                nn.Conv2d(shape[0], layer.filters, layer.kernel, layer.stride, 0, bias=layer.bias, dtype=DTYPE)]
+    if isinstance(layer, ConvTranspose2D):
+        top, bottom, left, right = info.pads
+        ph, pw = min(top, bottom), min(left, right)
+        conv = nn.ConvTranspose2d(shape[0], layer.filters, layer.kernel, layer.stride, (ph, pw), bias=layer.bias,
+                                  dtype=DTYPE)
+        if (top, bottom, left, right) == (ph, ph, pw, pw):
+            return [conv]
+        return [conv, Crop(top - ph, bottom - ph, left - pw, right - pw)]
+    if isinstance(layer, BatchNorm):
+        return [Norm(layer, shape[0], image=len(shape) == 3)]
+    if isinstance(layer, Activation):
+        return [activation_layer(layer.name, layer.slope)]
+    if isinstance(layer, (Dropout, Reshape, Flatten)):
+        return [nn.Identity()]  # applied in Net.forward (masks, shapes); kept so modules align with spec layers
+    raise ValueError(f"layer {layer!r} has no torch module")
+
+
+LAYOUT = {"dense_kernel": (1, 0), "conv_kernel": (3, 2, 0, 1), "conv_transpose_kernel": (2, 3, 0, 1)}  # torch from neutral
+
+
+class Net(nn.Module):
+    """A spec Network: ``forward(x, training=False, masks=None, update_stats=True)`` on flat (B, prod(input_shape))
+    or shaped inputs, returning (B, prod(output_shape)). ``masks``: (B, dropout_units), D's dropout masks of this
+    pass; ``update_stats`` False: a recomputed training pass, BatchNorm statistics left alone."""
+
+    def __init__(self, network: Network):
+        super().__init__()
+        self.network = network
+        self.infos = network.layer_info
+        # One module per spec layer (a Sequential where PyTorch needs two: a pad or a crop around a convolution).
+        self.stages = nn.ModuleList(_one(layer_modules(info)) for info in self.infos)
+        self.layouts = [kind for _, kind, _ in network.parameters()]
+        self.dropouts = [(i, int(np.prod(shape)), shape) for i, shape in network.dropout_layers()]
+
+    def forward(self, x, training: bool = False, masks=None, update_stats: bool = True):
+        batch = x.shape[0]
+        if len(self.network.input_shape) > 1:
+            x = x.reshape(batch, *self.network.input_shape)
+        offset, dropouts = 0, {i: (n, shape) for i, n, shape in self.dropouts}
+        for index, (info, stage) in enumerate(zip(self.infos, self.stages)):
+            layer = info.layer
+            if isinstance(layer, BatchNorm):
+                x = stage(x, training, update_stats)
+            elif isinstance(layer, Dropout):
+                n, shape = dropouts[index]
+                if training and masks is not None:
+                    x = x * masks[:, offset:offset + n].reshape(batch, *shape)
+                offset += n
+            elif isinstance(layer, Reshape):
+                x = x.reshape(batch, *layer.shape)
+            elif isinstance(layer, Flatten):
+                x = x.flatten(1)  # C, H, W order: the neutral one
+            else:
+                x = stage(x)
+        return x.reshape(batch, -1) if x.dim() != 2 else x
+
+
+def _one(modules: list[nn.Module]) -> nn.Module:
+    return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+
+def build_generator(spec: GAN) -> Net:
     """G applies its output activation."""
-    return build_mlp(spec.generator, logits=False)
+    return Net(spec.generator_network)
 
 
-def build_discriminator(spec: GAN) -> nn.Sequential:
+def build_discriminator(spec: GAN) -> Net:
     """D outputs logits: a sigmoid output is fused into the loss (losses.py)."""
-    return build_mlp(spec.discriminator, logits=True)
+    return Net(spec.discriminator_network)
 
 
-def to_neutral(tensors) -> list[np.ndarray]:
-    """Float32 numpy copies in the neutral layout: 2-D tensors (out, in) become kernels (in, out)."""
-    return [np.array(t.detach().cpu().numpy().T if t.ndim == 2 else t.detach().cpu().numpy(), dtype=np.float32)
-            for t in tensors]
+def to_neutral(tensors, layouts) -> list[np.ndarray]:
+    """Float32 numpy copies in the neutral layout, each converted by its layout kind."""
+    out = []
+    for t, kind in zip(tensors, layouts, strict=True):
+        value = t.detach().cpu().numpy()
+        if kind in LAYOUT:
+            value = value.transpose(np.argsort(LAYOUT[kind]))
+        out.append(np.array(value, dtype=np.float32))
+    return out
 
 
-def from_neutral(arrays, like) -> list[torch.Tensor]:
-    """Tensors shaped and placed like ``like`` from neutral arrays (kernels (in, out) are transposed)."""
+def from_neutral(arrays, like, layouts) -> list[torch.Tensor]:
+    """Tensors shaped and placed like ``like`` from neutral arrays (converted by layout kind)."""
     if len(arrays) != len(like):
         raise ValueError(f"{len(arrays)} arrays given, expected {len(like)}")
     tensors = []
-    for index, (value, target) in enumerate(zip(arrays, like)):
+    for index, (value, target, kind) in enumerate(zip(arrays, like, layouts)):
         value = np.asarray(value, dtype=np.float32)
-        if value.ndim == 2:
-            value = value.T
-        if tuple(value.shape) != tuple(target.shape):
-            raise ValueError(f"array {index} has shape {np.shape(arrays[index])}, "
-                             f"expected {tuple(reversed(target.shape)) if target.ndim == 2 else tuple(target.shape)}")
-        tensors.append(torch.tensor(np.ascontiguousarray(value), dtype=torch.float32, device=target.device))
+        order = LAYOUT.get(kind)
+        expected = tuple(target.shape) if order is None else tuple(np.array(target.shape)[np.argsort(order)])
+        if tuple(value.shape) != expected:
+            raise ValueError(f"array {index} has shape {np.shape(arrays[index])}, expected {expected}")
+        if order is not None:
+            value = value.transpose(order)
+        tensors.append(torch.tensor(np.ascontiguousarray(value), dtype=DTYPE, device=target.device))
     return tensors
 
 
-def load_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
-    """Set a model from a neutral list [k0, b0, k1, b1, ...] (kernels (in, out))."""
+def load_weights(model: Net, weights: list[np.ndarray]) -> None:
+    """Set a model from its neutral weight list (common/init.py's layout)."""
     params = list(model.parameters())
     with torch.no_grad():
-        for param, value in zip(params, from_neutral(weights, params)):
+        for param, value in zip(params, from_neutral(weights, params, model.layouts)):
             param.copy_(value)
 
 
-def export_weights(model: nn.Module) -> list[np.ndarray]:
-    """The neutral list [k0, b0, k1, b1, ...] of a model's current weights (float32 copies)."""
-    return to_neutral(model.parameters())
+def export_weights(model: Net) -> list[np.ndarray]:
+    """The neutral weight list of a model's current weights (float32 copies)."""
+    return to_neutral(model.parameters(), model.layouts)
+
+
+def statistics(model: Net) -> list[torch.Tensor]:
+    """Every BatchNorm's running mean and running variance buffers, in layer order."""
+    return [buffer for module in model.modules() if isinstance(module, Norm)
+            for buffer in (module.bn.running_mean, module.bn.running_var)]
+
+
+def export_statistics(model: Net) -> list[np.ndarray]:
+    return [np.array(b.detach().cpu().numpy(), dtype=np.float32) for b in statistics(model)]
+
+
+def load_statistics(model: Net, arrays: list[np.ndarray]) -> None:
+    buffers = statistics(model)
+    with torch.no_grad():
+        for buffer, value in zip(buffers, from_neutral(arrays, buffers, ["vector"] * len(buffers))):
+            buffer.copy_(value)

@@ -48,25 +48,32 @@ class Trainer(trainer.Trainer):
                                 if native else f"whole step as one graph ({_compile_options(device)})")
 
     # ---- primitives of the step ---------------------------------------------------------------------
-    def d_gradients(self, real, fake, eps):
+    def d_gradients(self, real, fake, eps, masks=None):
         loss_spec = self.spec.loss
         fake = fake.detach()
-        l_r = self.discriminator(real)[:, 0]
-        l_f = self.discriminator(fake)[:, 0]
-        penalty = losses.gradient_penalty(self.discriminator, real, fake, eps) if self.uses_gp else None
+        m_real, m_fake, m_gp = masks if masks is not None else (None, None, None)
+        l_r = self.discriminator(real, True, m_real)[:, 0]
+        l_f = self.discriminator(fake, True, m_fake)[:, 0]
+        penalty = None
+        if self.uses_gp:
+            penalty = losses.gradient_penalty(lambda x: self.discriminator(x, True, m_gp), real, fake, eps)
         loss = losses.d_loss(loss_spec, l_r, l_f, penalty)
         grads = torch.autograd.grad(loss, self.d_params)
         d_real = losses.d_output(loss_spec, l_r).mean()
         d_fake = losses.d_output(loss_spec, l_f).mean()
         return loss.detach(), d_real.detach(), d_fake.detach(), grads
 
-    def g_gradients(self, noise):
-        fake = self.generator(noise)
-        loss = losses.g_loss(self.spec.loss, self.discriminator(fake)[:, 0])
+    def g_gradients(self, noise, mask=None, g_stats=True, d_stats=True):
+        fake = self.generator(noise, True, None, g_stats)
+        loss = losses.g_loss(self.spec.loss, self.discriminator(fake, True, mask, d_stats)[:, 0])
         grads = torch.autograd.grad(loss, self.g_params)
         return loss.detach(), grads, fake.detach()
 
     def fake(self, noise):
+        with torch.no_grad():
+            return self.generator(noise, True)
+
+    def sample(self, noise):
         with torch.no_grad():
             return self.generator(noise)
 
@@ -86,7 +93,7 @@ class Trainer(trainer.Trainer):
 
     def discriminator_output(self, x):
         with torch.no_grad():
-            return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])
+            return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])  # evaluation mode
 
     # ---- tensors, device, how the mode runs the schedule -----------------------------------------------
     def to_tensor(self, array) -> torch.Tensor:
@@ -103,12 +110,13 @@ class Trainer(trainer.Trainer):
         return self._schedule(*tensors).cpu().numpy()
 
     def run_steps(self, tensors) -> np.ndarray:
-        real, noise, gp_eps = tensors
+        real, noise, gp_eps, dropout = tensors
         # A Python loop over the same (compiled) step: results stay on the device until the one conversion at the end.
-        results = [self._schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i]) for i in range(real.shape[0])]
+        results = [self._schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
+                                  None if dropout is None else dropout[i]) for i in range(real.shape[0])]
         return torch.stack(results).cpu().numpy() if results else np.zeros((0, 4), np.float32)
 
-    def time_phases(self, real, noise, gp_eps=None) -> dict[str, float]:
+    def time_phases(self, real, noise, gp_eps=None, dropout=None) -> dict[str, float]:
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.
 
         Eager: the neutral trainer's clock around the schedule's own phases. Compiled: the schedule compiled once
@@ -117,8 +125,8 @@ class Trainer(trainer.Trainer):
         train_step's (its fusions may round a last bit differently), so its update is undone in place and the
         step is then run through train_step's own graph: the state is exactly train_step's."""
         if self.mode == "eager":
-            return super().time_phases(real, noise, gp_eps)
-        tensors = self._tensors(real, noise, gp_eps, stacked=False)
+            return super().time_phases(real, noise, gp_eps, dropout)
+        tensors = self._tensors(real, noise, gp_eps, stacked=False, dropout=dropout)
         if self._phase_schedule is None:
             self._phase_schedule = _compiled(self._marked_schedule, self.device, fullgraph=False)
         saved = [(tensor, tensor.detach().clone()) for tensor in self._state_tensors()]
@@ -130,19 +138,19 @@ class Trainer(trainer.Trainer):
                 tensor.copy_(value)
         for opt in stateless:  # torch.optim makes its state on the first step: as if none had been taken
             opt.torch.state.clear()
-        self.train_step(real, noise, gp_eps)
+        self.train_step(real, noise, gp_eps, dropout)
         return clock.seconds
 
-    def _marked_schedule(self, real, noise, gp_eps):
-        return self.schedule(real, noise, gp_eps, mark=self._mark_phase)
+    def _marked_schedule(self, real, noise, gp_eps, dropout):
+        return self.schedule(real, noise, gp_eps, dropout, mark=self._mark_phase)
 
     @torch._dynamo.disable
     def _mark_phase(self, phase: str) -> None:
         self._phase_clock.mark(phase)
 
     def _state_tensors(self) -> list[torch.Tensor]:
-        """Every tensor a step changes: weights, optimiser moments and step counts."""
-        tensors = self.g_params + self.d_params
+        """Every tensor a step changes: weights, BatchNorm statistics, optimiser moments and step counts."""
+        tensors = self.g_params + self.d_params + [b for net in (self.generator, self.discriminator) for b in net.buffers()]
         for opt in (self.g_opt, self.d_opt):
             if isinstance(opt, optim.NativeOptimizer):
                 tensors += [value for state in opt.torch.state.values() for value in state.values()
@@ -158,11 +166,13 @@ class Trainer(trainer.Trainer):
 
     def optimizer_state(self, network: str) -> tuple[int, dict[str, list[np.ndarray]]]:
         opt, _ = self._optimizer(network)
-        return opt.t, {key: models.to_neutral(tensors) for key, tensors in opt.moments().items()}
+        layouts = getattr(self, network).layouts
+        return opt.t, {key: models.to_neutral(tensors, layouts) for key, tensors in opt.moments().items()}
 
     def load_optimizer_state(self, network: str, t: int, moments: dict[str, list[np.ndarray]]) -> None:
         opt, params = self._optimizer(network)
-        opt.set_state(t, {key: models.from_neutral(arrays, params) for key, arrays in moments.items()})
+        layouts = getattr(self, network).layouts
+        opt.set_state(t, {key: models.from_neutral(arrays, params, layouts) for key, arrays in moments.items()})
 
 
 def _compile_options(device: torch.device) -> str:
@@ -178,7 +188,7 @@ def _compiled(function, device: torch.device, fullgraph: bool = True):
     """
     compiled = torch.compile(function, fullgraph=fullgraph, mode="reduce-overhead" if device.type == "cuda" else None)
 
-    def call(*args):
+    def call(*args, **kwargs):
         with torch._dynamo.config.patch(trace_autograd_ops=True):
-            return compiled(*args)
+            return compiled(*args, **kwargs)
     return call

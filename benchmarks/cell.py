@@ -38,7 +38,7 @@ MODE_COLLAPSE_MODES = 1       # mixture tasks: this many modes covered at the en
 
 SNAPSHOTS = 16                # evenly spaced snapshots of samples and of the weight sketch
 SNAPSHOT_SAMPLES = 64
-PHASE_STEPS = 20              # extra steps for trainer.time_phases, after the timed run
+PHASE_STEPS = 20              # extra steps for trainer.time_phases, after the timed run (at most half the run's)
 SAMPLING_CALLS = 10           # timed generate() calls for the sampling time
 
 
@@ -128,7 +128,7 @@ class RunLog:
         self.started = time.perf_counter() if started is None else started
         self.steps = {key: [] for key in self.STEP_FIELDS}
         self.snapshot_steps, self.snapshots, self.sketch_steps, self.sketch = [], [], [], []
-        total = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
+        total = spec.parameter_count
         self.sketch_index = np.sort(np.random.default_rng(store.SKETCH_SEED).choice(
             total, size=min(store.SKETCH_SIZE, total), replace=False))
 
@@ -172,9 +172,8 @@ def next_inputs(stream: Stream, k: int, stacked: bool) -> dict:
     """The next ``k`` steps' inputs: as train_step kwargs, or stacked (leading K axis) for train_steps."""
     if not stacked:
         return stream.next().as_kwargs()
-    steps = [stream.next() for _ in range(k)]
-    gp = None if steps[0].gp_eps is None else np.stack([s.gp_eps for s in steps])
-    return {"real": np.stack([s.real for s in steps]), "noise": np.stack([s.noise for s in steps]), "gp_eps": gp}
+    steps = [stream.next().as_kwargs() for _ in range(k)]
+    return {key: None if value is None else np.stack([s[key] for s in steps]) for key, value in steps[0].items()}
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -319,7 +318,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
     metrics = {}
     if status == "finished" and np.isfinite(samples).all():
         metrics = cell.task.score(samples, task_data, log.steps)
-    extra = extra_timings(trainer, loop.stream, spec) if status == "finished" else {}
+    extra = extra_timings(trainer, loop.stream, spec, cell.steps) if status == "finished" else {}
     arrays = log.arrays()
     arrays["samples"] = samples[:store.STORED_SAMPLES].astype(np.float16)
     stats = timing.summarize_steps(arrays["step_time"], arrays["timed"])
@@ -353,9 +352,10 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
     return record
 
 
-def extra_timings(trainer, stream: Stream, spec: GAN) -> dict:
-    """Phase times and sampling time, on extra calls after the run."""
-    phases = [trainer.time_phases(**stream.next().as_kwargs()) for _ in range(PHASE_STEPS)]
+def extra_timings(trainer, stream: Stream, spec: GAN, steps: int = 2 * PHASE_STEPS) -> dict:
+    """Phase times and sampling time, on extra calls after the run: PHASE_STEPS phase-timed steps, or half the run's
+    steps if fewer (a short run of a convolutional GAN would otherwise spend more time on them than training)."""
+    phases = [trainer.time_phases(**stream.next().as_kwargs()) for _ in range(min(PHASE_STEPS, max(1, steps // 2)))]
     extra = {f"{name}_s": float(np.median([p[name] for p in phases])) for name in phases[0]}
     noise = stream.fixed_noise(spec.batch_size)
     trainer.generate(noise)  # first call may trace

@@ -29,7 +29,8 @@ from common.spec import IMPLEMENTATIONS, LOSSES
 # Measured on this 2-core CPU (2026-11-23, other jobs sharing it) with `--backend both --steps 100`: 152 s for all
 # 25 cells, of which ~100 s are fixed costs (imports, torch.compile 4-14 s per new graph, tf.function 1-3 s, XLA
 # 2-3.5 s, scoring) and per step: parabola 7.9 ms for the four fast modes together + 58 ms TF eager; gmm2 13.3 +
-# 88; ring8 14.6 + 66; grid25 11.7 + 57; mnist 79 + 135 ms.
+# 88; ring8 14.6 + 66; grid25 11.7 + 57; mnist 79 + 135 ms. dcgan-mnist (TF's DCGAN tutorial) runs 20 steps at batch
+# 64 (common/tasks.py: the tutorial's 256 costs 121 GFLOP a step): its cost is compile time more than steps.
 QUICK_PLAN = {("torch", "eager", "spec"): 1.0, ("torch", "compiled", "spec"): 1.0,
               ("tf", "eager", "spec"): 0.05, ("tf", "compiled", "spec"): 1.0, ("tf", "xla", "spec"): 1.0,
               ("torch", "eager", "native"): 0.25, ("tf", "eager", "native"): 0.05}
@@ -123,9 +124,13 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
         task = task_registry.get_task(name)
         data[name] = task.load(data_dir=args.data_dir)
         for (backend, mode, implementation), fraction in config_plan(args, suite, backends, skipped):
+            if suite == "quick" and args.mode is None and (backend, mode) in task.quick_skip:
+                _skip(skipped, f"skipped {name} {backend}+{mode} in the quick suite (common/tasks.py: too slow here)")
+                continue
             steps = args.steps or (max(1, round(task.quick_steps * fraction)) if suite == "quick" else None)
+            batch_size = args.batch_size or (task.quick_batch_size if suite == "quick" else None)
             spec, steps = task_registry.configure(
-                task, data[name].n_train, loss=args.loss, steps=steps, batch_size=args.batch_size, lr=args.lr,
+                task, data[name].n_train, loss=args.loss, steps=steps, batch_size=batch_size, lr=args.lr,
                 optimizer_impl=implementation)
             if data[name].n_train is not None and spec.batch_size > data[name].n_train:
                 raise DataError(f"batch size {spec.batch_size} is larger than the {name} data set "
@@ -236,7 +241,7 @@ def run_sweep(args) -> int:
     backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
     modes = None if args.mode in (None, "all") else [args.mode]
     return sweep.sweep_and_print(args.sweep, backends, modes, args.threads, args.out,
-                                 task=args.task[0] if args.task else "mnist-small")
+                                 task=args.task[0] if args.task else "mnist-small", data_dir=args.data_dir)
 
 
 def run_all(args) -> int:

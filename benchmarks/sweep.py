@@ -44,9 +44,14 @@ def scaled(mlp, factor: float):
     return dataclasses.replace(mlp, sizes=(mlp.sizes[0], *hidden, mlp.sizes[-1]))
 
 
-def point_spec(base, kind: str, value):
+def point_spec(base, kind: str, value, task=None):
+    """The base spec at one sweep point. Width: a task's own ``widen`` (the DCGANs: every channel count, i.e.
+    ngf and ndf, times the factor), else an MLP's hidden sizes."""
     if kind == "batch":
         return base.replace(batch_size=int(value))
+    if task is not None and task.widen is not None:
+        wide = task.widen(value)
+        return base.replace(generator=wide.generator, discriminator=wide.discriminator)
     return base.replace(generator=scaled(base.generator, value), discriminator=scaled(base.discriminator, value))
 
 
@@ -62,18 +67,19 @@ def time_point(module, task, spec, source, mode: str, steps: int, warmup: int) -
 
 
 def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | None = None, out_dir="results",
-              task: str = "mnist-small", values=None, steps: int = STEPS, warmup: int = WARMUP) -> pd.DataFrame:
+              task: str = "mnist-small", values=None, steps: int = STEPS, warmup: int = WARMUP,
+              data_dir=None) -> pd.DataFrame:
     """Time every (value, backend, mode) point of one sweep; write and return the table (columns COLUMNS).
 
     ``kind``: "batch" (values: batch sizes, default BATCH_SIZES) or "width" (values: factors on the hidden
     sizes, default WIDTH_FACTORS). ``modes`` None: every mode each backend supports; a mode a backend lacks is
-    skipped. ``threads`` goes to each backend's configure().
+    skipped. ``threads`` goes to each backend's configure(); ``data_dir`` to the task's loader (a face folder).
     """
     if kind not in KINDS:
         raise ValueError(f"sweep {kind!r} is invalid; allowed: {', '.join(KINDS)}")
     values = list(values if values is not None else (BATCH_SIZES if kind == "batch" else WIDTH_FACTORS))
     task_entry = tasks.get_task(task)
-    data = task_entry.load()
+    data = task_entry.load(data_dir=data_dir)
     base, _ = tasks.configure(task_entry, n_examples=data.n_train or 10**9, steps=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +89,7 @@ def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | No
         module.configure(threads=threads, deterministic=True)
         for mode in (module.MODES if modes is None else [m for m in modes if m in module.MODES]):
             for value in values:
-                spec = point_spec(base, kind, value)
+                spec = point_spec(base, kind, value, task_entry)
                 if data.n_train is not None and spec.batch_size > data.n_train:
                     raise ValueError(f"batch {spec.batch_size} is larger than the {task} data ({data.n_train} examples)")
                 row = {"sweep": kind, "value": value, "backend": backend, "mode": mode,
@@ -105,19 +111,22 @@ def main(argv=None) -> int:
     parser.add_argument("--values", nargs="+", type=float, help="batch sizes or width factors (default: the sweep's)")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"timed steps per point (default {STEPS})")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--data-dir", help="the task's data folder (dcgan-faces, faces: a folder of face images)")
     parser.add_argument("--out", default="results")
     args = parser.parse_args(argv)
     values = None
     if args.values:
         values = [int(v) for v in args.values] if args.sweep == "batch" else args.values
     backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
-    return sweep_and_print(args.sweep, backends, args.mode, args.threads, args.out, args.task, values, args.steps)
+    return sweep_and_print(args.sweep, backends, args.mode, args.threads, args.out, args.task, values, args.steps,
+                           args.data_dir)
 
 
-def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, steps: int = STEPS) -> int:
+def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, steps: int = STEPS,
+                    data_dir=None) -> int:
     """run_sweep for a command line (this module's and ``benchmarks.run --sweep``): table, path, exit code."""
     try:
-        frame = run_sweep(kind, backends, modes, threads, out_dir, task, values, steps)
+        frame = run_sweep(kind, backends, modes, threads, out_dir, task, values, steps, data_dir=data_dir)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,10 @@ same permissions: 0666 less the user's umask, like any file the user creates (mk
 
 A trainer's state (``Trainer.state()``) is a flat dict of numpy arrays in the neutral layout:
 
-    generator/<i>, discriminator/<i>          weights, common.init's layout (kernels (in, out), then biases)
+    generator/<i>, discriminator/<i>          weights, common.init's layout (layer by layer: kernels (in, out) or
+                                              (kh, kw, in, out), then biases; BatchNorm gamma, beta)
+    stats/<network>/<i>                       float32 BatchNorm running statistics: mean, variance per BatchNorm
+                                              layer, in layer order (none for networks without BatchNorm)
     opt/<network>/t                           int64: updates that optimiser has applied
     opt/<network>/<moment>/<i>                float32, same layout as the weights: m and v (Adam), v (RMSprop)
 

@@ -1,9 +1,17 @@
 """All the randomness of training, drawn outside the backends from one seed.
 
 A backend never calls its own random generator while training: each step it is handed the real
-batches, the noise and the WGAN-GP interpolation coefficients as numpy arrays, so both backends can be
-fed the very same numbers. Real data, noise and coefficients come from three independent child streams
-of the seed, so changing the loss (which adds coefficients) does not change the data or the noise.
+batches, the noise, the WGAN-GP interpolation coefficients and D's dropout masks as numpy arrays, so both
+backends can be fed the very same numbers. Real data, noise, coefficients and masks come from independent child
+streams of the seed (``SeedSequence(seed).spawn``: children 0-2 are data, noise and coefficients as they always
+were, 3 the masks of D's passes on real and fake batches and in G's update, 4 the masks of D's passes on the
+WGAN-GP interpolates), so changing the loss does not change the data, the noise or the other masks, and a model
+without Dropout draws exactly what it did before masks existed.
+
+A dropout mask holds, per unit, 0 (dropped) or the layer's 1 / (1 - rate) rounded to float32 (kept): a unit is
+kept when its U[0, 1) draw is >= rate, as TensorFlow's dropout decides (tf.nn.experimental.stateless_dropout,
+``random >= rate``). A backend multiplies the activation by the mask: that is PyTorch's own dropout formula,
+``input * (bernoulli(1 - p) / (1 - p))``, and one rounding from TensorFlow's ``(x * scale) * keep``.
 """
 from __future__ import annotations
 
@@ -12,7 +20,8 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from common.spec import GAN
+from common.init import DTYPE
+from common.spec import GAN, dropout_pass
 
 
 class RealSource(Protocol):
@@ -30,9 +39,14 @@ class StepInputs:
     real: np.ndarray  # (d_steps, batch, data_dim) float32
     noise: np.ndarray  # (d_steps + 1, batch, latent_dim) float32
     gp_eps: np.ndarray | None  # (d_steps, batch) float32 in [0, 1), one per example; None unless wgan-gp
+    # (spec.dropout_passes, batch, dropout_units) float32, 0 or 1/(1-rate); None unless D has Dropout
+    dropout: np.ndarray | None = None
 
     def as_kwargs(self) -> dict:
-        return {"real": self.real, "noise": self.noise, "gp_eps": self.gp_eps}
+        kwargs = {"real": self.real, "noise": self.noise, "gp_eps": self.gp_eps}
+        if self.dropout is not None:
+            kwargs["dropout"] = self.dropout
+        return kwargs
 
 
 def draw_noise(rng: np.random.Generator, kind: str, shape) -> np.ndarray:
@@ -49,10 +63,13 @@ class Stream:
     def __init__(self, spec: GAN, source: RealSource, seed: int):
         self.spec = spec
         self.source = source
-        data_seq, noise_seq, eps_seq = np.random.SeedSequence(seed).spawn(3)
+        data_seq, noise_seq, eps_seq, mask_seq, gp_mask_seq = np.random.SeedSequence(seed).spawn(5)
         self.data_rng = np.random.default_rng(data_seq)
         self.noise_rng = np.random.default_rng(noise_seq)
         self.eps_rng = np.random.default_rng(eps_seq)
+        self.mask_rng = np.random.default_rng(mask_seq)
+        self.gp_mask_rng = np.random.default_rng(gp_mask_seq)
+        self.rate, self.scale = dropout_units(spec)
 
     def next(self) -> StepInputs:
         spec = self.spec
@@ -62,7 +79,20 @@ class Stream:
         gp_eps = None
         if spec.loss.name == "wgan-gp":
             gp_eps = self.eps_rng.random((k, batch), dtype=np.float32)
-        return StepInputs(real=real.astype(np.float32, copy=False), noise=noise, gp_eps=gp_eps)
+        return StepInputs(real=real.astype(np.float32, copy=False), noise=noise, gp_eps=gp_eps,
+                          dropout=self.draw_masks() if self.rate is not None else None)
+
+    def draw_masks(self) -> np.ndarray:
+        """One step's masks, (dropout_passes, batch, units), in the pass order of common/spec.py."""
+        spec = self.spec
+        gp_passes = {dropout_pass(spec, k, "gp") for k in range(spec.updates.d_steps)} \
+            if spec.loss.name == "wgan-gp" else set()
+        masks = np.empty((spec.dropout_passes, spec.batch_size, len(self.rate)), DTYPE)
+        for p in range(spec.dropout_passes):
+            rng = self.gp_mask_rng if p in gp_passes else self.mask_rng
+            keep = rng.random((spec.batch_size, len(self.rate)), dtype=DTYPE) >= self.rate
+            np.multiply(keep, self.scale, out=masks[p])
+        return masks
 
     def __iter__(self) -> Iterator[StepInputs]:
         while True:
@@ -72,3 +102,15 @@ class Stream:
         """Noise for viewing samples: the same for both backends, apart from the training stream."""
         rng = np.random.default_rng([0xF1, self.spec.latent_dim, n])
         return draw_noise(rng, self.spec.noise, (n, self.spec.latent_dim))
+
+
+def dropout_units(spec: GAN) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """Per unit of D's masks (its Dropout layers in order, each flattened C, H, W): the rate and the float32
+    scale 1 / (1 - rate); (None, None) when D has no Dropout."""
+    net = spec.discriminator_network
+    layers = net.dropout_layers()
+    if not layers:
+        return None, None
+    rates = [np.full(int(np.prod(shape)), net.layers[index].rate, DTYPE) for index, shape in layers]
+    scales = [np.full(int(np.prod(shape)), DTYPE(net.layers[index].scale)) for index, shape in layers]
+    return np.concatenate(rates), np.concatenate(scales)

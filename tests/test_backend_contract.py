@@ -32,6 +32,7 @@ class Backend:
         package = self.module.__name__
         self.losses = importlib.import_module(f"{package}.losses")
         self.optim = importlib.import_module(f"{package}.optim")
+        self.models = importlib.import_module(f"{package}.models")
         if name == "torch":
             import torch
             self.tensor = lambda x: torch.from_numpy(np.asarray(x, np.float32).copy())

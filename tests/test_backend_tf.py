@@ -177,3 +177,62 @@ def test_versions_and_configure_record_settings():
     first = backend_tf.configure(threads=None, deterministic=True)
     assert backend_tf.configure(threads=None, deterministic=True) == first  # safe to call twice
     assert first["deterministic"] is True and first["tf32"] is False
+
+
+# ---- the layer list: Keras' own layers, and where the suite departs from them ------------------------------
+def test_norm_training_pass_is_keras_batchnormalization_bit_for_bit():
+    """The suite's BatchNorm writes Keras' training branch out (for an exact second derivative): its outputs and
+    moving statistics are Keras' own, bit for bit, and evaluation is Keras' own call."""
+    from backend_tf.models import Norm
+    from common.spec import BatchNorm
+
+    x = tf.constant(np.random.default_rng(0).standard_normal((8, 3, 4, 5)).astype(np.float32) * 3 + 1)
+    ours, keras_bn = Norm(BatchNorm(momentum=0.01, eps=1e-3, running_variance="biased")), \
+        tf.keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3)
+    for layer in (ours, keras_bn):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, 5).astype(np.float32))
+        layer.beta.assign(np.linspace(-1, 1, 5).astype(np.float32))
+    for _ in range(2):
+        np.testing.assert_array_equal(ours(x, training=True).numpy(), keras_bn(x, training=True).numpy())
+    np.testing.assert_array_equal(ours.moving_mean.numpy(), keras_bn.moving_mean.numpy())
+    np.testing.assert_array_equal(ours.moving_variance.numpy(), keras_bn.moving_variance.numpy())
+    np.testing.assert_array_equal(ours(x, training=False).numpy(), keras_bn(x, training=False).numpy())
+    assert not np.array_equal(ours.moving_variance.numpy(), np.ones(5, np.float32))
+
+
+def test_keras_dropout_scales_kept_units_as_the_suite_masks():
+    """Keras' Dropout keeps a unit as x * (1 / (1 - rate)) in float32: exactly what the stream's mask holds."""
+    from common.init import DTYPE
+    from common.spec import Dropout
+
+    x = tf.constant(np.random.default_rng(1).standard_normal((64, 50)).astype(np.float32))
+    out = tf.keras.layers.Dropout(0.3, seed=3)(x, training=True).numpy()
+    kept = out != 0
+    assert 0.6 < kept.mean() < 0.8
+    np.testing.assert_array_equal(out[kept], x.numpy()[kept] * DTYPE(Dropout(0.3).scale))
+
+
+def test_conv_compiled_mode_equals_eager_and_k_steps_equal_single_steps():
+    """tf.function on the convolutional parity GAN (BatchNorm, dropout masks in the traced signature): K steps per
+    call equal K single steps bit for bit, and equal eager. XLA and wgan-gp's double backward through convolutions
+    in compiled modes: tests/test_parity.py (one trace each: XLA compiles take minutes on 2 cores)."""
+    from benchmarks.parity import conv_parity_spec, source_for
+    from common.stream import Stream
+
+    spec = conv_parity_spec("nonsaturating")
+    weights = init_weights(spec, 3)
+    stream = Stream(spec, source_for(spec), seed=4)
+    steps = [stream.next() for _ in range(3)]
+    stacked = {key: np.stack([getattr(s, key) for s in steps]) for key in ("real", "noise", "dropout")}
+    eager, one, many = (backend_tf.build(spec, weights, "cpu", mode) for mode in ("eager", "compiled", "compiled"))
+    singles = [one.train_step(**s.as_kwargs()) for s in steps]
+    want = [eager.train_step(**s.as_kwargs()) for s in steps]
+    together = many.train_steps(**stacked)
+    for key in together:
+        np.testing.assert_array_equal(together[key], np.float32([s[key] for s in singles]))
+        np.testing.assert_allclose(together[key], np.float32([s[key] for s in want]), rtol=0, atol=MODE_ATOL)
+    assert_weights_equal(many.get_weights(), one.get_weights())
+    assert_weights_equal(many.get_statistics(), one.get_statistics())
+    assert_weights_equal(many.get_weights(), eager.get_weights(), atol=MODE_ATOL)
+    assert_weights_equal(many.get_statistics(), eager.get_statistics(), atol=MODE_ATOL)

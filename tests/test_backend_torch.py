@@ -56,8 +56,8 @@ def assert_weights_equal(a, b, atol=0.0):
 
 # ---- models -----------------------------------------------------------------------------------------
 def test_leaky_slope_is_the_specs():
-    net = models.build_mlp(MLP((3, 4, 1), hidden_activation="leaky_relu", leaky_slope=0.2))
-    assert [m.negative_slope for m in net if isinstance(m, torch.nn.LeakyReLU)] == [0.2]
+    net = models.Net(MLP((3, 4, 1), hidden_activation="leaky_relu", leaky_slope=0.2).network())
+    assert [m.negative_slope for m in net.modules() if isinstance(m, torch.nn.LeakyReLU)] == [0.2]
 
 
 # ---- optimisers -------------------------------------------------------------------------------------
@@ -156,7 +156,10 @@ def plain_torch(spec, weights):
 
 
 def neutral(g, d):
-    return {"generator": models.export_weights(g), "discriminator": models.export_weights(d)}
+    """Plain Linear stacks in the neutral layout: kernels (in, out)."""
+    layouts = {2: "dense_kernel", 1: "vector"}
+    return {name: models.to_neutral(list(net.parameters()), [layouts[p.ndim] for p in net.parameters()])
+            for name, net in (("generator", g), ("discriminator", d))}
 
 
 def d_loss_logs(d, real, fake):
@@ -314,3 +317,62 @@ def test_configure_twice_and_versions():
     assert backend_torch.configure(threads=None, deterministic=False)["deterministic"] is False
     backend_torch.configure(threads=threads, deterministic=deterministic)  # leave the process as it was
     assert backend_torch.versions()["torch"] == torch.__version__
+
+
+# ---- the layer list: PyTorch's own layers ------------------------------------------------------------------
+def test_norm_is_nn_batchnorm_bit_for_bit():
+    """With an unbiased running variance (PyTorch's), the suite's BatchNorm is nn.BatchNorm2d's own forward:
+    outputs and running statistics bit for bit, in training and in evaluation."""
+    from common.spec import BatchNorm
+
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((8, 5, 3, 4)).astype(np.float32) * 3 + 1)
+    ours = models.Norm(BatchNorm(momentum=0.1, eps=1e-5), 5, image=True)
+    theirs = torch.nn.BatchNorm2d(5)
+    with torch.no_grad():
+        for bn in (ours.bn, theirs):
+            bn.weight.copy_(torch.linspace(0.5, 1.5, 5))
+            bn.bias.copy_(torch.linspace(-1, 1, 5))
+        for _ in range(2):
+            assert torch.equal(ours(x, True, True), theirs.train()(x))
+        assert torch.equal(ours.bn.running_mean, theirs.running_mean)
+        assert torch.equal(ours.bn.running_var, theirs.running_var)
+        assert torch.equal(ours(x, False, True), theirs.eval()(x))
+
+
+def test_torch_dropout_scales_kept_units_as_the_suite_masks():
+    """PyTorch's dropout keeps a unit as x * (1 / (1 - p)) in float32: exactly what the stream's mask holds."""
+    from common.init import DTYPE
+    from common.spec import Dropout
+
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((64, 50)).astype(np.float32))
+    out = torch.nn.functional.dropout(x, 0.3, training=True).numpy()
+    kept = out != 0
+    assert 0.6 < kept.mean() < 0.8
+    np.testing.assert_array_equal(out[kept], x.numpy()[kept] * DTYPE(Dropout(0.3).scale))
+
+
+def test_conv_compiled_equals_eager():
+    """torch.compile on a small GAN with every torch-specific path of the layer list (BatchNorm1d/2d with in-place
+    statistics, a transposed convolution's crop slice, nn.ZeroPad2d for an uneven 'same', dropout masks, Reshape,
+    Flatten): losses, weights and statistics after 3 steps. Small, because Inductor compiles each graph for tens
+    of seconds on 2 cores."""
+    from benchmarks.parity import source_for
+    from common.spec import Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Network, Reshape
+    from common.stream import Stream
+
+    torch._dynamo.reset()
+    gen = Network((3,), (Dense(2 * 4 * 4, bias=False), BatchNorm(), Reshape((2, 4, 4)),
+                         ConvTranspose2D(2, 5, 2, "same"), Activation("tanh")))
+    disc = Network((2, 8, 8), (Conv2D(2, 3, 2, "same"), Dropout(0.3), BatchNorm(running_variance="biased"), Flatten(),
+                               Dense(1)))
+    spec = GAN(latent_dim=3, generator=gen, discriminator=disc, data_shape=(2, 8, 8), batch_size=BATCH,
+               updates=Updates("d_then_g", reuse_fake=True), init="dcgan")
+    eager, compiled = build(spec), build(spec, mode="compiled")
+    stream = Stream(spec, source_for(spec), seed=2)
+    for _ in range(3):
+        inputs = stream.next().as_kwargs()
+        want, got = eager.train_step(**inputs), compiled.train_step(**inputs)
+        for key in want:
+            assert abs(got[key] - want[key]) <= MODE_ATOL["torch"], key
+    assert_weights_equal(compiled.get_weights(), eager.get_weights(), atol=MODE_ATOL["torch"])
+    assert_weights_equal(compiled.get_statistics(), eager.get_statistics(), atol=MODE_ATOL["torch"])

@@ -292,3 +292,20 @@ def test_an_interrupt_swallowed_by_python_still_stops_the_run():
     finally:
         cell._pending_signal.clear()
     cell.stop_if_interrupted()  # nothing pending: no exception
+
+
+def test_quick_suite_plan_runs_dcgan_mnist_small_and_without_xla():
+    """The quick suite's dcgan-mnist: batch 64 (the tutorial's 256 is seconds a step on 2 cores), 20 steps, no
+    tf+xla cell (minutes a step on CPU), the reason printed; an explicit --task keeps the tutorial's batch."""
+    import backend_tf
+
+    backends = {"torch": backend_torch, "tf": backend_tf}
+    cells, _, skipped, suite = run.plan(run.parse_args([]), backends)
+    dcgan = [c for c in cells if c.task.name == "dcgan-mnist"]
+    assert suite == "quick" and {(c.backend, c.mode) for c in dcgan} == \
+        {("torch", "eager"), ("torch", "compiled"), ("tf", "eager"), ("tf", "compiled")}
+    assert all(c.spec.batch_size == 64 for c in dcgan) and {c.steps for c in dcgan} == {20, 5, 1}  # 5: PyTorch out of the box (25%)
+    assert any("dcgan-mnist tf+xla" in reason for reason in skipped)
+    assert all(c.spec.batch_size == c.task.spec.batch_size for c in cells if c.task.name != "dcgan-mnist")
+    cells, _, _, _ = run.plan(run.parse_args(["--task", "dcgan-mnist", "--steps", "3"]), backends)
+    assert {c.spec.batch_size for c in cells} == {256} and ("tf", "xla") in {(c.backend, c.mode) for c in cells}

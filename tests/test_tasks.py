@@ -9,13 +9,15 @@ from PIL import Image
 from common import data, metrics, tasks
 from common.data import DataError
 from common.init import init_weights
-from common.spec import GAN
+from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Loss,
+                         Optimizer, Reshape, Updates)
 from common.stream import Stream
 
-NAMES = ["parabola", "gmm2", "ring8", "grid25", "mnist", "mnist-small", "faces"]
+NAMES = ["parabola", "gmm2", "ring8", "grid25", "mnist", "mnist-small", "faces", "dcgan-faces", "dcgan-mnist"]
+MLP_TASKS = NAMES[:7]
 
 
-def test_registry_lists_all_seven_in_order():
+def test_registry_lists_all_nine_in_order():
     assert list(tasks.TASKS) == NAMES
     rows = tasks.describe_tasks()
     assert [row["name"] for row in rows] == NAMES
@@ -30,10 +32,60 @@ def test_registry_lists_all_seven_in_order():
 def test_every_spec_is_valid_and_round_trips(name):
     task = tasks.get_task(name)
     assert GAN.from_dict(task.spec.to_dict()) == task.spec
-    assert task.spec.init == "torch_default" and task.spec.noise == "normal"
+    assert task.spec.noise == "normal"
     assert (task.steps is None) != (task.epochs is None)
     weights = init_weights(task.spec, seed=0)
-    assert weights["generator"][-2].shape == (task.spec.generator.sizes[-2], task.spec.data_dim)
+    if name in MLP_TASKS:
+        assert task.spec.init == "torch_default"
+        assert weights["generator"][-2].shape == (task.spec.generator.sizes[-2], task.spec.data_dim)
+    assert sum(w.size for w in weights["generator"] + weights["discriminator"]) == task.spec.parameter_count
+    assert task.spec.generator_network.output_shape in (task.spec.data_shape, (task.spec.data_dim,))
+
+
+def test_dcgan_faces_is_pytorchs_example():
+    """Every value against examples/dcgan/main.py (the task docstring cites the lines)."""
+    task = tasks.get_task("dcgan-faces")
+    spec = task.spec
+    assert (spec.latent_dim, spec.batch_size, spec.data_shape, task.epochs) == (100, 64, (3, 64, 64), 25)
+    assert task.needs_data_dir and task.data == "faces" and task.family == "faces"
+    assert spec.init == "dcgan" and spec.loss == Loss("nonsaturating")
+    assert spec.updates == Updates("d_then_g", d_steps=1, reuse_fake=True)
+    assert spec.d_optimizer == spec.g_optimizer == Optimizer("adam", lr=2e-4, beta1=0.5, beta2=0.999, eps=1e-8)
+    g = [layer for layer in spec.generator.layers if isinstance(layer, ConvTranspose2D)]
+    assert [(c.filters, c.kernel, c.stride, c.padding, c.bias) for c in g] == \
+        [(512, (4, 4), (1, 1), (0, 0), False)] + [(f, (4, 4), (2, 2), (1, 1), False) for f in (256, 128, 64, 3)]
+    d = [layer for layer in spec.discriminator.layers if isinstance(layer, Conv2D)]
+    assert [(c.filters, c.stride, c.padding, c.bias) for c in d] == \
+        [(f, (2, 2), (1, 1), False) for f in (64, 128, 256, 512)] + [(1, (1, 1), (0, 0), False)]
+    norms = [layer for net in (spec.generator, spec.discriminator) for layer in net.layers if isinstance(layer, BatchNorm)]
+    assert len(norms) == 7 and set(norms) == {BatchNorm(momentum=0.1, eps=1e-5, affine=True, running_variance="unbiased")}
+    assert [i for i, layer in enumerate(spec.discriminator.layers) if isinstance(layer, BatchNorm)] == [3, 6, 9]
+    assert spec.discriminator.layers[1] == Activation("leaky_relu", 0.2)
+    assert spec.generator_network.output_shape == (3, 64, 64) and spec.discriminator_network.output_shape == (1, 1, 1)
+
+
+def test_dcgan_mnist_is_tensorflows_tutorial():
+    """Every value against dcgan.ipynb and the Keras defaults it relies on (the task docstring cites them)."""
+    task = tasks.get_task("dcgan-mnist")
+    spec = task.spec
+    assert (spec.latent_dim, spec.batch_size, spec.data_shape, task.epochs) == (100, 256, (1, 28, 28), 50)
+    assert task.data == "mnist" and task.family == "digits" and task.quick_batch_size < spec.batch_size
+    assert spec.init == "glorot_uniform" and spec.updates == Updates("simultaneous", d_steps=1, reuse_fake=True)
+    assert spec.d_optimizer == spec.g_optimizer == Optimizer("adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-7)
+    g, d = spec.generator.layers, spec.discriminator.layers
+    assert g[0] == Dense(7 * 7 * 256, bias=False) and g[3] == Reshape((256, 7, 7))
+    assert [(c.filters, c.kernel, c.stride, c.padding, c.bias) for c in g if isinstance(c, ConvTranspose2D)] == \
+        [(128, (5, 5), (1, 1), "same", False), (64, (5, 5), (2, 2), "same", False), (1, (5, 5), (2, 2), "same", False)]
+    assert {layer for layer in g if isinstance(layer, BatchNorm)} == \
+        {BatchNorm(momentum=0.01, eps=1e-3, running_variance="biased")}  # Keras' momentum 0.99
+    assert {layer for layer in g + d if isinstance(layer, Activation) and layer.name == "leaky_relu"} == \
+        {Activation("leaky_relu", 0.3)}  # Keras' LeakyReLU() default
+    assert [layer for layer in d if isinstance(layer, Dropout)] == [Dropout(0.3)] * 2
+    assert [(c.filters, c.stride, c.padding, c.bias) for c in d if isinstance(c, Conv2D)] == \
+        [(64, (2, 2), "same", True), (128, (2, 2), "same", True)]
+    assert isinstance(d[-2], Flatten) and d[-1] == Dense(1)
+    assert spec.discriminator_network.layer_info[0].pads == (1, 2, 1, 2)  # 'same', k5 s2 on 28: extra at the end
+    assert spec.generator_network.layer_info[7].pads == (1, 2, 1, 2)  # the transposed one crops the same way
 
 
 def test_seed_values():
@@ -83,7 +135,7 @@ def test_mnist_task_trains_on_train_and_judges_on_test(tmp_path):
 
 def test_faces_task(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_SUITE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match="needs data_dir"):
+    with pytest.raises(DataError, match="need data_dir"):
         tasks.get_task("faces").load()
     folder = tmp_path / "faces"
     folder.mkdir()
@@ -152,10 +204,10 @@ def test_configure_rejects_bad_values(overrides, field):
 
 
 def test_a_task_carries_every_fact_the_harness_needs():
-    assert tasks.QUICK_SUITE == ["parabola", "gmm2", "ring8", "grid25", "mnist"]  # the quick suite's order
+    assert tasks.QUICK_SUITE == ["parabola", "gmm2", "ring8", "grid25", "mnist", "dcgan-mnist"]  # in this order
     assert {name: task.eval_samples for name, task in tasks.TASKS.items()} == {
         "parabola": 2000, "gmm2": 2000, "ring8": 2000, "grid25": 2000, "mnist": 1000, "mnist-small": 1000,
-        "faces": 512}
+        "faces": 512, "dcgan-faces": 512, "dcgan-mnist": 1000}
     assert {task.family for task in tasks.TASKS.values()} == set(metrics.FAMILIES)
     assert [name for name, task in tasks.TASKS.items() if task.log_gauges] == ["parabola"]
     with pytest.raises(ValueError, match="family 'cifar' is invalid"):
