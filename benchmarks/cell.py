@@ -149,7 +149,7 @@ class RunLog:
     def take_snapshot(self, trainer, step: int, noise: np.ndarray) -> str | None:
         """Samples and the weight sketch at ``step``; None if healthy, else why the run diverged (NONFINITE or one
         of DIVERGENCE_FLAGS)."""
-        samples = trainer.generate(noise).astype(np.float16)
+        samples = as_stored(trainer.generate(noise))
         self.snapshot_steps.append(step)
         self.snapshots.append(samples)
         return self.take_sketch(trainer, step) or samples_problem(samples)
@@ -181,23 +181,31 @@ class RunLog:
         self.sketch_steps, self.sketch = arrays["sketch_steps"].tolist(), list(arrays["sketch"])
 
     def check(self, arrays: dict[str, np.ndarray], steps_done: int) -> None:
-        expected = {key: (steps_done,) for key in self.STEP_FIELDS}
-        for key in ("snapshot_steps", "sketch_steps"):
-            expected[key] = (len(arrays[key]),) if key in arrays and arrays[key].ndim == 1 else ("S",)
-        expected["snapshots"] = (expected["snapshot_steps"][0], SNAPSHOT_SAMPLES, self.data_dim)
-        expected["sketch_index"] = self.sketch_index.shape
-        expected["sketch"] = (expected["sketch_steps"][0], len(self.sketch_index))
-        for key, shape in expected.items():
-            if key not in arrays:
-                raise ValueError(f"lacks {key}")
-            if arrays[key].shape != shape:
-                raise ValueError(f"has {key} of shape {arrays[key].shape}, expected {shape} for {steps_done} steps")
+        """ValueError (saying what is wrong) unless ``arrays`` is a history of ``steps_done`` steps of this spec."""
+        missing = [key for key in (*self.STEP_FIELDS, "snapshot_steps", "snapshots", "sketch_index", "sketch",
+                                   "sketch_steps") if key not in arrays]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
         for key in ("snapshot_steps", "sketch_steps"):
             steps = arrays[key]
-            if steps.dtype.kind != "i" or (steps < 0).any() or (steps > steps_done).any() or (np.diff(steps) <= 0).any():
-                raise ValueError(f"has {key} {steps.tolist()[:8]} outside 0..{steps_done} or not increasing")
+            if steps.ndim != 1 or steps.dtype.kind != "i" or (steps < 0).any() or (steps > steps_done).any() \
+                    or (np.diff(steps) <= 0).any():
+                raise ValueError(f"has {key} {steps.tolist()} that are not increasing steps in 0..{steps_done}")
+        expected = {**{key: (steps_done,) for key in self.STEP_FIELDS},
+                    "snapshots": (len(arrays["snapshot_steps"]), SNAPSHOT_SAMPLES, self.data_dim),
+                    "sketch_index": self.sketch_index.shape,
+                    "sketch": (len(arrays["sketch_steps"]), len(self.sketch_index))}
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise ValueError(f"has {key} of shape {arrays[key].shape}, expected {shape} for {steps_done} steps")
         if not np.array_equal(arrays["sketch_index"], self.sketch_index):
             raise ValueError("has a weight sketch of other coordinates")
+
+
+def as_stored(samples: np.ndarray) -> np.ndarray:
+    """Samples as histories store them: float16, where beyond 65504 is inf (samples_problem says so)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return samples.astype(np.float16)
 
 
 def samples_problem(samples: np.ndarray) -> str | None:
@@ -377,7 +385,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
         if found and status == "finished":
             status, diverged_at, problem = "diverged", steps_done, found
     samples = trainer.generate(loop.stream.fixed_noise(cell.task.eval_samples))
-    found = samples_problem(samples.astype(np.float16))
+    found = samples_problem(as_stored(samples))
     if found and status == "finished":
         status, diverged_at, problem = "diverged", steps_done, found
     metrics = {}
@@ -385,7 +393,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
         metrics = cell.task.score(samples, task_data, log.steps)
     extra = extra_timings(trainer, loop.stream, spec) if status == "finished" else {}
     arrays = log.arrays()
-    arrays["samples"] = samples[:store.STORED_SAMPLES].astype(np.float16)
+    arrays["samples"] = as_stored(samples[:store.STORED_SAMPLES])
     stats = timing.summarize_steps(arrays["step_time"], arrays["timed"])
     first_call = arrays["step_time"][first_done] * min(k, steps_done - first_done) if steps_done > first_done else math.nan
     flops = train_step_flops(spec)

@@ -21,9 +21,9 @@ import signal
 import sys
 from pathlib import Path
 
-from benchmarks import cell as cells_module
 from benchmarks import store, timing
-from benchmarks.cell import Cell, Interrupted, RunOptions, interrupts_raise, run_cell, stop_if_interrupted
+from benchmarks.cell import (Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raise, run_cell,
+                             stop_if_interrupted)
 from common import metrics
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, ModeUnsupportedError, get_backend
@@ -292,7 +292,7 @@ def check_checkpoints(args, todo: list[Cell]) -> None:
     if not args.resume:
         return
     for cell in todo:
-        if cells_module.checkpoint_of(cell, args.out) is None and store.checkpoint_path(args.out, cell.id).exists():
+        if checkpoint_of(cell, args.out) is None and store.checkpoint_path(args.out, cell.id).exists():
             print(f"resume: {store.checkpoint_path(args.out, cell.id)} is of another config: {cell.id} starts over")
 
 

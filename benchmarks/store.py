@@ -19,7 +19,7 @@ fsync, os.replace; every path kept inside the folder):
         layout) under "trainer/<key>",
         the history so far under "history/<key>" and a JSON "meta" (step count, config); deleted once the
         run is recorded.
-    writer.lock             empty; the OS lock (fcntl.flock) of the one process writing to the folder (see writer()).
+    writer.lock             empty; the OS lock (fcntl.lockf) of the one process writing to the folder (see writer()).
         It is created with os.open, never replaced: replacing it would hand a second process a lock of its own.
 
 The weight sketch: the neutral weights (common.init layout, generator then discriminator, each array
@@ -45,6 +45,7 @@ histories without a record that a SIGKILL can leave (run.py calls it under --res
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -141,7 +142,9 @@ def prepare_out_dir(out_dir, keep: bool = True) -> None:
                     folder.rmdir()
 
 
-_holds: dict[tuple[int, int], list[int]] = {}  # (st_dev, st_ino) of a folder -> [lock fd, holds in this process]
+# (st_dev, st_ino) of a folder -> [lock fd, holds in this process]. One fd per folder and process: a POSIX lock is
+# released when its process closes any fd of the file, so the file is opened once and closed when the last hold ends.
+_holds: dict[tuple[int, int], list[int]] = {}
 _thread_lock = threading.RLock()  # one store write at a time within this process
 
 
@@ -154,11 +157,15 @@ def _acquire(folder: Path, wait: bool) -> tuple[int, int]:
         return key
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
+        # A POSIX record lock, not flock: it belongs to this process alone (a child forked by a library does not
+        # inherit it, so it is gone the moment this process dies) and it also holds across NFS.
+        fcntl.lockf(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError as error:
         os.close(fd)
-        raise Busy(f"output folder {str(folder)!r} is in use by another run (it holds {folder / LOCK_FILE}); "
-                   "wait for it to end, or use another --out") from None
+        if error.errno in (errno.EACCES, errno.EAGAIN):
+            raise Busy(f"output folder {str(folder)!r} is in use by another run (it holds {folder / LOCK_FILE}); "
+                       "wait for it to end, or use another --out") from None
+        raise
     except BaseException:
         os.close(fd)
         raise
@@ -177,7 +184,7 @@ def _release(key: tuple[int, int]) -> None:
 @contextlib.contextmanager
 def writer(out_dir):
     """This process as the one writer of ``out_dir`` for the block: the folder is created and probed
-    (prepare_out_dir), then locked with fcntl.flock on OUT/writer.lock, which the OS releases when the process
+    (prepare_out_dir), then locked with fcntl.lockf on OUT/writer.lock, which the OS releases when the process
     ends, however it ends (SIGKILL included). Busy, at once, if another process holds the lock."""
     prepare_out_dir(out_dir)
     with _thread_lock:

@@ -1,7 +1,8 @@
 """The suite as a hostile tester uses it: every class of fault of issue 14, end to end through the command lines
 (``python -m benchmarks.run``, ``python -m benchmarks.report``) in subprocesses, on real files.
 
-Cases that need a process of their own (signals, SIGKILL, two writers, a full disk) run ``python -m ...`` each.
+Cases that need a process of their own (signals, SIGKILL, two writers, a full disk) run ``python -m ...`` each
+(through runpy, so that the sgemm peak can be measured on small matrices).
 The others run in one subprocess through ``cli_batch``: one interpreter that calls each command's ``main(argv)``
 in turn, as ``python -m`` would, and reports its exit code, its output and any traceback; it imports torch once
 instead of once per case, and measures the sgemm peak on 128x128 matrices (the 2048 figure is for real runs).
@@ -37,14 +38,14 @@ BATCH_DRIVER = textwrap.dedent("""
     import contextlib, io, json, sys, traceback
     from benchmarks import timing
     timing.SGEMM_SIZE = 128
-    from benchmarks import report, run
+    from benchmarks import report, run, sweep
     results = []
     for argv in json.loads(sys.stdin.read()):
-        main = report.main if argv[:1] == ["report"] else run.main
+        main = {"report": report.main, "sweep": sweep.main}.get(argv[0])
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main(argv[1:] if argv[:1] == ["report"] else argv)
+                code = main(argv[1:]) if main else run.main(argv)
             except SystemExit as stop:
                 code = stop.code
             except BaseException:
@@ -56,17 +57,28 @@ BATCH_DRIVER = textwrap.dedent("""
 
 
 def cli_batch(cases: list[list[str]]) -> list[dict]:
-    """Run each argv (``["report", DIR]`` for the report) through its command's main() in one subprocess."""
+    """Run each argv through its command's main() in one subprocess: benchmarks.run's, or benchmarks.report's
+    (``["report", DIR]``) or benchmarks.sweep's (``["sweep", ...]``)."""
     done = subprocess.run([sys.executable, "-c", BATCH_DRIVER], input=json.dumps(cases), cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
 
+# ``python -m MODULE ARGV`` exactly (runpy runs the module as __main__), with the sgemm peak measured on 128x128
+# matrices: the 2048 measurement takes seconds per process and is for real runs.
+AS_MAIN = ("import runpy, sys; from benchmarks import timing; timing.SGEMM_SIZE = 128; "
+           "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
+
+
+def command(module: str, argv) -> list[str]:
+    return [sys.executable, "-c", AS_MAIN, module, *map(str, argv)]
+
+
 def cli(*argv, module="benchmarks.run", **kwargs) -> subprocess.CompletedProcess:
     """One real ``python -m <module> ARGV`` process."""
-    return subprocess.run([sys.executable, "-m", module, *map(str, argv)], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=600, **kwargs)
+    return subprocess.run(command(module, argv), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600,
+                          **kwargs)
 
 
 def one_error(stderr: str, after_progress: bool = False) -> str:
@@ -244,6 +256,10 @@ def test_refused_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, results)
                                    "mode 'xla' is invalid for backend 'torch'"),
         "sweep --data-dir": (["--sweep", "batch", "--task", "mnist-small", "--data-dir", str(truncated),
                               "--backend", "torch"], "not a readable .npz file"),
+        "sweep.py batch of 1.5": (["sweep", "--sweep", "batch", "--task", "parabola", "--values", "1.5"],
+                                  "batch size 1.5 is invalid; allowed: an integer >= 1"),
+        "sweep.py no steps": (["sweep", "--sweep", "width", "--task", "parabola", "--steps", "0"],
+                              "allowed: an integer in 1.."),
     }
     for name, (argv, _) in cases.items():
         if argv[0] != "report" and "--out" not in argv:
@@ -309,8 +325,8 @@ def test_truths_told_where_a_success_used_to_mislead(tmp_path, results):
 
 def popen(*argv, log: Path) -> subprocess.Popen:
     sink = open(log, "w")  # a file, not a pipe: a full pipe would stall the run
-    return subprocess.Popen([sys.executable, "-m", "benchmarks.run", *map(str, argv)], cwd=ROOT, env=ENV,
-                            stdout=sink, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command("benchmarks.run", argv), cwd=ROOT, env=ENV, stdout=sink, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def wait_for(condition, process, timeout=300) -> None:
@@ -454,6 +470,7 @@ def test_a_full_disk_keeps_finished_runs_and_resume_completes(tiny_disk):
     assert not (out / "report.md").exists() and not (out / "report.html").exists() and temp_files(out) == []
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed interrupt itself
 def test_an_interrupt_swallowed_during_the_report_still_ends_the_command(results, tmp_path, monkeypatch):
     """Ctrl-C that lands in a callback (here a finalizer; matplotlib's and PIL's swallow alike) is printed and
     dropped by Python; the commands check again after the report and exit 130 instead of 0."""
@@ -475,3 +492,14 @@ def test_an_interrupt_swallowed_during_the_report_still_ends_the_command(results
     assert report.main([str(out)]) == 130
     assert run.main([*PARABOLA[:-1], "--steps", "3", "--out", str(tmp_path / "run")]) == 130
     assert len(store.read_records(tmp_path / "run")) == 1  # the run is recorded; only the command's end changed
+
+
+def test_figures_are_plain_names_inside_the_figures_folder(tmp_path):
+    """The report's second line of defence, behind the registry check of every record read."""
+    from benchmarks.report import FigureFolder
+
+    figures = FigureFolder(tmp_path / "figures")
+    assert figures / "parabola-losses.png" == tmp_path / "figures" / "parabola-losses.png"
+    for name in ("../../escaped-losses.png", "/etc/x-losses.png", "a/b.png", ".."):
+        with pytest.raises(ValueError, match="would leave"):
+            figures / name
