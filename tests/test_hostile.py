@@ -56,10 +56,11 @@ BATCH_DRIVER = textwrap.dedent("""
 """)
 
 
-def cli_batch(cases: list[list[str]]) -> list[dict]:
+def cli_batch(cases: list[list[str]], cache: Path) -> list[dict]:
     """Run each argv through its command's main() in one subprocess: benchmarks.run's, or benchmarks.report's
-    (``["report", DIR]``) or benchmarks.sweep's (``["sweep", ...]``)."""
-    done = subprocess.run([sys.executable, "-c", BATCH_DRIVER], input=json.dumps(cases), cwd=ROOT, env=ENV,
+    (``["report", DIR]``) or benchmarks.sweep's (``["sweep", ...]``). Face images are cached in ``cache``."""
+    done = subprocess.run([sys.executable, "-c", BATCH_DRIVER], input=json.dumps(cases), cwd=ROOT,
+                          env=dict(ENV, GAN_SUITE_CACHE=str(cache)),
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
@@ -167,15 +168,20 @@ def results(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- the one-subprocess classes
 
 
-def test_refused_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, results):
-    """Numbers checked against their use, output folders probed, corrupt and tampered files, misleading
-    successes: each refused with one line and exit code 2 before anything is written."""
-    out = tmp_path / "out"
-    sys_folder = Path("/sys/kernel")  # os.access says "writable" to root, yet nothing can be created there
-    unwritable = sys_folder if os.geteuid() == 0 and sys_folder.is_dir() else tmp_path / "read-only"
-    if unwritable != sys_folder:
-        unwritable.mkdir()
-        unwritable.chmod(0o500)
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder nothing can be created in: /sys/kernel for root (os.access says "writable" to root, yet the kernel
+    refuses), else a folder without write permission (chmod it back to 0o700 when done)."""
+    if os.geteuid() == 0 and Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
+
+
+def refused_cases(tmp_path: Path, results: Path, unwritable: Path) -> dict[str, tuple[list[str], str]]:
+    """name -> (argv, what the one error line must say): real files, damaged or tampered as a user or a crash
+    would leave them. argv without --out get tmp_path / "out"."""
     (tmp_path / "file").write_text("x")
     truncated = mnist_npz(tmp_path / "truncated.npz")
     truncated.write_bytes(truncated.read_bytes()[:3000])
@@ -261,16 +267,25 @@ def test_refused_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, results)
         "sweep.py no steps": (["sweep", "--sweep", "width", "--task", "parabola", "--steps", "0"],
                               "allowed: an integer in 1.."),
     }
-    for name, (argv, _) in cases.items():
+    for argv, _ in cases.values():
         if argv[0] != "report" and "--out" not in argv:
-            argv += ["--out", str(out)]
-    before = {name: files_under(Path(argv[argv.index("--out") + 1])) for name, (argv, _) in cases.items()
-              if "--out" in argv and argv[argv.index("--out") + 1]}
-    outside = files_under(tmp_path.parent)
+            argv += ["--out", str(tmp_path / "out")]
+    return cases
+
+
+def test_refused_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, results):
+    """Numbers checked against their use, output folders probed, corrupt and tampered files, misleading
+    successes: each refused with one line and exit code 2 before anything is written."""
+    unwritable = unwritable_folder(tmp_path)
+    cases = refused_cases(tmp_path, results, unwritable)
+    cache = tmp_path / "cache"  # the face cache: data decoded once, not output (the one-image folder fills it)
+    folders = {name: Path(argv[argv.index("--out") + 1]) for name, (argv, _) in cases.items() if "--out" in argv}
+    before = {name: files_under(folder) for name, folder in folders.items() if folder.is_relative_to(tmp_path)}
+    outside = [f for f in files_under(tmp_path.parent) if not (tmp_path.parent / f).is_relative_to(cache)]
     try:
-        answers = cli_batch([argv for argv, _ in cases.values()])
+        answers = cli_batch([argv for argv, _ in cases.values()], cache)
     finally:
-        if unwritable != sys_folder:
+        if unwritable.is_relative_to(tmp_path):
             unwritable.chmod(0o700)
     for (name, (argv, expected)), answer in zip(cases.items(), answers):
         assert answer["rc"] == 2, (name, answer)
@@ -278,9 +293,10 @@ def test_refused_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, results)
         assert expected in line, (name, line)
         assert "written" not in answer["out"], (name, answer["out"])
         if name in before:
-            assert files_under(Path(argv[argv.index("--out") + 1])) == before[name], name  # nothing written
-    assert not out.exists()  # no refused command created the default folder
-    assert files_under(tmp_path.parent) == outside  # nothing written anywhere, nothing escaped the folders
+            assert files_under(folders[name]) == before[name], name  # nothing written
+    assert not (tmp_path / "out").exists()  # no refused command created its folder
+    # Nothing written anywhere, nothing escaped its folder.
+    assert [f for f in files_under(tmp_path.parent) if not (tmp_path.parent / f).is_relative_to(cache)] == outside
 
 
 def test_truths_told_where_a_success_used_to_mislead(tmp_path, results):
@@ -303,7 +319,7 @@ def test_truths_told_where_a_success_used_to_mislead(tmp_path, results):
          "--warmup", "1", "--out", str(tmp_path / "sweep")],
         ["report", str(copied)],
     ]
-    answers = cli_batch(cases)
+    answers = cli_batch(cases, cache)
     for answer in answers:
         assert answer["rc"] == 0 and "Traceback" not in answer["err"], answer
     [samples] = store.read_records(tmp_path / "samples")
@@ -317,7 +333,6 @@ def test_truths_told_where_a_success_used_to_mislead(tmp_path, results):
     md = (copied / "report.md").read_text()
     assert "history missing or unreadable, figures skipped" in md and "not a readable .npz file" in md
     assert f"{store.SWEEP_FILE} cannot be read" in md
-    assert not cache.exists()
 
 
 # ----------------------------------------------------------------------------- classes that need real processes
