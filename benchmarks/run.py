@@ -379,7 +379,7 @@ def run_all(args) -> int:
         skip = cells_to_skip(args, cells)
         todo = [cell for cell in cells if cell.key not in skip]
         check_checkpoints(args, todo)
-    except (ValueError, DeviceUnavailableError) as e:  # DataError is a ValueError
+    except (ValueError, DeviceUnavailableError, OSError) as e:  # DataError is a ValueError; OSError: unreadable input
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     stop_if_interrupted()

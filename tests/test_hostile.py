@@ -1,5 +1,5 @@
 """The suite as a hostile tester uses it: every class of fault of issue 14, end to end through the command lines
-(``python -m benchmarks.run``, ``python -m benchmarks.report``) in subprocesses, on real files.
+(``python -m benchmarks.run``, ``benchmarks.report``, ``benchmarks.sweep``) in subprocesses, on real files.
 
 Cases that need a process of their own (signals, SIGKILL, two writers, a full disk) run ``python -m ...`` each
 (through runpy, so that the sgemm peak can be measured on small matrices).
@@ -483,6 +483,12 @@ def test_a_full_disk_keeps_finished_runs_and_resume_completes(tiny_disk):
     report = cli(out, module="benchmarks.report")
     assert report.returncode == 74 and "writing the report failed" in one_error(report.stderr)
     assert not (out / "report.md").exists() and not (out / "report.html").exists() and temp_files(out) == []
+    # A disk already full is found by the write probe, before any run: exit 2, nothing created.
+    free = os.statvfs(tiny_disk)
+    (tiny_disk / "more").write_bytes(b"\0" * (free.f_bavail * free.f_frsize))
+    probed = cli(*PARABOLA, "--steps", 3, "--out", tiny_disk / "new")
+    assert probed.returncode == 2 and "is not writable (No space left on device)" in one_error(probed.stderr)
+    assert not (tiny_disk / "new").exists()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed interrupt itself

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from benchmarks import store
 from benchmarks.cell import Interrupted, interrupts_raise, stop_if_interrupted
-
 from benchmarks.report.data import data_section
 from benchmarks.report.divergence import divergence_section
 from benchmarks.report.doc import TITLE, Doc, render_html, render_md
