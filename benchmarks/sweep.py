@@ -122,7 +122,7 @@ def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | No
     if kind not in KINDS:
         raise ValueError(f"sweep {kind!r} is invalid; allowed: {', '.join(KINDS)}")
     if kind == "batch" and batch_size is not None:
-        raise ValueError("--batch-size is what a batch sweep varies; allowed: --values, or a width sweep")
+        raise ValueError("--batch-size is what a batch sweep varies; allowed: --batch-size with --sweep width")
     values = check_values(kind, values)
     task_entry = tasks.get_task(task)
     data = task_entry.load(data_dir=data_dir)
@@ -184,7 +184,7 @@ def from_run_args(args) -> int:
         ("--task with several tasks", bool(args.task) and len(args.task) > 1, "a sweep times one task"),
     ) if given]
     if refused:
-        print(f"error: --sweep cannot honour {refused[0][0]} ({refused[0][1]})", file=sys.stderr)
+        print(f"error: --sweep cannot honour {refused[0][0]}: {refused[0][1]}", file=sys.stderr)
         return 2
     backends = tuple(BACKENDS) if args.backend == "both" else (args.backend,)
     return sweep_and_print(args.sweep, backends, None if args.mode in (None, "all") else [args.mode], args.threads,
