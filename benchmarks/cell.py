@@ -10,6 +10,7 @@ Timing method: benchmarks/timing.py. FLOP model: common/flops.py.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import math
@@ -114,10 +115,18 @@ def stop_if_interrupted() -> None:
         raise Interrupted(128 + _pending_signal[0])
 
 
-def interrupts_raise() -> dict:
-    """Install the handlers (for a fresh main() call); returns the old ones for signal.signal to restore."""
+@contextlib.contextmanager
+def interrupts_raising():
+    """SIGINT/SIGTERM raise Interrupted inside the block (a command's main()); before and after it, the previous
+    handlers and no signal pending, so that one command's interrupt never stops the next one of the process."""
     _pending_signal.clear()
-    return {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        _pending_signal.clear()
 
 
 # ----------------------------------------------------------------------------- the log of one run

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 
 from benchmarks import store, timing
-from benchmarks.cell import (Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raise, run_cell,
+from benchmarks.cell import (Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raising, run_cell,
                              stop_if_interrupted)
 from common import metrics
 from common import tasks as task_registry
@@ -336,28 +335,25 @@ def main(argv=None) -> int:
 
         print(pd.DataFrame(task_registry.describe_tasks()).to_string(index=False))
         return 0
-    old_handlers = interrupts_raise()
-    try:
-        return run_sweep(args) if args.sweep else run_all(args)
-    except (Interrupted, KeyboardInterrupt) as e:
-        kept = (f"the points measured so far are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep else
-                f"finished runs are kept in {Path(args.out) / store.RUNS_FILE}; the run in progress was not "
-                "recorded. Continue with the same command plus --resume")
-        print(f"\ninterrupted: {kept}.", file=sys.stderr)
-        return e.exit_code if isinstance(e, Interrupted) else 130
-    except store.Busy as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BUSY
-    except OSError as e:  # a write failed mid-run (full disk, a folder made read-only): one line, what is kept
-        what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
-        kept = (f"the points measured before it are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep
-                else f"the runs finished before it are kept in {Path(args.out) / store.RUNS_FILE}; fix the cause, "
-                     "then run the same command plus --resume")
-        print(f"error: writing failed ({what}); {kept}", file=sys.stderr)
-        return EXIT_WRITE_ERROR
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+    with interrupts_raising():
+        try:
+            return run_sweep(args) if args.sweep else run_all(args)
+        except (Interrupted, KeyboardInterrupt) as e:
+            kept = (f"the points measured so far are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep
+                    else f"finished runs are kept in {Path(args.out) / store.RUNS_FILE}; the run in progress was "
+                         "not recorded. Continue with the same command plus --resume")
+            print(f"\ninterrupted: {kept}.", file=sys.stderr)
+            return e.exit_code if isinstance(e, Interrupted) else 130
+        except store.Busy as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_BUSY
+        except OSError as e:  # a write failed mid-run (full disk, a folder made read-only): one line, what is kept
+            what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+            kept = (f"the points measured before it are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep
+                    else f"the runs finished before it are kept in {Path(args.out) / store.RUNS_FILE}; fix the "
+                         "cause, then run the same command plus --resume")
+            print(f"error: writing failed ({what}); {kept}", file=sys.stderr)
+            return EXIT_WRITE_ERROR
 
 
 def run_sweep(args) -> int:

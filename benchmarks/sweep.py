@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks import store, timing  # noqa: E402
-from benchmarks.cell import Cell, Interrupted, interrupts_raise, time_steps  # noqa: E402
+from benchmarks.cell import Cell, Interrupted, interrupts_raising, time_steps  # noqa: E402
 from benchmarks.store import SWEEP_FILE  # noqa: E402
 from common import tasks  # noqa: E402
 from common.backend import BACKENDS, DEVICES, DeviceUnavailableError, get_backend  # noqa: E402
@@ -212,14 +211,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results")
     args = parser.parse_args(argv)
     backends = tuple(BACKENDS) if args.backend == "both" else (args.backend,)
-    old_handlers = interrupts_raise()
-    try:
+    with interrupts_raising():
         return sweep_and_print(args.sweep, backends, args.mode, args.threads, args.out, args.task, args.values,
                                args.steps, strict_modes=args.mode is not None, data_dir=args.data_dir,
                                device=args.device, warmup=args.warmup)
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
 
 
 def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, steps: int = STEPS, **options) -> int:

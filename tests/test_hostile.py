@@ -513,6 +513,8 @@ def test_an_interrupt_swallowed_during_the_report_still_ends_the_command(results
     assert report.main([str(out)]) == 130
     assert run.main([*PARABOLA[:-1], "--steps", "3", "--out", str(tmp_path / "run")]) == 130
     assert len(store.read_records(tmp_path / "run")) == 1  # the run is recorded; only the command's end changed
+    from benchmarks import cell
+    assert cell._pending_signal == []  # and the interrupt ended with its command: the next one is not stopped
 
 
 def test_figures_are_plain_names_inside_the_figures_folder(tmp_path):

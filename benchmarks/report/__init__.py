@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime
 import os
-import signal
 import sys
 from pathlib import Path
 
 from benchmarks import store
-from benchmarks.cell import Interrupted, interrupts_raise, stop_if_interrupted
+from benchmarks.cell import Interrupted, interrupts_raising, stop_if_interrupted
 from benchmarks.report.data import data_section
 from benchmarks.report.divergence import divergence_section
 from benchmarks.report.doc import TITLE, Doc, render_html, render_md
@@ -92,23 +91,21 @@ def main(argv=None) -> int:
                     description="Rebuild report.md and report.html from the results in DIR.")
     parser.add_argument("dir", metavar="DIR", help="an output folder of python -m benchmarks.run")
     args = parser.parse_args(argv)
-    old_handlers = interrupts_raise()
-    try:
-        path = build_report(args.dir)
-        stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command
-    except (Interrupted, KeyboardInterrupt) as stop:
-        print(f"\ninterrupted: {REPORT_MD} and {REPORT_HTML} are the previous ones or whole new ones, never part "
-              f"of one; rebuild them with python -m benchmarks.report {args.dir}", file=sys.stderr)
-        return stop.exit_code if isinstance(stop, Interrupted) else 130
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
-        print(f"error: writing the report failed ({what}); the results in {args.dir} are untouched", file=sys.stderr)
-        return 74
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+    with interrupts_raising():
+        try:
+            path = build_report(args.dir)
+            stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command
+        except (Interrupted, KeyboardInterrupt) as stop:
+            print(f"\ninterrupted: {REPORT_MD} and {REPORT_HTML} are the previous ones or whole new ones, never part "
+                  f"of one; rebuild them with python -m benchmarks.report {args.dir}", file=sys.stderr)
+            return stop.exit_code if isinstance(stop, Interrupted) else 130
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+            print(f"error: writing the report failed ({what}); the results in {args.dir} are untouched",
+                  file=sys.stderr)
+            return 74
     print(f"report: {path}")
     return 0
