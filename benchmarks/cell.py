@@ -10,7 +10,9 @@ Timing method: benchmarks/timing.py. FLOP model: common/flops.py.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import io
 import math
 import secrets
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from benchmarks import store, timing
 from benchmarks.record import Outcome, RunRecord, StepTimes, Throughput
+from common import checkpoint
 from common import tasks as task_registry
 from common.backend import get_backend
 from common.flops import train_step_flops
@@ -35,6 +38,14 @@ SATURATED_D_FAKE_LOW = 0.01   # sigmoid losses: D(fake) below this ...
 SATURATED_D_FAKE_HIGH = 0.99  # ... or above this ...
 SATURATED_STEPS = 500         # ... for this many consecutive steps: flag "d_saturated"
 MODE_COLLAPSE_MODES = 1       # mixture tasks: this many modes covered at the end: flag "mode_collapse"
+# Divergence without a NaN: Adam and RMSprop move a weight by about lr (RMSprop at most ~10 lr) per update, so even
+# lr 1e-2 over 10^5 steps stays below 10^4; a weight beyond WEIGHT_LIMIT means the run blew up (flag
+# "weights_exploded"). Samples are stored as float16, whose largest value is 65504: samples that become inf there
+# cannot be shown or compared, and no task's data come near that (flag "samples_not_finite"). Both end the run as
+# "diverged", like a NaN/inf loss or weight (which needs no flag).
+WEIGHT_LIMIT = 1e6
+NONFINITE = "nonfinite"
+DIVERGENCE_FLAGS = ("weights_exploded", "samples_not_finite")
 
 SNAPSHOTS = 16                # evenly spaced snapshots of samples and of the weight sketch
 SNAPSHOT_SAMPLES = 64
@@ -109,10 +120,18 @@ def stop_if_interrupted() -> None:
         raise Interrupted(128 + _pending_signal[0])
 
 
-def interrupts_raise() -> dict:
-    """Install the handlers (for a fresh main() call); returns the old ones for signal.signal to restore."""
+@contextlib.contextmanager
+def interrupts_raising():
+    """SIGINT/SIGTERM raise Interrupted inside the block (a command's main()); before and after it, the previous
+    handlers and no signal pending, so that one command's interrupt never stops the next one of the process."""
     _pending_signal.clear()
-    return {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        _pending_signal.clear()
 
 
 # ----------------------------------------------------------------------------- the log of one run
@@ -121,7 +140,7 @@ def interrupts_raise() -> dict:
 class RunLog:
     """Per-step values and clocks of one run, plus the snapshots and weight sketches."""
 
-    STEP_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "step_time", "data_time", "timed")
+    STEP_FIELDS = store.STEP_ARRAYS
 
     def __init__(self, spec: GAN, started: float | None = None):
         # wall clock of the whole run in this process: build to record
@@ -131,6 +150,7 @@ class RunLog:
         total = spec.parameter_count
         self.sketch_index = np.sort(np.random.default_rng(store.SKETCH_SEED).choice(
             total, size=min(store.SKETCH_SIZE, total), replace=False))
+        self.data_dim = spec.data_dim
 
     def add(self, results: dict, step_time: float, data_time: float, timed: bool) -> None:
         n = len(np.atleast_1d(results["d_loss"]))
@@ -140,18 +160,23 @@ class RunLog:
         self.steps["data_time"] += [data_time / n] * n
         self.steps["timed"] += [timed] * n
 
-    def take_snapshot(self, trainer, step: int, noise: np.ndarray) -> bool:
-        """Samples and the weight sketch at ``step``; False if a weight is NaN/inf."""
+    def take_snapshot(self, trainer, step: int, noise: np.ndarray) -> str | None:
+        """Samples and the weight sketch at ``step``; None if healthy, else why the run diverged (NONFINITE or one
+        of DIVERGENCE_FLAGS)."""
+        samples = as_stored(trainer.generate(noise))
         self.snapshot_steps.append(step)
-        self.snapshots.append(trainer.generate(noise).astype(np.float16))
-        return self.take_sketch(trainer, step)
+        self.snapshots.append(samples)
+        return self.take_sketch(trainer, step) or samples_problem(samples)
 
-    def take_sketch(self, trainer, step: int) -> bool:
+    def take_sketch(self, trainer, step: int) -> str | None:
+        """The weight sketch at ``step``; None if every weight is finite and within WEIGHT_LIMIT, else the problem."""
         weights = trainer.get_weights()
         flat = np.concatenate([w.ravel() for net in ("generator", "discriminator") for w in weights[net]])
         self.sketch_steps.append(step)
         self.sketch.append(flat[self.sketch_index].astype(np.float32))
-        return bool(np.isfinite(flat).all())
+        if not np.isfinite(flat).all():
+            return NONFINITE
+        return "weights_exploded" if np.abs(flat).max() > WEIGHT_LIMIT else None
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {key: np.asarray(values, dtype=bool if key == "timed" else np.float64) for key, values in self.steps.items()}
@@ -161,11 +186,45 @@ class RunLog:
                    sketch=np.asarray(self.sketch, dtype=np.float32))
         return out
 
-    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+    def restore(self, arrays: dict[str, np.ndarray], steps_done: int) -> None:
+        """Continue from a checkpoint's history; ValueError unless it is one of ``steps_done`` steps of this spec."""
+        self.check(arrays, steps_done)
         for key in self.STEP_FIELDS:
             self.steps[key] = arrays[key].tolist()
         self.snapshot_steps, self.snapshots = arrays["snapshot_steps"].tolist(), list(arrays["snapshots"])
         self.sketch_steps, self.sketch = arrays["sketch_steps"].tolist(), list(arrays["sketch"])
+
+    def check(self, arrays: dict[str, np.ndarray], steps_done: int) -> None:
+        """ValueError (saying what is wrong) unless ``arrays`` is a history of ``steps_done`` steps of this spec."""
+        missing = [key for key in (*self.STEP_FIELDS, "snapshot_steps", "snapshots", "sketch_index", "sketch",
+                                   "sketch_steps") if key not in arrays]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        for key in ("snapshot_steps", "sketch_steps"):
+            steps = arrays[key]
+            if steps.ndim != 1 or steps.dtype.kind != "i" or (steps < 0).any() or (steps > steps_done).any() \
+                    or (np.diff(steps) <= 0).any():
+                raise ValueError(f"has {key} {steps.tolist()} that are not increasing steps in 0..{steps_done}")
+        expected = {**{key: (steps_done,) for key in self.STEP_FIELDS},
+                    "snapshots": (len(arrays["snapshot_steps"]), SNAPSHOT_SAMPLES, self.data_dim),
+                    "sketch_index": self.sketch_index.shape,
+                    "sketch": (len(arrays["sketch_steps"]), len(self.sketch_index))}
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise ValueError(f"has {key} of shape {arrays[key].shape}, expected {shape} for {steps_done} steps")
+        if not np.array_equal(arrays["sketch_index"], self.sketch_index):
+            raise ValueError("has a weight sketch of other coordinates")
+
+
+def as_stored(samples: np.ndarray) -> np.ndarray:
+    """Samples as histories store them: float16, where beyond 65504 is inf (samples_problem says so)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return samples.astype(np.float16)
+
+
+def samples_problem(samples: np.ndarray) -> str | None:
+    """None if the samples, as stored (float16), are all finite; else "samples_not_finite"."""
+    return None if np.isfinite(samples).all() else "samples_not_finite"
 
 
 def next_inputs(stream: Stream, k: int, stacked: bool) -> dict:
@@ -192,7 +251,7 @@ class CellLoop:
         self.snapshot_at = [s for s in planned if s >= self.done and s not in self.log.snapshot_steps]
         self.warmup = options.warmup if options.warmup is not None else timing.default_warmup(cell.steps)
         self.k = cell.steps_per_call
-        self.status, self.diverged_at = "finished", None
+        self.status, self.diverged_at, self.problem = "finished", None, None
         self.bar = tqdm(total=cell.steps, initial=self.done, desc=cell.id, unit="step", dynamic_ncols=True,
                         leave=False, mininterval=0.5, file=out)
 
@@ -201,8 +260,9 @@ class CellLoop:
         its losses checked, and a checkpoint if one is due. False once the run is over (done or diverged)."""
         log, steps, done = self.log, self.cell.steps, self.done
         while self.snapshot_at and self.snapshot_at[0] <= done:
-            if not log.take_snapshot(self.trainer, done, self.view_noise) and self.status == "finished":
-                self.status, self.diverged_at = "diverged", done
+            problem = log.take_snapshot(self.trainer, done, self.view_noise)
+            if problem and self.status == "finished":
+                self.status, self.diverged_at, self.problem = "diverged", done, problem
             self.snapshot_at.pop(0)
         if done >= steps or self.status == "diverged":
             return False
@@ -243,29 +303,51 @@ def check_losses(log: RunLog, done: int, n: int, log_every: int, steps: int, bar
     return "finished", None
 
 
+def checkpoint_of(cell: Cell, out) -> tuple[int, dict, dict] | None:
+    """The cell's checkpoint, checked before it is trusted: (steps done, trainer state, history so far), or None if
+    it has none or one of another config (the run then starts over and replaces it). ValueError naming the file if
+    it is damaged or does not fit: steps done outside 1..steps-1 (a checkpoint is saved only before the last step),
+    a state other than this spec's (keys, shapes), a history of another length or shape. run.py calls it for every
+    cell to run under --resume before any runs, and resume_from_checkpoint again when the cell starts."""
+    found = store.read_checkpoint(out, cell.id)
+    if found is None or found[0]["config"] != cell.config:
+        return None
+    meta, state, history = found
+    path, done = store.checkpoint_path(out, cell.id), meta["steps_done"]
+    if not 0 < done < cell.steps:
+        raise ValueError(f"checkpoint {path}: steps_done {done} is invalid for a run of {cell.steps} steps "
+                         f"(allowed: 1..{cell.steps - 1}); delete it")
+    state = checkpoint.check_fits(cell.spec, state, path)
+    try:
+        RunLog(cell.spec).check(history, done)
+    except ValueError as error:
+        raise ValueError(f"checkpoint {path}: its history {error}; delete it") from None
+    return done, state, history
+
+
 def resume_from_checkpoint(loop: CellLoop) -> int:
     """With --resume and a checkpoint of the same config: restore the trainer and the history, and
     fast-forward the Stream by drawing (and discarding) the inputs of the steps already done."""
     cell, options = loop.cell, loop.options
-    if not options.resume:
+    found = checkpoint_of(cell, options.out) if options.resume else None
+    if found is None:
         return 0
-    meta = store.peek_checkpoint_meta(options.out, cell.id)
-    if meta is None or meta["config"] != cell.config:
-        return 0
-    meta, history = store.load_checkpoint(options.out, cell.id, loop.trainer)
-    loop.log.restore(history)
-    for _ in range(meta["steps_done"]):
+    done, state, history = found
+    loop.trainer.load_state(state)
+    loop.log.restore(history, done)
+    for _ in range(done):
         loop.stream.next()
-    print(f"resume: {cell.id} continues from its checkpoint at step {meta['steps_done']}")
-    return meta["steps_done"]
+    print(f"resume: {cell.id} continues from its checkpoint at step {done}")
+    return done
 
 
-def time_steps(cell: Cell, trainer, stream, warmup: int) -> tuple[float, np.ndarray]:
+def time_steps(cell: Cell, trainer, stream, warmup: int, steps_per_call: int = 1) -> tuple[float, np.ndarray]:
     """The step clock of the sweep and the perf script: this loop, quiet, for ``cell.steps`` steps of which the
-    first ``max(1, warmup)`` are untimed. Returns the first call's seconds (trace/compile included) and the
-    timed per-step seconds."""
-    options = RunOptions(out="", device="cpu", warmup=max(1, warmup))  # no checkpoints: nothing is written
-    loop = CellLoop(cell, trainer, stream, options, out=io.StringIO())
+    first ``max(1, warmup)`` are untimed, in calls of ``steps_per_call``. Returns the first call's seconds
+    (trace/compile included) and the timed per-step seconds."""
+    # No checkpoints: nothing is written.
+    options = RunOptions(out="", device="cpu", warmup=max(1, warmup))
+    loop = CellLoop(dataclasses.replace(cell, steps_per_call=steps_per_call), trainer, stream, options, out=io.StringIO())
     while loop.advance():
         pass
     arrays = loop.log.arrays()
@@ -309,18 +391,22 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
     """Final sketch, samples and metrics, phase and sampling timings; store the history, then the record."""
     cell, trainer, log, options = loop.cell, loop.trainer, loop.log, loop.options
     spec, k, first_done = cell.spec, loop.k, loop.first_done
-    status, diverged_at = loop.status, loop.diverged_at
+    status, diverged_at, problem = loop.status, loop.diverged_at, loop.problem
     steps_done = len(log.steps["d_loss"])
-    if (not log.sketch_steps or log.sketch_steps[-1] != steps_done) and not log.take_sketch(trainer, steps_done) \
-            and status == "finished":
-        status, diverged_at = "diverged", steps_done
+    if not log.sketch_steps or log.sketch_steps[-1] != steps_done:
+        found = log.take_sketch(trainer, steps_done)
+        if found and status == "finished":
+            status, diverged_at, problem = "diverged", steps_done, found
     samples = trainer.generate(loop.stream.fixed_noise(cell.task.eval_samples))
+    found = samples_problem(as_stored(samples))
+    if found and status == "finished":
+        status, diverged_at, problem = "diverged", steps_done, found
     metrics = {}
-    if status == "finished" and np.isfinite(samples).all():
+    if status == "finished":
         metrics = cell.task.score(samples, task_data, log.steps)
     extra = extra_timings(trainer, loop.stream, spec, cell.steps) if status == "finished" else {}
     arrays = log.arrays()
-    arrays["samples"] = samples[:store.STORED_SAMPLES].astype(np.float16)
+    arrays["samples"] = as_stored(samples[:store.STORED_SAMPLES])
     stats = timing.summarize_steps(arrays["step_time"], arrays["timed"])
     first_call = arrays["step_time"][first_done] * min(k, steps_done - first_done) if steps_done > first_done else math.nan
     flops = train_step_flops(spec)
@@ -331,7 +417,8 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
         task=cell.task.name, backend=cell.backend, mode=cell.mode, compiled_as=trainer.compiled_as,
         loss=spec.loss.name, seed=cell.seed,
         config=cell.config,
-        outcome=Outcome(status=status, diverged_at_step=diverged_at, flags=flags_of(cell, log, metrics),
+        outcome=Outcome(status=status, diverged_at_step=diverged_at,
+                        flags=flags_of(cell, log, metrics) + ([problem] if problem in DIVERGENCE_FLAGS else []),
                         steps=cell.steps, steps_done=steps_done, resumed_from_step=first_done, steps_per_call=k,
                         warmup_steps=int((~arrays["timed"][first_done:]).sum())),
         timing=StepTimes(**stats, steps_per_s=1.0 / stats["median_step_s"],
@@ -347,8 +434,9 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
         spec=spec.to_dict(), environment=env, wall_s=time.perf_counter() - log.started,
     )
     record.history = store.write_history(options.out, run_id, arrays)
-    store.append_record(options.out, record.to_json())
-    store.remove_checkpoint(options.out, cell.id)
+    with checkpoint.signals_deferred():  # recorded and its checkpoint gone, or neither: no stale checkpoint
+        store.append_record(options.out, record.to_json())
+        store.remove_checkpoint(options.out, cell.id)
     return record
 
 

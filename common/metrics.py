@@ -207,6 +207,11 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
 
 
+# The fewest samples per side the feature distances take: a covariance (Fréchet distance) and an unbiased MMD (KID)
+# need two. The harness checks a task's real examples against it before training.
+MIN_SAMPLES = 2
+
+
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 sqrt(S_a S_b)) between Gaussians fitted to the features.
 
@@ -220,8 +225,8 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """
     a = np.asarray(features_a, dtype=np.float64)
     b = np.asarray(features_b, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("the Fréchet distance needs at least 2 samples per side")
+    if len(a) < MIN_SAMPLES or len(b) < MIN_SAMPLES:
+        raise ValueError(f"the Fréchet distance needs at least {MIN_SAMPLES} samples per side")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     root_a = _psd_sqrt(cov_a)

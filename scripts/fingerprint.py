@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from common import tasks  # noqa: E402
 from common.backend import get_backend  # noqa: E402
+from common.checkpoint import atomic_write  # noqa: E402
 from common.init import init_weights  # noqa: E402
 from common.spec import Updates  # noqa: E402
 from common.stream import Stream  # noqa: E402
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
             for name, spec, source in configs():
                 arrays.update(run(backend, mode, name, spec, source))
             print(f"{backend} {mode}: {len(configs())} configurations", flush=True)
-    np.savez(args.out, **arrays)
+    atomic_write(args.out, lambda f: np.savez(f, **arrays))
     print(f"{len(arrays)} arrays written to {args.out}")
     if not args.compare:
         return 0

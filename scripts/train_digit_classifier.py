@@ -21,6 +21,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import digits  # noqa: E402
+from common.checkpoint import atomic_write  # noqa: E402
 
 MAX_SHIFT = 2  # pixels, each direction
 
@@ -90,10 +91,10 @@ def main() -> None:
     weights = tuple(arrays[f"{kind}{i}"] for i in range(len(linears)) for kind in "kb")
     clf = digits.DigitClassifier(weights, float("nan"), digits.DATA_SOURCE, digits.SPLIT_DESCRIPTION)
     accuracy = float(np.mean(clf.predict(x[test_idx]) == labels[test_idx]))
-    np.savez_compressed(
-        args.out, **arrays, test_accuracy=np.float64(accuracy), source=digits.DATA_SOURCE,
+    atomic_write(args.out, lambda f: np.savez_compressed(
+        f, **arrays, test_accuracy=np.float64(accuracy), source=digits.DATA_SOURCE,
         split=digits.SPLIT_DESCRIPTION, recipe=f"epochs={args.epochs} seed={args.seed} torch={torch.__version__}",
-    )
+    ))
     print(f"train {len(train_idx)} / test {len(test_idx)} digits; trained in {seconds:.1f} s; "
           f"held-out test accuracy {accuracy:.4f} (minimum {digits.MIN_TEST_ACCURACY}); "
           f"saved {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")

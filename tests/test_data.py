@@ -411,3 +411,33 @@ def test_face_batches_are_scaled_from_the_memmap(tmp_path, cache_dir):
     batch = ArrayDataset(images).next_batch(np.random.default_rng(0), 3)
     assert batch.shape == (3, 12288) and batch.dtype == np.float32
     assert batch.min() >= -1 and batch.max() <= 1 and sorted(batch.mean(axis=1).round()) == [-1, -1, 1]
+
+
+def test_a_damaged_face_cache_is_decoded_again(tmp_path, cache_dir):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(2):
+        save_image(folder / f"{i}.jpg", np.full((64, 64, 3), 100 * i))
+    mapped, _ = data.load_face_folder(folder)
+    images = np.array(mapped)  # a copy: truncating a file under a live memory map would be a bus error
+    del mapped
+    [cached] = cache_dir.glob("*.npy")
+    cached.write_bytes(cached.read_bytes()[:200])  # truncated, as a full disk or a kill could leave a copy
+    with pytest.warns(UserWarning, match="is damaged"):
+        again, _ = data.load_face_folder(folder)
+    np.testing.assert_array_equal(again, images)
+    assert not list(cache_dir.glob(".*"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda raw: raw[:1000], "not a readable .npz file"),
+    (lambda raw: raw[:40] + bytes(len(raw) - 40), "not a readable .npz file"),
+    (lambda raw: b"", "not a readable .npz file"),
+])
+def test_a_damaged_mnist_npz_is_one_data_error_naming_it(tmp_path, damage, message):
+    np.savez(tmp_path / "mnist.npz", x_train=digits(3, 1), x_test=digits(2, 2))
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataError, match=message) as refused:
+        data.load_mnist(tmp_path, allow_download=False)
+    assert str(path) in str(refused.value)

@@ -55,8 +55,8 @@ def test_sweep_writes_a_well_formed_csv(tmp_path):
     # GFLOP/s follows from the step time and the FLOP model: the wider net does more work per step.
     assert written["steps_per_s"].tolist() == pytest.approx((1 / written["median_s"]).tolist())
     # The file holds what the function returned: text and counts exactly, floats to CSV round-trip precision.
-    assert frame[["sweep", "backend", "mode"]].equals(written[["sweep", "backend", "mode"]])
-    numbers = [c for c in sweep.COLUMNS if c not in ("sweep", "backend", "mode")]
+    assert frame[["sweep", "task", "backend", "mode"]].equals(written[["sweep", "task", "backend", "mode"]])
+    numbers = [c for c in sweep.COLUMNS if c not in ("sweep", "task", "backend", "mode")]
     np.testing.assert_allclose(frame[numbers].to_numpy(float), written[numbers].to_numpy(float), rtol=1e-15)
 
 

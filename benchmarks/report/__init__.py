@@ -7,11 +7,13 @@ runs.py chooses which runs each figure shows, plots.py and samples.py draw the f
 """
 from __future__ import annotations
 
-import argparse
 import datetime
+import os
 import sys
 from pathlib import Path
 
+from benchmarks import store
+from benchmarks.cell import Interrupted, interrupts_raising, stop_if_interrupted
 from benchmarks.report.data import data_section
 from benchmarks.report.divergence import divergence_section
 from benchmarks.report.doc import TITLE, Doc, render_html, render_md
@@ -23,22 +25,36 @@ from benchmarks.report.speed import speed_section
 from benchmarks.report.summary import summary_section
 from benchmarks.report.sweep import sweep_section
 from benchmarks.report.tasks import task_section
-from common.checkpoint import atomic_write
+from common.checkpoint import atomic_write, signals_deferred
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
-FIGURES = "figures"
+FIGURES = store.FIGURE_DIR
 # Section headings, in order (tests check them; per-task sections are "Task: <name>").
 SECTIONS = ("Summary", "Flags and diverged runs", "Environment", "Data", "Same-seed trajectory divergence",
             "Speed", "Scaling sweep", "Multi-seed comparison")
 
 
+class FigureFolder(type(Path())):
+    """OUT/figures, whose ``/`` takes plain file names only. Figure names are built from record fields (a task's
+    name); one with a separator or ".." would write outside the output folder. The records are checked against the
+    registry when read (store.check_record); this keeps every figure inside all the same."""
+
+    def __truediv__(self, name):
+        name = str(name)
+        if name in ("", ".", "..") or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
+            raise ValueError(f"figure name {name!r} is invalid: it would leave {self}")
+        return super().__truediv__(name)
+
+
 def build_report(out_dir) -> Path:
-    """Write OUT/report.md, OUT/report.html and OUT/figures/; returns the HTML path."""
+    """Write OUT/report.md, OUT/report.html and OUT/figures/; returns the HTML path. ValueError if the folder holds
+    no runs or a record is not valid; OSError if a file cannot be written (every file is written atomically)."""
+    if str(out_dir) == "":
+        raise ValueError("DIR '' is invalid; allowed: an output folder of python -m benchmarks.run")
     out_dir = Path(out_dir)
     runs = load_runs(out_dir)
-    figures = out_dir / FIGURES
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = FigureFolder(out_dir / FIGURES)
     histories = Histories(out_dir)
     by_task = {}
     for r in runs:
@@ -59,22 +75,37 @@ def build_report(out_dir) -> Path:
     multiseed_section(body, by_task)
     flags_section(doc, runs, histories.missing)  # after the body: it lists histories found missing there
     doc.blocks += body.blocks
-    # Atomic, so an interrupt or a full disk never leaves a truncated report in place of the last good one.
+    # Atomic, so an interrupt or a full disk never leaves a truncated report in place of the last good one, and
+    # the two written with signals held, so an interrupt never leaves a new report.md next to an old report.html.
     markdown, html = render_md(doc, out_dir).encode(), render_html(doc).encode()
-    atomic_write(out_dir / REPORT_MD, lambda f: f.write(markdown))
-    atomic_write(out_dir / REPORT_HTML, lambda f: f.write(html))
+    with signals_deferred():
+        atomic_write(out_dir / REPORT_MD, lambda f: f.write(markdown))
+        atomic_write(out_dir / REPORT_HTML, lambda f: f.write(html))
     return out_dir / REPORT_HTML
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report",
-                                     description="Rebuild report.md and report.html from the results in DIR.")
+    from benchmarks.run import Parser
+
+    parser = Parser(prog="python -m benchmarks.report",
+                    description="Rebuild report.md and report.html from the results in DIR.")
     parser.add_argument("dir", metavar="DIR", help="an output folder of python -m benchmarks.run")
     args = parser.parse_args(argv)
-    try:
-        path = build_report(args.dir)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with interrupts_raising():
+        try:
+            path = build_report(args.dir)
+            stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command
+        except (Interrupted, KeyboardInterrupt) as stop:
+            print(f"\ninterrupted: {REPORT_MD} and {REPORT_HTML} are the previous ones or whole new ones, never part "
+                  f"of one; rebuild them with python -m benchmarks.report {args.dir}", file=sys.stderr)
+            return stop.exit_code if isinstance(stop, Interrupted) else 130
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+            print(f"error: writing the report failed ({what}); the results in {args.dir} are untouched",
+                  file=sys.stderr)
+            return 74
     print(f"report: {path}")
     return 0

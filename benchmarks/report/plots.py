@@ -16,6 +16,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.report.doc import BACKEND_SHORT  # noqa: E402
+from common.checkpoint import atomic_write  # noqa: E402
 
 COLOURS = {"torch": "#e8710a", "tf": "#1f6fb4"}
 # Same-seed curves often coincide: PyTorch is drawn wider, beneath TensorFlow, so it shows as an orange rim.
@@ -31,9 +32,10 @@ plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": Fa
 
 
 def save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))  # the suite's one writer
+    finally:
+        plt.close(fig)
     return path
 
 

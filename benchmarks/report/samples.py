@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.report.plots import COLOURS, plt, save  # plots picks the Agg backend before pyplot loads
+from common.checkpoint import atomic_write
 from common.metrics import PARABOLA_X
 
 REAL_COLOUR = "#555555"
@@ -161,7 +162,7 @@ def progress_gif(snapshots: np.ndarray, steps: np.ndarray, backend: str, label: 
     # One shared palette: quantising each frame on its own makes colours flicker and costs time.
     palette = frames[-1].quantize(colors=GIF_COLOURS, method=Image.Quantize.MEDIANCUT)
     frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-    path.parent.mkdir(parents=True, exist_ok=True)
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_LAST_FRAME_MS]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    atomic_write(path, lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
+                                                duration=durations, loop=0))
     return path
