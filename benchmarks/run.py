@@ -9,12 +9,13 @@ continues).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import signal
 import sys
 from pathlib import Path
 
-from benchmarks import store, timing
+from benchmarks import store, tensorboard, timing
 from benchmarks.cell import Cell, Interrupted, RunOptions, interrupts_raise, run_cell, stop_if_interrupted
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, ModeUnsupportedError, get_backend
@@ -92,6 +93,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sweep", choices=("batch", "width"), help="instead of training runs: time step cost against "
                         "batch size or layer width (task mnist-small unless --task names one) into OUT/sweep.csv")
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    parser.add_argument("--no-floor", action="store_true", help="with --backend both, skip the chaos floor: the "
+                        "extra run per task and seed of the first backend from initial weights one ulp away")
+    parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's losses, D outputs, step times "
+                        "and sample grids as TensorBoard event files under DIR, one folder per run")
     return parser.parse_args(argv)
 
 
@@ -127,7 +132,20 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
                 raise DataError(f"batch size {spec.batch_size} is larger than the {name} data set "
                                 f"({data[name].n_train} examples); allowed: 1..{data[name].n_train}")
             cells += [Cell(task, backend, mode, spec, steps, args.seed + k) for k in range(args.seeds)]
+    if len(backends) > 1 and not args.no_floor:
+        cells += floor_cells(cells)
     return cells, data, skipped, suite
+
+
+def floor_cells(cells: list[Cell]) -> list[Cell]:
+    """The chaos floor: per task and seed, the first planned cell of the first backend once more, from initial
+    weights one ulp away (common.init.nudge_ulp), same data and noise. The report sets the cross-framework
+    same-seed drift against the drift of this same-framework pair (benchmarks/report/divergence.py)."""
+    first = {}
+    for cell in cells:
+        if cell.backend == cells[0].backend:
+            first.setdefault((cell.task.name, cell.seed), cell)
+    return [dataclasses.replace(cell, init="seed+ulp") for cell in first.values()]
 
 
 def mode_plan(args, suite: str, backends: dict, skipped: list[str]) -> list[tuple[tuple[str, str], float]]:
@@ -232,6 +250,10 @@ def run_all(args) -> int:
         configured = {name: module.configure(threads=args.threads, deterministic=True) for name, module in backends.items()}
         cells, data, skipped, suite = plan(args, backends)
         store.check_out_dir(args.out)
+        if args.tensorboard is not None:
+            if not tensorboard.available():
+                raise ValueError(f"--tensorboard needs the tensorboard package: {tensorboard.INSTALL_HINT}")
+            store.check_out_dir(args.tensorboard)
         skip = cells_to_skip(args, cells)
     except (ValueError, DeviceUnavailableError) as e:  # DataError is a ValueError
         print(f"error: {e}", file=sys.stderr)
@@ -251,10 +273,16 @@ def run_all(args) -> int:
     for cell in todo:
         stop_if_interrupted()
         try:
-            finished.append(run_cell(cell, data[cell.task.name], options, machine, env).to_json())
+            record = run_cell(cell, data[cell.task.name], options, machine, env).to_json()
         except ModeUnsupportedError as e:
             print(f"skipped {cell.id}: {e}")
+            continue
+        finished.append(record)
+        if args.tensorboard is not None:
+            tensorboard.write_run(args.tensorboard, record, store.read_history(args.out, record["history"]))
     print_summary(finished, args.out)
+    if args.tensorboard is not None:
+        print(f"tensorboard: tensorboard --logdir {args.tensorboard}")
     if not args.no_report:
         build_report(args.out)
     return 0

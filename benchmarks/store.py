@@ -26,7 +26,8 @@ kept at every snapshot. Both backends use the same layout, so the distance betwe
 estimates their weight divergence (exactly the full weights when P <= 16 384, e.g. the toy tasks).
 
 A record (a flat-ish dict) always has: ``schema`` (SCHEMA_VERSION), ``producer`` (PRODUCER), ``suite``
-("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed``, ``config``
+("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed`` and ``init`` ("seed", or
+"seed+ulp" for a chaos-floor twin: initial weights one ulp away, common/init.py), ``config``
 (steps, batch_size, d_lr, g_lr, optimizer: what must match for --resume to skip a cell), ``status``, and
 the timing, FLOP, metric, data and environment fields typed in benchmarks/record.py.
 """
@@ -96,11 +97,12 @@ def read_records(out_dir) -> list[dict]:
 
 
 def cell_of(record: dict) -> tuple:
-    return tuple(record[key] for key in CELL_KEYS)
+    """The cell a record belongs to: CELL_KEYS plus its ``init`` (common.init.INITS; absent means "seed")."""
+    return tuple(record[key] for key in CELL_KEYS) + (record.get("init", "seed"),)
 
 
-def cell_id(task: str, backend: str, mode: str, loss: str, seed: int) -> str:
-    return f"{task}-{backend}-{mode}-{loss}-s{seed}"
+def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, init: str = "seed") -> str:
+    return f"{task}-{backend}-{mode}-{loss}-s{seed}" + ("" if init == "seed" else "-ulp")
 
 
 def flatten(records: list[dict]) -> pd.DataFrame:

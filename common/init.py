@@ -11,6 +11,10 @@ from common.spec import GAN, INIT_SCHEMES, MLP
 
 Weights = dict[str, list[np.ndarray]]  # {"generator": [...], "discriminator": [...]}
 
+# How a run's initial weights are made: the seed's own ("seed"), or those moved by one ulp ("seed+ulp"), the
+# chaos floor's twin: the same framework from weights one unit in the last place away, same data and noise.
+INITS = ("seed", "seed+ulp")
+
 
 def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator) -> list[np.ndarray]:
     """Draw one MLP's weights.
@@ -42,3 +46,17 @@ def init_weights(spec: GAN, seed: int) -> Weights:
         "generator": init_mlp(spec.generator, spec.init, rng),
         "discriminator": init_mlp(spec.discriminator, spec.init, rng),
     }
+
+
+def nudge_ulp(weights: Weights) -> Weights:
+    """Every weight moved one unit in the last place towards +inf (np.nextafter): the smallest change float32
+    can make to every coordinate at once, so the twin run measures how fast training amplifies rounding."""
+    return {net: [np.nextafter(w, np.float32(np.inf)).astype(w.dtype) for w in arrays] for net, arrays in weights.items()}
+
+
+def initial_weights(spec: GAN, seed: int, init: str = "seed") -> Weights:
+    """The run's initial weights: ``init_weights`` of the seed, nudged by one ulp for ``init="seed+ulp"``."""
+    if init not in INITS:
+        raise ValueError(f"init {init!r} is invalid; allowed: {', '.join(INITS)}")
+    weights = init_weights(spec, seed)
+    return nudge_ulp(weights) if init == "seed+ulp" else weights
