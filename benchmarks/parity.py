@@ -94,9 +94,11 @@ class WeightBound:
     """The derived per-coordinate bound on |w_torch - w_tf| (common/tolerances.py), accumulated update by update
     from the reference (torch) trainer's optimiser state: call ``after_step(trainer)`` after every train_step."""
 
-    def __init__(self, spec: GAN):
+    def __init__(self, spec: GAN, start=None):
+        """``start``: a trainer whose current state both backends share (e.g. a checkpoint); default: step 0."""
         self.spec = spec
-        self.t = {net: 0 for net in checkpoint.NETWORKS}
+        state = start.state() if start is not None else {}
+        self.t = {net: int(state.get(f"opt/{net}/t", 0)) for net in checkpoint.NETWORKS}
         self.bound = None
 
     def optimizer(self, net: str):

@@ -7,20 +7,20 @@ before each D update, as in the report) and ``time/step_ms`` (timed steps only, 
 and per snapshot step the ``samples`` image (the report's own grid or plot of the fixed-noise samples).
 
 Everything comes from the run's stored history (benchmarks/store.py), so the files can be written after a run and
-never touch either framework: the events are written with the ``tensorboard`` package's own event-file writer and
-protocol buffers, which import neither PyTorch nor TensorFlow. A run folder is written beside its final place and
-renamed into it, so a crash never leaves half a run; a run written again replaces its folder.
+never touch either framework: the events are the ``tensorboard`` package's own protocol buffers, framed by its
+RecordWriter, which import neither PyTorch nor TensorFlow. Each run's one event file is written whole through
+common.checkpoint.atomic_write (a crash never leaves half a run); a run written again replaces its file.
 """
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import tempfile
+import socket
 import time
 from pathlib import Path
 
 import numpy as np
+
+from common.checkpoint import atomic_write
 
 SCALARS = (("d_loss", "loss/D"), ("g_loss", "loss/G"), ("d_real", "D/real"), ("d_fake", "D/fake"))
 INSTALL_HINT = "pip install tensorboard==2.21.0 (or the project's [tensorboard] extra)"
@@ -62,30 +62,41 @@ def png_summary(tag: str, image) -> object:
     return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=picture)])
 
 
-def write_run(log_dir, record: dict, history: dict) -> Path:
-    """Write one run's event file under ``log_dir``; returns its run folder."""
+def events(record: dict, history: dict) -> list:
+    """The run's Event protos: the file-version header, one event per step, one per snapshot."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    final = Path(log_dir) / run_folder(record)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        writer = EventFileWriter(str(staging))
-        wall = time.time()  # then the step clock: TensorBoard's relative time axis shows training time
-        timed = np.asarray(history["timed"], dtype=bool)
-        for i in range(len(history["d_loss"])):
-            wall += float(history["step_time"][i])
-            values = [summary_pb2.Summary.Value(tag=tag, simple_value=float(history[key][i])) for key, tag in SCALARS]
-            if timed[i]:
-                values.append(summary_pb2.Summary.Value(tag="time/step_ms", simple_value=1e3 * float(history["step_time"][i])))
-            writer.add_event(event_pb2.Event(step=i + 1, wall_time=wall, summary=summary_pb2.Summary(value=values)))
-        for step, frame in zip(history["snapshot_steps"], sample_frames(history, record)):
-            writer.add_event(event_pb2.Event(step=int(step), wall_time=wall, summary=png_summary("samples", frame)))
-        writer.close()
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final
+    wall = time.time()  # then the step clock: TensorBoard's relative time axis shows training time
+    out = [event_pb2.Event(wall_time=wall, file_version="brain.Event:2")]
+    timed = np.asarray(history["timed"], dtype=bool)
+    for i in range(len(history["d_loss"])):
+        wall += float(history["step_time"][i])
+        values = [summary_pb2.Summary.Value(tag=tag, simple_value=float(history[key][i])) for key, tag in SCALARS]
+        if timed[i]:
+            values.append(summary_pb2.Summary.Value(tag="time/step_ms", simple_value=1e3 * float(history["step_time"][i])))
+        out.append(event_pb2.Event(step=i + 1, wall_time=wall, summary=summary_pb2.Summary(value=values)))
+    for step, frame in zip(history["snapshot_steps"], sample_frames(history, record)):
+        out.append(event_pb2.Event(step=int(step), wall_time=wall, summary=png_summary("samples", frame)))
+    return out
+
+
+def write_run(log_dir, record: dict, history: dict) -> Path:
+    """Write one run's event file under ``log_dir`` (atomically; replacing the run's earlier file); returns its
+    run folder. tensorboard's RecordWriter frames the records; its EventFileWriter is not used because it opens
+    files through tf.io.gfile, which imports TensorFlow whenever it is installed."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    folder = Path(log_dir) / run_folder(record)
+    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{record['run_id']}"
+    data = [event.SerializeToString() for event in events(record, history)]
+
+    def write(f):
+        writer = RecordWriter(f)
+        for item in data:
+            writer.write(item)
+
+    atomic_write(folder / name, write)
+    for old in folder.glob("events.out.tfevents.*"):
+        if old.name != name:
+            old.unlink()
+    return folder

@@ -143,7 +143,8 @@ def divergence_section(doc: Doc, by_task: dict[str, list[dict]], drifts: dict[st
         doc.table(pd.DataFrame([{
             "pair": r["pair"]["label"], "steps": len(r["pair"]["d_loss_diff"]),
             "weights: final relative L2": fmt(r["pair"]["weight_rel_l2"][-1] if len(r["pair"]["weight_rel_l2"]) else math.nan, 3),
-            "floor: final relative L2": fmt(r["floor"]["weight_rel_l2"][-1], 3) if r["floor"] else "no floor run",
+            "chaos floor": r["floor"]["label"] if r["floor"] else "no floor run",
+            "floor: final relative L2": fmt(r["floor"]["weight_rel_l2"][-1], 3) if r["floor"] else "—",
             "largest ratio to the floor": (f"{fmt(r['max_ratio'], 3)} (step {r['at_step']})" if r["at_step"] is not None
                                            else "—"),
             "verdict": ("—" if r["within"] is None else "within the floor" if r["within"]
