@@ -100,24 +100,36 @@ class WeightBound:
         state = start.state() if start is not None else {}
         self.t = {net: int(state.get(f"opt/{net}/t", 0)) for net in checkpoint.NETWORKS}
         self.bound = None
+        self.previous = None  # (state, weights) of both backends after the last call, for measured gaps
 
     def optimizer(self, net: str):
         return self.spec.d_optimizer if net == "discriminator" else self.spec.g_optimizer
 
-    def after_step(self, trainer) -> None:
+    def after_step(self, trainer, other=None) -> None:
+        """Add the bound of the updates since the last call. With ``other`` (the second backend) and one update
+        since then, that update's measured gradient gaps enter where they exceed rounding (common/tolerances.py)."""
         state = trainer.state()
         weights = trainer.get_weights()
+        current = (state, weights, None if other is None else other.state(), None if other is None else other.get_weights())
         bound = {}
         for net in checkpoint.NETWORKS:
             t = int(state[f"opt/{net}/t"])
             v = checkpoint.numbered(state, f"opt/{net}/v/")
+            gaps = None
+            if other is not None and self.previous is not None and t == self.t[net] + 1:
+                gaps = [np.abs(a - b) for a, b in zip(step_gradients(self.optimizer(net), net, self.previous[0], current[0],
+                                                                     self.previous[1], current[1]),
+                                                      step_gradients(self.optimizer(net), net, self.previous[2], current[2],
+                                                                     self.previous[3], current[3]))]
             added = [np.zeros_like(w, dtype=np.float64) for w in weights[net]]
             for update in range(self.t[net] + 1, t + 1):  # d_steps > 1: several updates since the last call
-                added = [a + b for a, b in zip(added, tol.update_weight_bounds(self.optimizer(net), update, v, weights[net]))]
+                added = [a + b for a, b in zip(added, tol.update_weight_bounds(self.optimizer(net), update, v,
+                                                                                weights[net], gaps))]
             previous = self.bound[net] if self.bound else [0.0] * len(added)
             bound[net] = [p + a for p, a in zip(previous, added)]
             self.t[net] = t
         self.bound = bound
+        self.previous = current if other is not None else None
 
     def ratio(self, a, b) -> float:
         """max over coordinates of |a - b| / bound: <= 1 holds the bound."""
@@ -128,6 +140,17 @@ class WeightBound:
         """The bound as a relative L2 distance, |bound| / |w|."""
         return float(np.linalg.norm(np.concatenate([c.ravel() for net in checkpoint.NETWORKS for c in self.bound[net]]))
                      / np.linalg.norm(flat(weights)))
+
+
+def step_gradients(opt, net: str, before: dict, after: dict, w_before, w_after) -> list[np.ndarray]:
+    """The gradient of one update of ``net``, read back from the optimiser state before and after it: Adam's
+    m_t = b1 m_(t-1) + (1 - b1) g; RMSprop's v_t = alpha v_(t-1) + (1 - alpha) g^2, its sign from the step's."""
+    if opt.name == "adam":
+        return [(m1.astype(np.float64) - opt.beta1 * m0) / (1 - opt.beta1) for m0, m1 in
+                zip(checkpoint.numbered(before, f"opt/{net}/m/"), checkpoint.numbered(after, f"opt/{net}/m/"))]
+    size = [np.sqrt(np.maximum(v1.astype(np.float64) - opt.alpha * v0, 0.0) / (1 - opt.alpha)) for v0, v1 in
+            zip(checkpoint.numbered(before, f"opt/{net}/v/"), checkpoint.numbered(after, f"opt/{net}/v/"))]
+    return [-np.sign(w1.astype(np.float64) - w0) * g for g, w0, w1 in zip(size, w_before[net], w_after[net])]
 
 
 def first_gradients(trainer, spec: GAN) -> dict[str, list[np.ndarray]]:
@@ -161,7 +184,7 @@ def measure_seed(pair: SeededPair, seed: int, steps: int) -> dict:
         inputs = stream.next().as_kwargs()
         a, b = pair.pt.train_step(**inputs), pair.tf.train_step(**inputs)
         out["loss_ratio"] = max(out["loss_ratio"], max(abs(a[k] - b[k]) / tol.loss_bound(a[k], rel_before) for k in a))
-        bound.after_step(pair.pt)
+        bound.after_step(pair.pt, pair.tf)
         wa, wb = pair.pt.get_weights(), pair.tf.get_weights()
         if step == 0:
             out["step1_loss_max_abs"] = max(abs(a[k] - b[k]) for k in a)

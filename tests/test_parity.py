@@ -43,7 +43,7 @@ def step_both(pt, tf, bound, inputs, where=""):
     before = bound.relative(pt.get_weights()) if bound.bound else 0.0
     out_pt, out_tf = pt.train_step(**inputs), tf.train_step(**inputs)
     assert_losses_close(out_pt, out_tf, before, where)
-    bound.after_step(pt)
+    bound.after_step(pt, tf)
     return out_pt, out_tf
 
 
