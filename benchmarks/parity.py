@@ -1,8 +1,10 @@
 """Measure how far PyTorch and TensorFlow drift apart on the same GAN: `python -m benchmarks.parity`.
 
-Prints, for every loss and both spec optimisers (and the native ones for contrast): the largest forward difference,
-the largest weight difference after one step, and the relative weight distance after TRAJECTORY_STEPS steps, next
-to the tolerances the parity tests enforce (common/tolerances.py). The parity tests use the same helpers.
+For every loss and both spec optimisers, over the seeds of common.tolerances.PARITY_SEEDS (each seed's initial
+weights and data stream), prints the median and the worst seed of: step 1's gradient gap, loss gaps, the largest
+weight difference after one step and the relative weight distance after TRAJECTORY_STEPS steps, each beside its
+ratio to the bound the parity tests enforce (1 = at the bound). The weight bounds are derived per coordinate
+(common/tolerances.py); ``WeightBound`` keeps their books update by update. The parity tests use these helpers.
 """
 from __future__ import annotations
 

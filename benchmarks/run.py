@@ -190,6 +190,7 @@ def print_summary(records: list[dict], out: str) -> None:
     import pandas as pd
 
     rows = [{"task": r["task"], "backend": r["backend"], "mode": r["mode"], "loss": r["loss"], "seed": r["seed"],
+             "init": r.get("init", "seed"),
              "status": r["status"], "steps": r["steps_done"], "steps/s": round(r["steps_per_s"], 1),
              "IQR %": round(100 * (r["p75_step_s"] - r["p25_step_s"]) / r["median_step_s"], 1),
              "compile s": round(r["compile_s"], 2), "GFLOP/s": round(r["gflops_per_s"], 2),

@@ -101,3 +101,20 @@ def test_a_broken_backend_is_flagged_beyond_the_floor(tmp_path, monkeypatch):
     summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
     assert "[investigate: drift" in summary and "(#drift-parabola)" in summary
     assert "a semantic difference to investigate" in md
+
+
+def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
+    from common.backend import get_backend
+    from common.tasks import QUICK_SUITE
+
+    args = run.parse_args(["--backend", "both", "--seeds", "2"])
+    cells, *_ = run.plan(args, {name: get_backend(name) for name in ("torch", "tf")})
+    floors = [c for c in cells if c.init == "seed+ulp"]
+    assert [(c.task.name, c.backend, c.mode, c.seed) for c in floors] == [
+        (task, "torch", "eager", seed) for task in QUICK_SUITE for seed in (0, 1)]
+    for floor in floors:
+        twin = next(c for c in cells if c.key == floor.key[:-1] + ("seed",))
+        assert (twin.steps, twin.spec, twin.config) == (floor.steps, floor.spec, floor.config)
+        assert floor.id == twin.id + "-ulp"
+    single = run.parse_args(["--backend", "torch"])
+    assert not [c for c in run.plan(single, {"torch": get_backend("torch")})[0] if c.init != "seed"]
