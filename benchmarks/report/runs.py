@@ -2,7 +2,7 @@
 
 Per task and backend, the *representative* mode is the one with the most seeds, ties broken by the fastest
 median step; curves, samples and GIFs show its lowest seed, the sample verdict compares its seeds. Speed
-compares the fastest mode of each backend.
+compares each backend's best configuration (faster.py).
 """
 from __future__ import annotations
 
@@ -56,12 +56,6 @@ class Histories:
 
 def timed_ok(record: dict) -> bool:
     return record.get("timed_steps", 0) > 0 and math.isfinite(record.get("median_step_s", math.nan))
-
-
-def fastest(runs: list[dict], backend: str) -> dict | None:
-    """The backend's run with the smallest median step time (finished runs with timed steps)."""
-    candidates = [r for r in runs if r["backend"] == backend and r["status"] == "finished" and timed_ok(r)]
-    return min(candidates, key=lambda r: r["median_step_s"]) if candidates else None
 
 
 def representative_mode(runs: list[dict], backend: str) -> str | None:
