@@ -29,7 +29,7 @@ from common import checkpoint
 from common import tasks as task_registry
 from common.backend import get_backend
 from common.flops import train_step_flops
-from common.init import init_weights
+from common.init import initial_weights
 from common.spec import GAN, SIGMOID_LOSSES
 from common.stream import Stream
 
@@ -63,12 +63,13 @@ class Cell:
     seed: int
     steps_per_call: int = 1  # K: trainer.train_steps(K) per call
     threads: int | None = None  # intra-op threads asked for (None: the framework's default)
+    init: str = "seed"  # "seed+ulp": the chaos floor's twin (common/init.py), planned by run.py
 
     @property
     def key(self) -> tuple:
         """What makes two cells different runs (store.cell_of reads the same from a record)."""
         return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed,
-                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads)
+                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.init)
 
     @property
     def id(self) -> str:
@@ -361,7 +362,8 @@ def run_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: dic
     """Train one cell, store its history and record; returns the record."""
     module = get_backend(cell.backend)
     started = time.perf_counter()
-    trainer = module.build(cell.spec, init_weights(cell.spec, cell.seed), device=options.device, mode=cell.mode)
+    weights = initial_weights(cell.spec, cell.seed, cell.init)
+    trainer = module.build(cell.spec, weights, device=options.device, mode=cell.mode)
     stream = Stream(cell.spec, copy.copy(task_data.source), cell.seed)  # a fresh copy: same epoch order every cell
     loop = CellLoop(cell, trainer, stream, options, started=started)
     tqdm.write(f"{cell.id}: {cell.steps} steps of batch {cell.spec.batch_size} on {module.device_name(options.device)}")
@@ -416,7 +418,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
         schema=store.SCHEMA_VERSION, producer=store.PRODUCER, suite=options.suite, run_id=run_id,
         task=cell.task.name, backend=cell.backend, mode=cell.mode, compiled_as=trainer.compiled_as,
         loss=spec.loss.name, seed=cell.seed,
-        config=cell.config,
+        init=cell.init, config=cell.config,
         outcome=Outcome(status=status, diverged_at_step=diverged_at,
                         flags=flags_of(cell, log, metrics) + ([problem] if problem in DIVERGENCE_FLAGS else []),
                         steps=cell.steps, steps_done=steps_done, resumed_from_step=first_done, steps_per_call=k,

@@ -1,8 +1,11 @@
 """Measure how far PyTorch and TensorFlow drift apart on the same GAN: `python -m benchmarks.parity`.
 
-Prints, for every loss and both spec optimisers (and the native ones for contrast): the largest forward difference,
-the largest weight difference after one step, and the relative weight distance after TRAJECTORY_STEPS steps, next
-to the tolerances the parity tests enforce (common/tolerances.py). The parity tests use the same helpers.
+For every loss and both spec optimisers, on the MLP parity GAN, over the seeds of common.tolerances.PARITY_SEEDS (each seed's initial
+weights and data stream), prints the median and the worst seed of: step 1's gradient gap, loss gaps, the largest
+weight difference after one step and the relative weight distance after TRAJECTORY_STEPS steps, each beside its
+ratio to the bound the parity tests enforce (1 = at the bound). The weight bounds are derived per coordinate
+(common/tolerances.py); ``WeightBound`` keeps their books update by update. Then the convolutional parity GAN
+(one seed, raw differences beside its CONV_* tolerances). The parity tests use these helpers.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import argparse
 
 import numpy as np
 
+from common import checkpoint
 from common import tolerances as tol
 from common.backend import get_backend
 from common.init import init_weights
@@ -98,6 +102,133 @@ def run_both(spec: GAN, steps: int, seed: int = 0):
     return pt, tf, results
 
 
+class SeededPair:
+    """One PyTorch and one TensorFlow trainer of ``spec``, built once and reset to any seed's initial weights and
+    zero optimiser state (the neutral state layout), so a test can sweep PARITY_SEEDS without rebuilding (TF's
+    tf.function traces once)."""
+
+    def __init__(self, spec: GAN, tf_mode: str = "compiled"):
+        self.spec = spec
+        self.pt, self.tf = build_pair(spec, 0, mode_tf=tf_mode)
+        self.fresh = self.pt.state()  # t = 0, zero moments
+
+    def reset(self, seed: int) -> Stream:
+        state = dict(self.fresh)
+        weights = init_weights(self.spec, seed)
+        for net in checkpoint.NETWORKS:
+            state.update({f"{net}/{i}": w for i, w in enumerate(weights[net])})
+        self.pt.load_state(state)
+        self.tf.load_state(state)
+        return Stream(self.spec, UniformSource(), seed=seed)
+
+
+class WeightBound:
+    """The derived per-coordinate bound on |w_torch - w_tf| (common/tolerances.py), accumulated update by update
+    from the reference (torch) trainer's optimiser state: call ``after_step(trainer)`` after every train_step."""
+
+    def __init__(self, spec: GAN, start=None):
+        """``start``: a trainer whose current state both backends share (e.g. a checkpoint); default: step 0."""
+        self.spec = spec
+        state = start.state() if start is not None else {}
+        self.t = {net: int(state.get(f"opt/{net}/t", 0)) for net in checkpoint.NETWORKS}
+        self.bound = None
+        self.previous = None  # (state, weights) of both backends after the last call, for measured gaps
+
+    def optimizer(self, net: str):
+        return self.spec.d_optimizer if net == "discriminator" else self.spec.g_optimizer
+
+    def after_step(self, trainer, other=None) -> None:
+        """Add the bound of the updates since the last call. With ``other`` (the second backend) and one update
+        since then, that update's measured gradient gaps enter where they exceed rounding (common/tolerances.py)."""
+        state = trainer.state()
+        weights = trainer.get_weights()
+        current = (state, weights, None if other is None else other.state(), None if other is None else other.get_weights())
+        bound = {}
+        for net in checkpoint.NETWORKS:
+            t = int(state[f"opt/{net}/t"])
+            v = checkpoint.numbered(state, f"opt/{net}/v/")
+            gaps = None
+            if other is not None and self.previous is not None and t == self.t[net] + 1:
+                gaps = [np.abs(a - b) for a, b in zip(step_gradients(self.optimizer(net), net, self.previous[0], current[0],
+                                                                     self.previous[1], current[1]),
+                                                      step_gradients(self.optimizer(net), net, self.previous[2], current[2],
+                                                                     self.previous[3], current[3]))]
+            added = [np.zeros_like(w, dtype=np.float64) for w in weights[net]]
+            for update in range(self.t[net] + 1, t + 1):  # d_steps > 1: several updates since the last call
+                added = [a + b for a, b in zip(added, tol.update_weight_bounds(self.optimizer(net), update, v,
+                                                                                weights[net], gaps))]
+            previous = self.bound[net] if self.bound else [0.0] * len(added)
+            bound[net] = [p + a for p, a in zip(previous, added)]
+            self.t[net] = t
+        self.bound = bound
+        self.previous = current if other is not None else None
+
+    def ratio(self, a, b) -> float:
+        """max over coordinates of |a - b| / bound: <= 1 holds the bound."""
+        return max(float((np.abs(x.astype(np.float64) - y) / c).max())
+                   for net in checkpoint.NETWORKS for x, y, c in zip(a[net], b[net], self.bound[net]))
+
+    def relative(self, weights) -> float:
+        """The bound as a relative L2 distance, |bound| / |w|."""
+        return float(np.linalg.norm(np.concatenate([c.ravel() for net in checkpoint.NETWORKS for c in self.bound[net]]))
+                     / np.linalg.norm(flat(weights)))
+
+
+def step_gradients(opt, net: str, before: dict, after: dict, w_before, w_after) -> list[np.ndarray]:
+    """The gradient of one update of ``net``, read back from the optimiser state before and after it: Adam's
+    m_t = b1 m_(t-1) + (1 - b1) g; RMSprop's v_t = alpha v_(t-1) + (1 - alpha) g^2, its sign from the step's."""
+    if opt.name == "adam":
+        return [(m1.astype(np.float64) - opt.beta1 * m0) / (1 - opt.beta1) for m0, m1 in
+                zip(checkpoint.numbered(before, f"opt/{net}/m/"), checkpoint.numbered(after, f"opt/{net}/m/"))]
+    size = [np.sqrt(np.maximum(v1.astype(np.float64) - opt.alpha * v0, 0.0) / (1 - opt.alpha)) for v0, v1 in
+            zip(checkpoint.numbered(before, f"opt/{net}/v/"), checkpoint.numbered(after, f"opt/{net}/v/"))]
+    return [-np.sign(w1.astype(np.float64) - w0) * g for g, w0, w1 in zip(size, w_before[net], w_after[net])]
+
+
+def first_gradients(trainer, spec: GAN) -> dict[str, list[np.ndarray]]:
+    """Each network's gradient of the first update, read back from the optimiser state: Adam's m = (1 - b1) g,
+    RMSprop's v = (1 - alpha) g^2 (its magnitude only)."""
+    state, out = trainer.state(), {}
+    for net in checkpoint.NETWORKS:
+        opt = spec.d_optimizer if net == "discriminator" else spec.g_optimizer
+        if opt.name == "adam":
+            out[net] = [m.astype(np.float64) / (1 - opt.beta1) for m in checkpoint.numbered(state, f"opt/{net}/m/")]
+        else:
+            out[net] = [np.sqrt(v.astype(np.float64) / (1 - opt.alpha)) for v in checkpoint.numbered(state, f"opt/{net}/v/")]
+    return out
+
+
+def gradient_gap(a: dict, b: dict) -> float:
+    """max |g_a - g_b| over each network relative to that network's largest |g_a| (worst network)."""
+    return max(max(float(np.abs(x - y).max()) for x, y in zip(a[net], b[net])) /
+               max(float(np.abs(x).max()) for x in a[net]) for net in a)
+
+
+def measure_seed(pair: SeededPair, seed: int, steps: int) -> dict:
+    """One seed through ``steps`` steps of both backends: the quantities the parity tests bound, each as a ratio to
+    its derived bound (<= 1 passes) and as the raw difference."""
+    spec = pair.spec
+    stream = pair.reset(seed)
+    bound = WeightBound(spec)
+    out = {"loss_ratio": 0.0}
+    for step in range(steps):
+        rel_before = bound.relative(pair.pt.get_weights()) if bound.bound else 0.0
+        inputs = stream.next().as_kwargs()
+        a, b = pair.pt.train_step(**inputs), pair.tf.train_step(**inputs)
+        out["loss_ratio"] = max(out["loss_ratio"], max(abs(a[k] - b[k]) / tol.loss_bound(a[k], rel_before) for k in a))
+        bound.after_step(pair.pt, pair.tf)
+        wa, wb = pair.pt.get_weights(), pair.tf.get_weights()
+        if step == 0:
+            out["step1_loss_max_abs"] = max(abs(a[k] - b[k]) for k in a)
+            out["gradient_gap"] = gradient_gap(first_gradients(pair.pt, spec), first_gradients(pair.tf, spec))
+            out["step1_weight_max_abs"] = max_weight_difference(wa, wb)
+            out["step1_weight_ratio"] = bound.ratio(wa, wb)
+    out[f"step{steps}_weight_ratio"] = bound.ratio(wa, wb)
+    out[f"step{steps}_weight_rel_l2"] = relative_distance(wa, wb)
+    out[f"step{steps}_bound_rel_l2"] = bound.relative(wa)
+    return out
+
+
 def forward_difference(spec: GAN, seed: int = 1) -> float:
     pt, tf = build_pair(spec, seed)
     rng = np.random.default_rng(0)
@@ -107,13 +238,36 @@ def forward_difference(spec: GAN, seed: int = 1) -> float:
                      np.abs(pt.discriminate(x) - tf.discriminate(x)).max()))
 
 
-def measure(loss: str, optimizer: str, implementation: str, model: str = "mlp") -> dict:
-    spec = (parity_spec if model == "mlp" else conv_parity_spec)(loss, optimizer, implementation)
+def measure(loss: str, optimizer: str, seeds=tol.PARITY_SEEDS, steps: int = tol.TRAJECTORY_STEPS) -> list[dict]:
+    """measure_seed over ``seeds`` for one loss and spec optimiser (torch eager vs tf.function, as the tests)."""
+    pair = SeededPair(parity_spec(loss, optimizer))
+    return [{"loss": loss, "optimizer": optimizer, "seed": seed, **measure_seed(pair, seed, steps)} for seed in seeds]
+
+
+def native_drift(loss: str, optimizer: str) -> float:
+    """Relative weight distance after TRAJECTORY_STEPS with the frameworks' own optimisers (not a parity claim)."""
+    pt, tf, _ = run_both(parity_spec(loss, optimizer, implementation="native"), tol.TRAJECTORY_STEPS)
+    return relative_distance(pt.get_weights(), tf.get_weights())
+
+
+def distribution(rows: list[dict]):
+    """Per loss and optimiser: the median and the worst seed of every measured quantity."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).drop(columns="seed")
+    grouped = frame.groupby(["loss", "optimizer"], sort=False)
+    summary = grouped.median().add_suffix(" med").join(grouped.max().add_suffix(" max"))
+    return summary[[c for pair in zip(grouped.median().columns + " med", grouped.max().columns + " max") for c in pair]]
+
+
+def measure_conv(loss: str, optimizer: str, implementation: str = "spec") -> dict:
+    """The convolutional parity GAN (conv_parity_spec), seed 0: raw differences beside the CONV_* tolerances."""
+    spec = conv_parity_spec(loss, optimizer, implementation)
     pt, tf, results = run_both(spec, 1)
     one_step = max_weight_difference(pt.get_weights(), tf.get_weights())
     loss_gap = max(abs(a[k] - b[k]) for a, b in results for k in a)
     pt, tf, results = run_both(spec, tol.TRAJECTORY_STEPS)
-    return {"model": model, "loss": loss, "optimizer": f"{optimizer} ({implementation})",
+    return {"loss": loss, "optimizer": f"{optimizer} ({implementation})",
             "forward_max_abs": forward_difference(spec),
             "step1_loss_max_abs": loss_gap,
             "step1_weight_max_abs": one_step,
@@ -125,21 +279,38 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-native", action="store_true", help="skip the native-optimiser rows")
+    parser.add_argument("--seeds", type=int, default=len(tol.PARITY_SEEDS), help="the first N of PARITY_SEEDS")
     args = parser.parse_args(argv)
     import pandas as pd
 
-    rows = [measure(loss, opt, "spec", model) for model in ("mlp", "conv") for loss in LOSSES
-            for opt in ("adam", "rmsprop")]
+    seeds = tol.PARITY_SEEDS[:args.seeds]
+    rows = [row for loss in LOSSES for opt in ("adam", "rmsprop") for row in measure(loss, opt, seeds)]
+    table = distribution(rows)
+    forward = max(forward_difference(parity_spec(loss)) for loss in LOSSES)
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.2g}".format):
+        print(f"{len(seeds)} seeds (common.tolerances.PARITY_SEEDS), torch eager vs tf.function; med / max over "
+              "seeds. *_ratio: measured / derived bound (common/tolerances.py), <= 1 holds it.")
+        print(table.to_string())
+    worst = pd.DataFrame(rows).max(numeric_only=True)
+    print(f"\nforward G(z), D(x): {forward:.2g} (bound {tol.FORWARD_ATOL:g}); gradients: worst "
+          f"{worst['gradient_gap']:.2g} of the network's largest (bound GRADIENT_RTOL {tol.GRADIENT_RTOL:.2g} = "
+          f"{tol.GRADIENT_RTOL / tol.UNIT_ROUNDOFF:g} u); losses: worst {worst['loss_ratio']:.2g} of loss_bound; "
+          f"weights after 1 and {tol.TRAJECTORY_STEPS} steps: worst {worst['step1_weight_ratio']:.2g} and "
+          f"{worst[f'step{tol.TRAJECTORY_STEPS}_weight_ratio']:.2g} of the per-coordinate bound")
     if not args.no_native:
-        rows += [measure(loss, opt, "native", model) for model in ("mlp", "conv") for loss in ("nonsaturating",)
-                 for opt in ("adam", "rmsprop")]
-    table = pd.DataFrame(rows)
+        for opt in ("adam", "rmsprop"):
+            print(f"native {opt} (not a parity claim): relative weight distance after {tol.TRAJECTORY_STEPS} steps "
+                  f"{native_drift('nonsaturating', opt):.2g}")
+    conv_rows = [measure_conv(loss, opt) for loss in LOSSES for opt in ("adam", "rmsprop")]
+    if not args.no_native:
+        conv_rows += [measure_conv("nonsaturating", opt, "native") for opt in ("adam", "rmsprop")]
     with pd.option_context("display.width", 200, "display.float_format", "{:.2e}".format):
-        print(table.to_string(index=False))
-    print(f"\ntolerances enforced by tests/test_parity.py (common/tolerances.py): forward {tol.FORWARD_ATOL:g}, "
-          f"losses {tol.LOSS_ATOL:g}, one-step weights {tol.STEP_WEIGHT_ATOL:g}, {tol.TRAJECTORY_STEPS}-step losses "
-          f"{tol.TRAJECTORY_LOSS_ATOL:g}, {tol.TRAJECTORY_STEPS}-step relative weight distance "
-          f"{tol.TRAJECTORY_WEIGHT_RTOL:g}")
+        print("\nconvolutional parity GAN (conv_parity_spec: BatchNorm, Dropout, transposed convolutions), seed 0:")
+        print(pd.DataFrame(conv_rows).to_string(index=False))
+    print(f"tolerances enforced by tests/test_parity.py (common/tolerances.py): forward {tol.CONV_FORWARD_ATOL:g}, "
+          f"losses {tol.CONV_LOSS_ATOL:g}, one-step weights {tol.CONV_STEP_WEIGHT_ATOL:g}, {tol.TRAJECTORY_STEPS}-step "
+          f"losses {tol.CONV_TRAJECTORY_LOSS_ATOL:g}, {tol.TRAJECTORY_STEPS}-step relative weight distance "
+          f"{tol.CONV_TRAJECTORY_WEIGHT_RTOL:g}")
     return 0
 
 

@@ -58,6 +58,7 @@ class RunRecord:
     compiled_as: str  # how the mode ran the step, as the trainer says (e.g. "whole step as one graph (...)")
     loss: str
     seed: int
+    init: str  # "seed", or "seed+ulp": initial weights one ulp away, the chaos floor's twin (common/init.py)
     config: dict  # what must match for --resume to skip the cell
     outcome: Outcome
     timing: StepTimes
@@ -96,10 +97,12 @@ class RunRecord:
                 values[f.name] = part(**{name: flat[name] for name in names})
                 known.update(names)
             elif f.name != "extra_timings":
-                values[f.name] = flat[f.name] if f.name != "history" else flat.get("history")
+                values[f.name] = flat[f.name] if f.name not in OPTIONAL else flat.get(f.name, OPTIONAL[f.name])
                 known.add(f.name)
         values["extra_timings"] = {key: value for key, value in flat.items() if key not in known}
         return cls(**values)
 
 
 NESTED = {"outcome": Outcome, "timing": StepTimes, "throughput": Throughput}
+# Fields a line may lack, and their value then (records written before the field existed).
+OPTIONAL = {"history": None, "init": "seed"}

@@ -15,12 +15,13 @@ Exit codes (README "Guarantees"):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
 from pathlib import Path
 
-from benchmarks import store, timing
+from benchmarks import store, tensorboard, timing
 from benchmarks.cell import (Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raising, run_cell,
                              stop_if_interrupted)
 from common import metrics
@@ -133,6 +134,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sweep", choices=("batch", "width"), help="instead of training runs: time step cost against "
                         "batch size or layer width (task mnist-small unless --task names one) into OUT/sweep.csv")
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    parser.add_argument("--no-floor", action="store_true", help="with --backend both, skip the chaos floor: the "
+                        "extra run per task and seed of the first backend from initial weights one ulp away")
+    parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's losses, D outputs, step times "
+                        "and sample grids as TensorBoard event files under DIR, one folder per run")
     return parser.parse_args(argv)
 
 
@@ -191,7 +196,20 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
     if args.data_dir is not None and all(task_data.n_train is None for task_data in data.values()):
         raise ValueError(f"--data-dir is read by none of {', '.join(names)} (they sample known distributions); "
                          "allowed: with a task that trains on a data set (mnist, mnist-small, faces)")
+    if len(backends) > 1 and not args.no_floor:
+        cells += floor_cells(cells)
     return cells, data, skipped, suite
+
+
+def floor_cells(cells: list[Cell]) -> list[Cell]:
+    """The chaos floor: per task and seed, the first planned cell of the first backend once more, from initial
+    weights one ulp away (common.init.nudge_ulp), same data and noise. The report sets the cross-framework
+    same-seed drift against the drift of this same-framework pair (benchmarks/report/divergence.py)."""
+    first = {}
+    for cell in cells:
+        if cell.backend == cells[0].backend:
+            first.setdefault((cell.task.name, cell.seed), cell)
+    return [dataclasses.replace(cell, init="seed+ulp") for cell in first.values()]
 
 
 def check_data(name: str, task_data) -> None:
@@ -331,6 +349,7 @@ def print_summary(records: list[dict], out: str) -> None:
     import pandas as pd
 
     rows = [{"task": r["task"], "backend": r["backend"], "mode": r["mode"], "loss": r["loss"], "seed": r["seed"],
+             "init": r.get("init", "seed"),
              "status": r["status"], "steps": r["steps_done"], "steps/s": round(r["steps_per_s"], 1),
              "IQR %": round(100 * (r["p75_step_s"] - r["p25_step_s"]) / r["median_step_s"], 1),
              "compile s": round(r["compile_s"], 2), "GFLOP/s": round(r["gflops_per_s"], 2),
@@ -401,6 +420,10 @@ def run_all(args) -> int:
         configured = {name: module.configure(threads=args.threads, deterministic=True) for name, module in backends.items()}
         cells, data, skipped, suite = plan(args, backends)
         check_numbers(args, cells)
+        if args.tensorboard is not None:
+            if not tensorboard.available():
+                raise ValueError(f"--tensorboard needs the tensorboard package: {tensorboard.INSTALL_HINT}")
+            store.check_out_dir(args.tensorboard)
         skip = cells_to_skip(args, cells)
         todo = [cell for cell in cells if cell.key not in skip]
         check_checkpoints(args, todo)
@@ -439,11 +462,17 @@ def run_cells(args, backends, configured, cells, todo, data, skipped, suite) -> 
     for cell in todo:
         stop_if_interrupted()
         try:
-            finished.append(run_cell(cell, data[cell.task.name], options, machine, env).to_json())
+            record = run_cell(cell, data[cell.task.name], options, machine, env).to_json()
         except ModeUnsupportedError as e:
             print(f"skipped {cell.id}: {e}")
+            continue
+        finished.append(record)
+        if args.tensorboard is not None:
+            tensorboard.write_run(args.tensorboard, record, store.read_history(args.out, record["history"]))
     stop_if_interrupted()
     print_summary(finished, args.out)
+    if args.tensorboard is not None:
+        print(f"tensorboard: tensorboard --logdir {args.tensorboard}")
     if not args.no_report:
         build_report(args.out)
         stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command

@@ -29,7 +29,8 @@ kept at every snapshot. Both backends use the same layout, so the distance betwe
 estimates their weight divergence (exactly the full weights when P <= 16 384, e.g. the toy tasks).
 
 A record (a flat-ish dict) always has: ``schema`` (SCHEMA_VERSION), ``producer`` (PRODUCER), ``suite``
-("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed``, ``config``
+("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed`` and ``init`` ("seed", or
+"seed+ulp" for a chaos-floor twin: initial weights one ulp away, common/init.py), ``config``
 (steps, batch_size, d_lr, g_lr, optimizer: what must match for --resume to skip a cell), ``status``, and
 the timing, FLOP, metric, data and environment fields typed in benchmarks/record.py. A results folder is input
 too: every record read (or appended) is checked first (``check_record``): the fields that name files or pick
@@ -273,17 +274,18 @@ def read_records(out_dir) -> list[dict]:
 
 
 def cell_of(record: dict) -> tuple:
-    """The cell a record belongs to: benchmarks/cell.py Cell.key."""
+    """The cell a record belongs to: benchmarks/cell.py Cell.key (``init`` absent means "seed": common.init.INITS)."""
     config = record["config"]
     return tuple(record[key] for key in CELL_KEYS) + (
-        config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"))
+        config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"),
+        record.get("init", "seed"))
 
 
 def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, optimizer: str = "spec",
-            steps_per_call: int = 1, threads: int | None = None) -> str:
-    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads) add nothing to it."""
+            steps_per_call: int = 1, threads: int | None = None, init: str = "seed") -> str:
+    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, init "seed") add nothing to it."""
     extra = (f"-{optimizer}" if optimizer != "spec" else "") + (f"-k{steps_per_call}" if steps_per_call != 1 else "") \
-        + (f"-t{threads}" if threads is not None else "")
+        + (f"-t{threads}" if threads is not None else "") + ("" if init == "seed" else "-ulp")
     return f"{task}-{backend}-{mode}-{loss}-s{seed}{extra}"
 
 

@@ -31,6 +31,10 @@ DCGAN_STD = 0.02  # examples/dcgan/main.py l.120, 122
 
 Weights = dict[str, list[np.ndarray]]  # {"generator": [...], "discriminator": [...]}
 
+# How a run's initial weights are made: the seed's own ("seed"), or those moved by one ulp ("seed+ulp"), the
+# chaos floor's twin: the same framework from weights one unit in the last place away, same data and noise.
+INITS = ("seed", "seed+ulp")
+
 
 def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator) -> list[np.ndarray]:
     """Draw one MLP's weights.
@@ -119,3 +123,17 @@ def init_statistics(spec: GAN) -> Weights:
         out[name] = [np.zeros(shape, DTYPE) if j % 2 == 0 else np.ones(shape, DTYPE)
                      for j, (_, shape) in enumerate(net.statistics())]
     return out
+
+
+def nudge_ulp(weights: Weights) -> Weights:
+    """Every weight moved one unit in the last place towards +inf (np.nextafter): the smallest change float32
+    can make to every coordinate at once, so the twin run measures how fast training amplifies rounding."""
+    return {net: [np.nextafter(w, np.float32(np.inf)).astype(w.dtype) for w in arrays] for net, arrays in weights.items()}
+
+
+def initial_weights(spec: GAN, seed: int, init: str = "seed") -> Weights:
+    """The run's initial weights: ``init_weights`` of the seed, nudged by one ulp for ``init="seed+ulp"``."""
+    if init not in INITS:
+        raise ValueError(f"init {init!r} is invalid; allowed: {', '.join(INITS)}")
+    weights = init_weights(spec, seed)
+    return nudge_ulp(weights) if init == "seed+ulp" else weights

@@ -429,6 +429,95 @@ def compare(values_a: Sequence[float], values_b: Sequence[float], test: str = "w
     return result
 
 
+def equivalence(values_a: Sequence[float], values_b: Sequence[float], margin: float, alpha: float = ALPHA) -> dict:
+    """Are two sets of seeds *equivalent* within +-margin, not merely "not different"? Schuirmann's two one-sided
+    tests (TOST) on Welch's t: H0 |mean_a - mean_b| >= margin is rejected when both mean_a - mean_b > -margin and
+    mean_a - mean_b < margin are significant at ``alpha`` (p_tost is the larger one-sided p), beside ``compare``'s
+    two-sided difference test. statsmodels' ttost_ind(usevar="unequal") computes the same p (a test checks it).
+
+    The verdict is one of "equivalent within ±m", "different (p = ...)" or "inconclusive: run more seeds (about N
+    would decide)", N per side from ``seeds_to_decide``; with fewer than 2 finite values a side, no test."""
+    diff = compare(values_a, values_b, alpha=alpha)
+    a = np.asarray(values_a, dtype=np.float64).ravel()
+    b = np.asarray(values_b, dtype=np.float64).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    result = {**diff, "margin": float(margin), "p_tost": None, "seeds_needed": None}
+    within = f"equivalent within ±{margin:.2g}"
+    if min(len(a), len(b)) < 2:
+        result["verdict"] = f"inconclusive: one seed a side cannot test equivalence (run --seeds 3 or more)"
+        return result
+    gap = abs(result["mean_a"] - result["mean_b"])
+    if result["std_a"] == 0 and result["std_b"] == 0:  # no spread: the means are the answer
+        result["verdict"] = within if gap < margin else f"different (every seed gives the same value on each side)"
+        return result
+    lower = scipy.stats.ttest_ind(a + margin, b, equal_var=False, alternative="greater").pvalue
+    upper = scipy.stats.ttest_ind(a - margin, b, equal_var=False, alternative="less").pvalue
+    result["p_tost"] = float(max(lower, upper))
+    if result["p_tost"] < alpha:
+        result["verdict"] = within
+    elif diff["p"] is not None and diff["p"] < alpha:
+        result["verdict"] = diff["verdict"]
+    else:
+        sd = math.sqrt((result["std_a"] ** 2 + result["std_b"] ** 2) / 2)
+        result["seeds_needed"] = seeds_to_decide(gap, sd, margin, alpha)
+        n = result["seeds_needed"]
+        result["verdict"] = ("inconclusive: run more seeds" + (f" (about {n} would decide)" if n else
+                                                                f" (more than {MAX_SEEDS_TO_DECIDE} would be needed)"))
+    return result
+
+
+MAX_SEEDS_TO_DECIDE = 1000
+
+
+def seeds_to_decide(gap: float, sd: float, margin: float, alpha: float = ALPHA) -> int | None:
+    """Seeds per side at which, if the observed gap of means and per-seed std held, one of the two tests would
+    decide: TOST (gap + t_{1-alpha} sd sqrt(2/n) < margin) or the difference test (gap > t_{1-alpha/2} sd sqrt(2/n)).
+    None if neither would within MAX_SEEDS_TO_DECIDE."""
+    for n in range(2, MAX_SEEDS_TO_DECIDE + 1):
+        se = sd * math.sqrt(2.0 / n)
+        df = 2 * n - 2
+        if gap + scipy.stats.t.ppf(1 - alpha, df) * se < margin:
+            return n
+        if gap > scipy.stats.t.ppf(1 - alpha / 2, df) * se:
+            return n
+    return None
+
+
+# Speed: the ratio of two configurations' step times with a bootstrap confidence interval.
+SPEED_CONFIDENCE = 0.95
+SPEED_RESAMPLES = 2000
+SPEED_MAX_STEPS = 20_000  # per side: a seeded subset of longer runs' steps keeps the bootstrap to ~1 s
+SPEED_SEED = 0
+
+
+def speed_ratio(times_a: Sequence[np.ndarray], times_b: Sequence[np.ndarray]) -> dict:
+    """How many times longer b's median step takes than a's (> 1: a is faster), with a percentile bootstrap
+    interval (scipy.stats.bootstrap) over the timed steps of every seed, pooled per side. Steps of one run are
+    resampled as if independent; run-to-run (seed) variation enters through the pool, so with one seed a side
+    the interval is about timing noise within that run. "tie" when the interval includes 1."""
+    rng = np.random.default_rng(SPEED_SEED)
+    pooled = []
+    for times in (times_a, times_b):
+        x = np.concatenate([np.asarray(t, dtype=np.float64).ravel() for t in times])
+        x = x[np.isfinite(x)]
+        if len(x) > SPEED_MAX_STEPS:
+            x = rng.choice(x, SPEED_MAX_STEPS, replace=False)
+        pooled.append(x)
+    a, b = pooled
+    if min(len(a), len(b)) < 2:
+        return {"ratio": math.nan, "low": math.nan, "high": math.nan, "verdict": "not enough timed steps"}
+
+    def ratio(x, y, axis=-1):
+        return np.median(y, axis=axis) / np.median(x, axis=axis)
+
+    interval = scipy.stats.bootstrap((a, b), ratio, n_resamples=SPEED_RESAMPLES, confidence_level=SPEED_CONFIDENCE,
+                                     method="percentile", vectorized=True, random_state=rng).confidence_interval
+    low, high = float(interval.low), float(interval.high)
+    verdict = "tie" if low <= 1.0 <= high else ("a faster" if low > 1.0 else "b faster")
+    return {"ratio": float(ratio(a, b)), "low": low, "high": high, "verdict": verdict,
+            "steps_a": len(a), "steps_b": len(b)}
+
+
 def weight_distance(w_a: Mapping[str, Sequence[np.ndarray]], w_b: Mapping[str, Sequence[np.ndarray]]) -> dict[str, float]:
     """How far two sets of neutral weights {"generator": [...], "discriminator": [...]} are apart:
     relative_l2 = |a - b| / |a| over all parameters together (a is the reference), and max_abs."""
@@ -449,6 +538,32 @@ def weight_distance(w_a: Mapping[str, Sequence[np.ndarray]], w_b: Mapping[str, S
     return {"relative_l2": math.sqrt(diff_sq) / math.sqrt(ref_sq) if ref_sq > 0 else math.sqrt(diff_sq),
             "max_abs": max_abs}
 
+
+# ----------------------------------------------------------------------------- equivalence margins
+# The margin of each metric's equivalence test: a difference between the frameworks smaller than this cannot be told
+# from scoring another set of real data. Measured with `python scripts/equivalence_margins.py --draws 20`
+# (2026-12-01): two independent sets of real examples, each of the task's evaluation size, scored exactly as a run's
+# samples are; the margin is the 95th percentile of |score(set 1) - score(set 2)|, the largest over the quick-suite
+# tasks that report the metric (rounded up). Where real data score the same every time (counts, shares at 100 %),
+# the margin is the metric's own resolution instead: one unit of a count; for a share of n samples its binomial
+# sampling noise, 1.96 sqrt(2 x 0.25 / n) (n = 2000: 0.031). No margin is stated for the parabola's fit residual and
+# the seed-000 gauges (real data fit exactly, no real-vs-real spread) or for faces (no face folder here): they get the
+# difference test only.
+SHARE_MARGIN = 1.96 * math.sqrt(2 * 0.25 / 2000)
+EQUIVALENCE_MARGINS = {
+    "in_band": SHARE_MARGIN,                  # share of curves; real curves are all in band
+    "ks_a": 0.015,                            # parabola real-vs-real 95 %: 0.012
+    "modes_covered": 1.0,                     # a count: one mode
+    "modes_covered_strict": 1.0,
+    "high_quality_pct": 100 * SHARE_MARGIN,   # a share in %; real-vs-real 0.6 points, below a share's noise
+    "mode_kl": 0.005,                         # grid25 real-vs-real 95 %: 0.0045 (ring8 0.0032, gmm2 0.0008)
+    "mmd_rbf": 0.0015,                        # grid25 0.0013 (gmm2 0.0007, ring8 0.0007)
+    "energy_distance": 0.012,                 # grid25 0.0116 (ring8 0.0043, gmm2 0.0013)
+    "fd_digits": 1.2,                         # mnist 1.18 (real training digits vs the held-out reference)
+    "kid_digits": 0.08,                       # mnist 0.075
+    "inception_score": 0.15,                  # mnist 0.14
+    "digits_covered": 1.0,                    # a count: one digit class
+}
 
 # ----------------------------------------------------------------------------- dispatcher
 FAMILIES = ("parabola", "mixture", "digits", "faces")  # a task names its family (common/tasks.py)

@@ -4,6 +4,7 @@ states a tolerance. Values were measured with `python -m pytest tests/test_parit
 float32 has a unit roundoff of 6e-8. The two frameworks sum matmul products in different orders (different BLAS
 blocking), so a layer's outputs differ by a few units in the last place of each partial sum.
 """
+import numpy as np
 
 # G(z) and D(x) of the same weights on the same inputs: outputs of order 1, a few layers deep. Measured: 1.2e-7.
 # The aim the issue sets (Keras' own tests use 1e-6; Hugging Face's PT/TF equivalence tests 1e-5).
@@ -12,19 +13,105 @@ FORWARD_ATOL = 1e-6
 # Losses reported by one training step (values of order 1, means over the batch). Measured: 4.8e-7 (wgan-gp).
 LOSS_ATOL = 1e-6
 
-# Every weight after one step (lr 1e-3). Adam and RMSprop normalise each gradient coordinate by its own magnitude,
-# so where a gradient is tiny its rounding difference is amplified towards an lr-sized step; measured worst case
-# 7.5e-7 (least-squares, RMSprop), the rest at or below 3e-7.
-STEP_WEIGHT_ATOL = 1e-6
+# ---- weights after training steps: a bound derived per coordinate, not a constant -------------------------------
+# A constant bound on every weight holds only for the seeds it was tuned on: with another init constant, one step of
+# nonsaturating-Adam differed by 1.4e-6 (measured; 4.4e-6 in the issue) against the old 1e-6, and 20 steps by 1.7e-4
+# in relative L2 (measured over PARITY_SEEDS). The reason is the optimiser, not the frameworks: Adam and RMSprop divide
+# each coordinate's gradient by its own running size sqrt(v), so a coordinate whose gradient is near rounding level
+# turns a 1e-9 gradient difference into a step difference of up to the learning rate. The bound therefore follows
+# the update, coordinate by coordinate, from what each update can amplify:
+#   * the two gradients differ by at most GRADIENT_RTOL x G, G the network's largest gradient size (rounding of a
+#     sum is relative to the size of its terms, not of its result, which may cancel to ~0);
+#   * one update changes that into a step difference of at most sens x GRADIENT_RTOL x G, sens = 2 lr a_t /
+#     (sqrt(v_hat) + eps) (a_t = (1 - b1) / (1 - b1^t) for Adam, 1 for RMSprop; 2 for the m and the v paths), and
+#     never more than twice the largest step the optimiser can take, 2 lr C_t (update_cap);
+#   * each side rounds the new weight (u |w|) and the step (a few u x lr C_t);
+#   * over T steps the bounds add up (the number of updates enters through the sum); from the second step on, the
+#     weights already differ, so the gradients differ by more than rounding (the game feeds the gap back): there the
+#     gap is each update's measured one, read back from both optimisers' states, where it exceeds rounding. Step
+#     1's gradients, computed from identical weights, must agree to GRADIENT_RTOL: that is the check on the math.
+# The learning rate, the normalisation by sqrt(v) and the number of updates are the amplifiers; GRADIENT_RTOL is the
+# only measured number. The parity tests check this over PARITY_SEEDS and `python -m benchmarks.parity` prints the
+# measured ratios to it (1 = at the bound).
+UNIT_ROUNDOFF = 2.0 ** -24  # float32: 6e-8
+# Gradients of the same weights on the same batch, each network's coordinates relative to that network's largest
+# gradient size (sqrt(v_hat) after its first update is |g|). Measured over PARITY_SEEDS x 6 losses x 2 optimisers
+# (torch eager vs tf.function): see `python -m benchmarks.parity` (worst 1.1e-6, about 18 u). A sum of n float32
+# terms is exact to about sqrt(n) u relative to its terms (random rounding; n = batch 16 x fan_in <= 32 here) and the
+# backward pass chains three such layers: 64 u allows for that with a margin of about 3.
+GRADIENT_RTOL = 64 * UNIT_ROUNDOFF
+# The seeds every derived bound is checked over (init weights and data stream both from the seed).
+PARITY_SEEDS = tuple(range(20))
 
-# Twenty steps: differences compound through the game (each side trains on the other's output). Measured worst
-# cases over the six losses x two spec optimisers (`python -m benchmarks.parity`, 2026-11-23): losses 4.8e-7,
-# relative weight distance 1.5e-7. The bounds leave about a 10x margin for other CPUs' BLAS blocking, and stay far
-# below what the frameworks' native optimisers drift by on the same run (Adam 1.7e-4, RMSprop 1e-1).
+
+def update_cap(opt, t: int) -> float:
+    """The largest step one update t of the spec optimiser can take on a coordinate, over all gradient histories:
+    RMSprop |g| / sqrt(v) <= 1 / sqrt(1 - alpha); Adam, by Cauchy-Schwarz on m and v's sums over the history,
+    |m_hat| / sqrt(v_hat) <= (1 - b1) sqrt(1 - b2^t) / ((1 - b1^t) sqrt(1 - b2)) sqrt(sum_{j<t} (b1^2 / b2)^j)
+    (1 at t = 1, where m_hat = g and v_hat = g^2)."""
+    if opt.name == "rmsprop":
+        return opt.lr / (1.0 - opt.alpha) ** 0.5
+    b1, b2 = opt.beta1, opt.beta2
+    history = sum((b1 * b1 / b2) ** j for j in range(t))
+    return opt.lr * (1 - b1) * (1 - b2 ** t) ** 0.5 / ((1 - b1 ** t) * (1 - b2) ** 0.5) * history ** 0.5
+
+
+def divisor(opt, t: int, v):
+    """(the RMS gradient size sqrt(v_hat) per coordinate, the gain a_t of the numerator) of update ``t``, from the
+    second moment ``v`` after it: Adam's v = (1 - b2) sum b2^j g^2 is bias-corrected, RMSprop's is the divisor."""
+    v = np.asarray(v, dtype=np.float64)
+    if opt.name == "rmsprop":
+        return np.sqrt(v), 1.0
+    return np.sqrt(v / (1 - opt.beta2 ** t)), (1 - opt.beta1) / (1 - opt.beta1 ** t)
+
+
+def gradient_scale(opt, t: int, v_list) -> float:
+    """A network's gradient size G: its largest sqrt(v_hat) (|g| itself after the first update)."""
+    return max(float(divisor(opt, t, v)[0].max()) for v in v_list)
+
+
+def update_weight_bounds(opt, t: int, v_list, w_list, gaps=None) -> list[np.ndarray]:
+    """Per array of one network: how far apart update ``t`` can put each coordinate of the two backends, from the
+    reference backend's second moments ``v_list`` and weights ``w_list`` after the update (neutral layout): the
+    amplified gradient gap, capped at twice the largest step, plus both sides' rounding (see the comment above).
+    ``gaps``: this update's measured per-coordinate gradient gaps, used where they exceed rounding (feedback)."""
+    cap = update_cap(opt, t)
+    rounding_gap = GRADIENT_RTOL * gradient_scale(opt, t, v_list)
+    out = []
+    for i, (v, w) in enumerate(zip(v_list, w_list)):
+        rms, gain = divisor(opt, t, v)
+        gap = rounding_gap if gaps is None else np.maximum(rounding_gap, gaps[i])
+        amplified = np.minimum(2.0 * cap, 2.0 * opt.lr * gain * gap / (rms + opt.eps))
+        out.append(amplified + UNIT_ROUNDOFF * (2.0 * np.abs(np.asarray(w, dtype=np.float64)) + 8.0 * cap))
+    return out
+
+
+# Losses of the same step: a mean over the batch of terms of the loss's size, so rounding is relative to |L| (wgan-gp's
+# L_D, with the penalty x 10, reaches several units); below 1 the absolute LOSS_ATOL applies. After T steps the
+# weights differ by the derived bound above, relative rho = |bound| / |w|, and a loss moves by at most about
+# LOSS_WEIGHT_GAIN x rho relative (first order: each of the 3 layers' outputs moves by at most its weights'
+# relative change).
+LOSS_WEIGHT_GAIN = 3.0
+
+
+def loss_bound(loss_value: float, weight_rel_bound: float = 0.0) -> float:
+    scale = max(1.0, abs(loss_value))
+    return LOSS_ATOL * scale + LOSS_WEIGHT_GAIN * weight_rel_bound * scale
+
+
 TRAJECTORY_STEPS = 20
-TRAJECTORY_LOSS_ATOL = 5e-6
-# Relative L2 distance between the two backends' full weight vectors after TRAJECTORY_STEPS steps.
-TRAJECTORY_WEIGHT_RTOL = 1e-6
+
+# ---- the chaos floor: long runs, where no bound above can reach ------------------------------------------------
+# Over hundreds of steps a GAN amplifies any rounding until the two trajectories part (mnist: relative weight distance
+# 9e-3 at step 50, 0.4 at step 400 between the frameworks). The floor is the same framework run again from initial
+# weights one ulp away (benchmarks/run.py plans it with --backend both): the same amplification with no framework
+# difference in it. The report divides the cross-framework curve by the floor curve at each snapshot and calls the
+# drift "within the floor" while the largest ratio stays at or below FLOOR_RATIO_LIMIT. Why not 1: the floor starts
+# from one perturbation at step 0, the cross-framework pair receives a rounding perturbation at every step, which
+# adds up to a constant factor of about 1 / (1 - e^-lambda) for a growth rate lambda per step; 10 allows that (one
+# decade on the log plot). A semantic difference (an Adam epsilon moved, another LeakyReLU slope) injects an
+# lr-sized difference at every step and stands orders of magnitude above (tests/test_floor.py).
+FLOOR_RATIO_LIMIT = 10.0
 
 # ---- one backend against the float64 numpy reference of tests/reference.py (not across frameworks) -----------
 # A spec optimiser after 20 float32 updates of size <= lr on a quadratic, against float64: rounding only.

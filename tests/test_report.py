@@ -13,8 +13,11 @@ from PIL import Image
 
 from benchmarks import report, run, store, timing
 from benchmarks.report import samples
-from benchmarks.report.doc import TITLE, fmt_time
+from benchmarks.report.doc import TITLE
 from benchmarks.store import SWEEP_FILE
+from benchmarks.report.faster import best_configuration, speed_verdict, task_speed
+from benchmarks.report.runs import Histories
+from benchmarks.report.summary import QUESTIONS, SUMMARY_TABLE_ID
 from benchmarks.report.tasks import TASK_SUBSECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,18 +81,43 @@ def test_gifs_animate_every_snapshot(results):
                 assert not np.array_equal(first, last)  # the samples moved
 
 
-def test_summary_numbers_come_from_the_records(results):
-    md, _ = read(results)
+def test_summary_is_one_table_of_linked_verdicts_from_the_records(results):
+    md, page = read(results)
     summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
-    for task in ("parabola", "mnist-small"):
-        records = [r for r in store.read_records(results) if r["task"] == task]
-        best = {b: min(r["median_step_s"] for r in records if r["backend"] == b) for b in ("torch", "tf")}
-        fast, slow = sorted(best.values())
-        assert f"{task} {slow / fast:.1f}x faster" in summary
-        assert f"(median step {fmt_time(fast)} vs {fmt_time(slow)})" in summary
-    assert "one seed per backend cannot establish a sample difference" in summary  # mnist-small: 1 seed
-    assert "Welch's t-test, 2 vs 2 seeds" in summary  # parabola: 2 seeds, verdict from metrics.compare
+    table = [line for line in summary.splitlines() if line.startswith("| ")]
+    assert table[0] == "| task | " + " | ".join(QUESTIONS) + " |"
+    rows = {line.split(" | ")[0][2:]: line for line in table[1:]}
+    assert set(rows) == {"parabola", "mnist-small"}
+    for task, row in rows.items():
+        links = re.findall(r"\[([^\]]+)\]\(#([^)]+)\)", row)
+        assert len(links) == 3, row
+        for _, anchor in links:  # every verdict lands on its evidence, in both documents
+            assert f'id="{anchor}"' in page and f'<a id="{anchor}"></a>' in md
+        model, samples_cell, faster = (text for text, _ in links)
+        assert model.startswith("yes: drift within the chaos floor"), model  # same computation, rounding apart
+        runs = [r for r in store.read_records(results) if r["task"] == task and r["init"] == "seed"]
+        histories = Histories(results)
+        speed = task_speed(runs, histories)
+        assert faster == speed_verdict(speed) and "95% CI" in faster
+    assert rows["mnist-small"].count("one seed each: cannot test (run --seeds 3 or more)") == 1
+    assert "](#task-mnist-small)" in rows["mnist-small"]  # one seed: the link goes to the task's metrics
+    assert "](#samples-parabola)" in rows["parabola"]  # two seeds: to the equivalence tests
+    assert f'<table class="dataframe" id="{SUMMARY_TABLE_ID}">' in page
     assert "AMD" in summary or "Intel" in summary or "cores" in summary
+
+
+def test_faster_is_best_against_best_with_its_interval(results):
+    runs = [r for r in store.read_records(results) if r["task"] == "parabola" and r["init"] == "seed"]
+    best = {b: best_configuration(runs, b) for b in ("torch", "tf")}
+    assert [r["seed"] for r in best["torch"]] == [0, 1] and {r["mode"] for r in best["tf"]} == {"eager"}
+    speed = task_speed(runs, Histories(results))
+    pooled = {b: np.concatenate([store.read_history(results, r["history"])["step_time"][
+        store.read_history(results, r["history"])["timed"]] for r in best[b]]) for b in best}
+    assert speed["ratio"] == pytest.approx(np.median(pooled["tf"]) / np.median(pooled["torch"]))
+    assert speed["low"] <= speed["ratio"] <= speed["high"]
+    md, _ = read(results)
+    faster = md.split("## Faster? Best against best", 1)[1].split("\n## ", 1)[0]
+    assert '<a id="speed-parabola"></a>' in faster and speed_verdict(speed) in faster
 
 
 def test_multi_seed_and_divergence_sections_hold_results(results):
@@ -125,7 +153,7 @@ def test_one_backend_and_a_flagged_run_still_build(results, tmp_path):
     assert "> **Warning:**" in flags and "d_saturated" in flags and "diverged" in flags
     assert '<div class="warn">' in page
     assert "no TensorFlow run for parabola" in md
-    assert "only pytorch eager ran parabola" in md.lower()
+    assert "[needs timed runs of both frameworks](#speed)" in md
     assert "no task ran several seeds in both backends" in md.lower()
     assert "no seed ran in both backends" in md
 
@@ -174,7 +202,7 @@ def speed_record(backend, mode, step_s, optimizer="spec", k=1, compile_s=0.0, ta
             "config": {"optimizer": optimizer, "threads": None}}
 
 
-def test_best_against_best_names_each_fastest_configuration_and_out_of_the_box():
+def test_best_and_out_of_the_box_name_each_fastest_configuration():
     from benchmarks.report import speed
     from benchmarks.report.doc import Doc
 
@@ -183,7 +211,7 @@ def test_best_against_best_names_each_fastest_configuration_and_out_of_the_box()
             speed_record("tf", "xla", 0.2e-3, k=100, compile_s=2.0), speed_record("tf", "compiled", 0.4e-3, compile_s=1.0),
             speed_record("tf", "eager", 30e-3), speed_record("torch", "compiled", 3e-3, "native", compile_s=5.0)]
     doc = Doc()
-    speed.best_against_best(doc, runs)
+    speed.best_against_out_of_the_box(doc, runs)
     tables = [b[1] for b in doc.blocks if b[0] == "table"]
     row = tables[0].iloc[0]
     assert row["PyTorch fastest"] == "PyTorch torch.compile: 500 µs" and row["PyTorch out of the box"] == "2 ms"

@@ -127,7 +127,7 @@ def test_steps_per_call_gives_the_same_run(tmp_path):
 def test_optimizer_implementations_and_k_are_cells_of_their_own(tmp_path, capsys):
     """Several optimiser implementations and K values in one command: one record each, told apart by the cell
     key (so the report keeps them all); what a backend cannot run is skipped with its reason."""
-    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--optimizer", "spec", "native-fused",
+    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--warmup", 1, "--no-floor", "--optimizer", "spec", "native-fused",
                  "--steps-per-call", 1, 2) == 0
     out = capsys.readouterr().out
     assert "skipped tf with optimizer native-fused: tf runs spec, native" in out
@@ -137,7 +137,7 @@ def test_optimizer_implementations_and_k_are_cells_of_their_own(tmp_path, capsys
                        ("torch", "spec", 1), ("torch", "spec", 2)]
     assert len({store.cell_of(r) for r in records}) == 6 and all(r["compiled_as"] == "eager: op by op" for r in records)
     assert len({r["history"] for r in records}) == 6
-    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--optimizer", "spec", "native-fused",
+    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--warmup", 1, "--no-floor", "--optimizer", "spec", "native-fused",
                  "--steps-per-call", 1, 2, "--resume") == 0
     assert len(store.read_records(tmp_path)) == 6  # every one of them is recognised as done
 

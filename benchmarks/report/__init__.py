@@ -15,9 +15,10 @@ from pathlib import Path
 from benchmarks import store
 from benchmarks.cell import Interrupted, interrupts_raising, stop_if_interrupted
 from benchmarks.report.data import data_section
-from benchmarks.report.divergence import divergence_section
+from benchmarks.report.divergence import divergence_section, task_drift
 from benchmarks.report.doc import TITLE, Doc, render_html, render_md
 from benchmarks.report.environment import environment_section
+from benchmarks.report.faster import faster_section, task_speed
 from benchmarks.report.flags import flags_section
 from benchmarks.report.multiseed import multiseed_section
 from benchmarks.report.runs import Histories, load_runs
@@ -32,7 +33,7 @@ REPORT_HTML = "report.html"
 FIGURES = store.FIGURE_DIR
 # Section headings, in order (tests check them; per-task sections are "Task: <name>").
 SECTIONS = ("Summary", "Flags and diverged runs", "Environment", "Data", "Same-seed trajectory divergence",
-            "Speed", "Scaling sweep", "Multi-seed comparison")
+            "Faster? Best against best", "Speed", "Scaling sweep", "Multi-seed comparison")
 
 
 class FigureFolder(type(Path())):
@@ -54,6 +55,12 @@ def build_report(out_dir) -> Path:
         raise ValueError("DIR '' is invalid; allowed: an output folder of python -m benchmarks.run")
     out_dir = Path(out_dir)
     runs = load_runs(out_dir)
+    # The chaos floor's twins (init "seed+ulp") only serve the divergence section: every other section, the
+    # speed tables and the sample tests among them, sees the seed's own runs.
+    floors = [r for r in runs if r.get("init", "seed") != "seed"]
+    runs = [r for r in runs if r.get("init", "seed") == "seed"]
+    if not runs:
+        raise ValueError(f"{out_dir} holds only chaos-floor runs: nothing to report")
     figures = FigureFolder(out_dir / FIGURES)
     histories = Histories(out_dir)
     by_task = {}
@@ -63,13 +70,17 @@ def build_report(out_dir) -> Path:
     doc.heading(1, TITLE)
     doc.text(f"Built {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from {len(runs)} run(s) in "
              f"{out_dir.resolve()} (tasks: {', '.join(by_task)}).")
-    summary_section(doc, runs, by_task)
+    drifts = {task: task_drift(task_runs, [f for f in floors if f["task"] == task], histories)
+              for task, task_runs in by_task.items()}
+    speeds = {task: task_speed(task_runs, histories) for task, task_runs in by_task.items()}
+    summary_section(doc, runs, by_task, drifts, speeds)
     body = Doc()
     environment_section(body, runs)
     data_section(body, by_task)
     for task, task_runs in by_task.items():
         task_section(body, task, task_runs, histories, figures)
-    divergence_section(body, by_task, histories, figures)
+    divergence_section(body, by_task, drifts, figures)
+    faster_section(body, by_task, speeds)
     speed_section(body, runs, figures)
     sweep_section(body, out_dir, figures)
     multiseed_section(body, by_task)

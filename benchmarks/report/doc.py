@@ -19,12 +19,28 @@ MODE_NAMES = {("torch", "eager"): "eager", ("torch", "compiled"): "torch.compile
               ("tf", "compiled"): "tf.function", ("tf", "xla"): "XLA"}
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links to a heading's anchor below (the summary's verdicts point at their evidence)."""
+    text: str
+    anchor: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def anchor_of(text: str) -> str:
+    """The id a heading gets when it is not given one: its text, lower case, every other character a hyphen."""
+    return "".join(c if c.isalnum() else "-" for c in text.lower())
+
+
 @dataclass
 class Doc:
     blocks: list[tuple] = field(default_factory=list)
 
-    def heading(self, level: int, text: str) -> None:
-        self.blocks.append(("heading", level, text))
+    def heading(self, level: int, text: str, anchor: str | None = None) -> None:
+        """``anchor``: the id a Link points at (default: anchor_of(text), which repeats for repeated headings)."""
+        self.blocks.append(("heading", level, text, anchor))
 
     def text(self, text: str) -> None:
         self.blocks.append(("text", text))
@@ -32,8 +48,9 @@ class Doc:
     def warn(self, text: str) -> None:
         self.blocks.append(("warn", text))
 
-    def table(self, frame: pd.DataFrame) -> None:
-        self.blocks.append(("table", frame))
+    def table(self, frame: pd.DataFrame, table_id: str | None = None) -> None:
+        """Cells may be Links; ``table_id`` becomes the HTML table's id."""
+        self.blocks.append(("table", frame, table_id))
 
     def image(self, path: Path, caption: str) -> None:
         self.blocks.append(("image", path, caption))
@@ -44,7 +61,8 @@ class Doc:
 
 
 def md_cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return f"[{text}](#{value.anchor})" if isinstance(value, Link) else text
 
 
 def md_table(frame: pd.DataFrame) -> str:
@@ -59,7 +77,8 @@ def render_md(doc: Doc, out_dir: Path) -> str:
     for block in doc.blocks:
         kind = block[0]
         if kind == "heading":
-            parts.append("#" * block[1] + " " + block[2])
+            anchor = f'<a id="{block[3]}"></a>\n\n' if block[3] else ""
+            parts.append(anchor + "#" * block[1] + " " + block[2])
         elif kind == "text":
             parts.append(block[1])
         elif kind == "warn":
@@ -103,19 +122,34 @@ def html_figure(path: Path, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+def html_cell(value) -> str:
+    if isinstance(value, Link):
+        return f'<a href="#{html.escape(value.anchor)}">{html.escape(value.text)}</a>'
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return html.escape(str(value))
+
+
+def html_table(frame: pd.DataFrame, table_id: str | None) -> str:
+    """Cells escaped here (Links become anchors), so pandas must not escape them again."""
+    cells = frame.map(html_cell) if len(frame) else frame.copy()
+    cells.columns = [html.escape(str(c)) for c in frame.columns]
+    return cells.to_html(index=False, border=0, escape=False, na_rep="—", table_id=table_id)
+
+
 def render_html(doc: Doc) -> str:
     parts = []
     for block in doc.blocks:
         kind = block[0]
         if kind == "heading":
-            anchor = "".join(c if c.isalnum() else "-" for c in block[2].lower())
+            anchor = block[3] or anchor_of(block[2])
             parts.append(f'<h{block[1]} id="{anchor}">{html.escape(block[2])}</h{block[1]}>')
         elif kind == "text":
             parts.append(f"<p>{html.escape(block[1])}</p>")
         elif kind == "warn":
             parts.append(f'<div class="warn"><b>Warning:</b> {html.escape(block[1])}</div>')
         elif kind == "table":
-            parts.append(block[1].to_html(index=False, border=0, escape=True, na_rep="—"))
+            parts.append(html_table(block[1], block[2]))
         elif kind == "image":
             parts.append(html_figure(block[1], block[2]))
         elif kind == "images":

@@ -1,4 +1,5 @@
-"""Multi-seed comparison: per task, each judged metric's mean over seeds and Welch's t-test between backends."""
+"""Multi-seed comparison: per task, each judged metric's mean over seeds, the difference test (Welch's t) and the
+equivalence test (TOST within the metric's stated margin, common/metrics.py EQUIVALENCE_MARGINS), one verdict."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,28 +9,70 @@ from benchmarks.report.runs import judged_metrics, metric_values, representative
 from common import metrics as judge
 
 
+def sample_tests(runs: list[dict]) -> list[dict] | None:
+    """Per judged metric: judge.equivalence (or judge.compare where no margin is stated) between the two backends'
+    representative modes; None when the task did not run both backends with 2+ seeds."""
+    reps = representatives(runs)
+    if len(reps) < 2 or max(len(rs) for rs in reps.values()) < 2:
+        return None
+    out = []
+    for name in judged_metrics([r for rs in reps.values() for r in rs]):
+        a, b = metric_values(reps["torch"], name), metric_values(reps["tf"], name)
+        margin = judge.EQUIVALENCE_MARGINS.get(name)
+        result = judge.equivalence(a, b, margin) if margin is not None else {**judge.compare(a, b), "margin": None,
+                                                                              "p_tost": None, "seeds_needed": None}
+        out.append({"metric": name, "reps": reps, **result})
+    return out
+
+
+def samples_verdict(runs: list[dict]) -> str:
+    """One plain phrase for the summary's "same samples?" column."""
+    tests = sample_tests(runs)
+    if tests is None:
+        reps = representatives(runs)
+        return ("one backend only" if len(reps) < 2 else
+                "one seed each: cannot test (run --seeds 3 or more)")
+    different = [t for t in tests if t["verdict"].startswith("different")]
+    if different:
+        return "different: " + ", ".join(f"{t['metric']} ({t['verdict'].removeprefix('different ')})" for t in different)
+    judged = [t for t in tests if t["margin"] is not None]  # a metric without a margin can only show a difference
+    if not judged:
+        return "no metric with an equivalence margin recorded"
+    equivalent = [t for t in judged if t["verdict"].startswith("equivalent")]
+    if len(equivalent) == len(judged):
+        return f"yes: equivalent within the margins on all {len(judged)} metrics"
+    needed = [t["seeds_needed"] for t in judged if t["seeds_needed"]]
+    more = f" (about {max(needed)} a side would decide)" if needed else ""
+    return f"inconclusive: {len(equivalent)} of {len(judged)} metrics equivalent, none different; run more seeds{more}"
+
+
 def multiseed_section(doc: Doc, by_task: dict[str, list[dict]]) -> None:
     doc.heading(2, "Multi-seed comparison")
     shown = False
     for task, runs in by_task.items():
-        reps = representatives(runs)
-        if len(reps) < 2 or max(len(rs) for rs in reps.values()) < 2:
+        tests = sample_tests(runs)
+        if tests is None:
             continue
         shown = True
         rows = []
-        for name in judged_metrics([r for rs in reps.values() for r in rs]):
-            result = judge.compare(metric_values(reps["torch"], name), metric_values(reps["tf"], name))
+        for t in tests:
+            reps = t["reps"]
             rows.append({
-                "metric": name, "better": judge.METRIC_INFO[name]["better"],
-                label("torch", reps["torch"][0]["mode"]): f"{fmt(result['mean_a'])} ± {fmt(result['std_a'], 2)} (n={result['n_a']})",
-                label("tf", reps["tf"][0]["mode"]): f"{fmt(result['mean_b'])} ± {fmt(result['std_b'], 2)} (n={result['n_b']})",
-                "p (Welch)": fmt(result["p"], 2), "verdict": result["verdict"],
+                "metric": t["metric"], "better": judge.METRIC_INFO[t["metric"]]["better"],
+                label("torch", reps["torch"][0]["mode"]): f"{fmt(t['mean_a'])} ± {fmt(t['std_a'], 2)} (n={t['n_a']})",
+                label("tf", reps["tf"][0]["mode"]): f"{fmt(t['mean_b'])} ± {fmt(t['std_b'], 2)} (n={t['n_b']})",
+                "p (Welch)": fmt(t["p"], 2), "margin ±": fmt(t["margin"], 2) if t["margin"] is not None else "none stated",
+                "p (TOST)": fmt(t["p_tost"], 2), "verdict": t["verdict"],
             })
-        doc.heading(3, task)
+        doc.heading(3, task, anchor=f"samples-{task}")
         doc.table(pd.DataFrame(rows))
     if not shown:
         doc.text("No task ran several seeds in both backends, so no significance test is possible. Run "
                  "--backend both --seeds 5 to compare the backends' sample quality across seeds.")
     else:
-        doc.text(f"Mean ± sample std over seeds; Welch's two-sided t-test at α = {judge.ALPHA} (diverged seeds "
-                 "are left out of the mean and counted as missing).")
+        doc.text(f"Mean ± sample std over seeds; Welch's two-sided t-test for a difference and the two one-sided "
+                 f"tests (TOST, Welch's t) for equivalence within ± the margin, both at α = {judge.ALPHA} (diverged "
+                 "seeds are left out and counted as missing). No significant difference is not evidence of "
+                 "equivalence: a metric is called equivalent only when TOST rejects a difference as large as the "
+                 "margin. 'About N' assumes the gap and spread seen here. Each margin is the spread of that metric "
+                 "between two sets of real data (scripts/equivalence_margins.py; common/metrics.py says which).")

@@ -95,10 +95,14 @@ def d_outputs(curves: dict[str, dict[str, np.ndarray]], labels: dict[str, str], 
 # ----------------------------------------------------------------------------- divergence and speed
 
 
-def divergence(pairs: list[dict], path: Path, title: str) -> Path:
+def divergence(pairs: list[dict], path: Path, title: str, floors: list[dict] = ()) -> Path:
     """Per same-seed pair of runs: relative L2 between the weights (left) and |D loss| / |G loss|
-    differences per step (right), log y. Zeros (bit-identical values) cannot show on a log axis."""
+    differences per step (right), log y. Zeros (bit-identical values) cannot show on a log axis. ``floors``:
+    the chaos floor's curves (same framework, weights one ulp apart), grey dashed on the left."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for floor in floors:
+        w = np.where(floor["weight_rel_l2"] > 0, floor["weight_rel_l2"], np.nan)
+        left.plot(floor["sketch_steps"], w, "s--", color="#777777", markersize=2.5, linewidth=1.1, label=floor["label"])
     colours = plt.cm.viridis(np.linspace(0.0, 0.8, max(len(pairs), 1)))
     for colour, pair in zip(colours, pairs):
         w = np.where(pair["weight_rel_l2"] > 0, pair["weight_rel_l2"], np.nan)

@@ -3,7 +3,7 @@
 Per task and backend, the *representative* mode is the one with the most seeds, ties broken by the fastest
 median step, among the runs of the spec optimisers where there are any (the parity claim is about those);
 curves, samples and GIFs show its lowest seed, the sample verdict compares its seeds. Speed compares each
-backend's fastest configuration (mode, optimiser implementation, steps per call, threads) and its configuration
+backend's fastest configuration (faster.py) (mode, optimiser implementation, steps per call, threads) and its configuration
 out of the box (eager, its own optimiser, one step per call).
 """
 from __future__ import annotations
@@ -72,19 +72,13 @@ def config_name(record: dict) -> str:
                     + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else []))
 
 
-def fastest(runs: list[dict], backend: str) -> dict | None:
-    """The backend's run with the smallest median step time (finished runs with timed steps), whatever its
-    configuration: the framework at its best."""
-    candidates = [r for r in runs if r["backend"] == backend and r["status"] == "finished" and timed_ok(r)]
-    return min(candidates, key=lambda r: r["median_step_s"]) if candidates else None
-
-
 def out_of_the_box(runs: list[dict], backend: str) -> dict | None:
     """The backend as a first script runs it: eager, its own optimiser, one step per call, default threads if
     such a run exists (the fastest of them)."""
     plain = [r for r in runs if r["mode"] == "eager" and optimizer_of(r) == "native" and r.get("steps_per_call", 1) == 1]
+    plain = [r for r in plain if r["backend"] == backend and r["status"] == "finished" and timed_ok(r)]
     default_threads = [r for r in plain if r["config"].get("threads") is None]
-    return fastest(default_threads or plain, backend)
+    return min(default_threads or plain, key=lambda r: r["median_step_s"], default=None)
 
 
 def parity_pool(runs: list[dict], backend: str) -> list[dict]:

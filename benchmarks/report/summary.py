@@ -1,11 +1,18 @@
-"""The summary: per task, one sentence on speed and one on samples, prefixed by the machine."""
+"""The summary a person reads in ten seconds: one table, a row per task, three questions, each cell a plain verdict
+linking to its evidence below. Same model? (step-1 parity and the same-seed drift against the chaos floor:
+divergence.py), same samples? (equivalence over seeds: multiseed.py), faster? (best against best: faster.py).
+A float64 parity fact, once runs record one, belongs in the "same model?" cell beside the floor."""
 from __future__ import annotations
 
-from benchmarks.report.doc import BACKEND_NAMES, BACKEND_SHORT, Doc, fmt, fmt_time, label
-from benchmarks.report.runs import fastest, judged_metrics, metric_values, representatives
-from common import metrics as judge
+import pandas as pd
 
-SUMMARY_METRICS = 3  # judged metrics quoted per task in the summary when there is one seed
+from benchmarks.report.divergence import model_verdict
+from benchmarks.report.doc import BACKEND_SHORT, Doc, Link
+from benchmarks.report.faster import speed_verdict
+from benchmarks.report.multiseed import sample_tests, samples_verdict
+
+SUMMARY_TABLE_ID = "summary-table"
+QUESTIONS = ("same model?", "same samples?", "faster?")
 
 
 def machine_phrase(env: dict) -> str:
@@ -19,51 +26,26 @@ def machine_phrase(env: dict) -> str:
     return f"On this machine ({where}, {cores} cores; {', '.join(threads)})"
 
 
-def speed_sentence(task: str, runs: list[dict]) -> str:
-    best = {b: fastest(runs, b) for b in BACKEND_NAMES}
-    best = {b: r for b, r in best.items() if r is not None}
-    if not best:
-        return f"no {task} run finished with timed steps"
-    if len(best) == 1:
-        (backend, r), = best.items()
-        return f"only {label(backend, r['mode'])} ran {task} (median step {fmt_time(r['median_step_s'])})"
-    fast, slow = sorted(best.values(), key=lambda r: r["median_step_s"])
-    ratio = slow["median_step_s"] / fast["median_step_s"]
-    return (f"{label(fast['backend'], fast['mode'])} trained {task} {ratio:.1f}x faster than "
-            f"{label(slow['backend'], slow['mode'])} (median step {fmt_time(fast['median_step_s'])} vs "
-            f"{fmt_time(slow['median_step_s'])})")
+def summary_rows(by_task: dict[str, list[dict]], drifts: dict[str, dict], speeds: dict[str, dict | None]) -> pd.DataFrame:
+    rows = []
+    for task, runs in by_task.items():
+        samples_anchor = f"samples-{task}" if sample_tests(runs) is not None else f"task-{task}"
+        rows.append({"task": task,
+                     QUESTIONS[0]: Link(model_verdict(drifts[task]), f"drift-{task}"),
+                     QUESTIONS[1]: Link(samples_verdict(runs), samples_anchor),
+                     QUESTIONS[2]: Link(speed_verdict(speeds[task]), f"speed-{task}" if speeds[task] else "speed")})
+    return pd.DataFrame(rows, columns=["task", *QUESTIONS])
 
 
-def sample_sentence(runs: list[dict]) -> str:
-    reps = representatives(runs)
-    if len(reps) < 2:
-        return "one backend only: no sample comparison"
-    diverged = [f"{label(r['backend'], r['mode'])} seed {r['seed']}" for rs in reps.values() for r in rs
-                if r["status"] != "finished"]
-    names = judged_metrics([r for rs in reps.values() for r in rs])
-    if not names:
-        return "no sample metrics (" + ("diverged: " + ", ".join(diverged) if diverged else "none recorded") + ")"
-    seeds = min(len(rs) for rs in reps.values())
-    note = f" ({', '.join(diverged)} diverged)" if diverged else ""
-    if seeds < 2:
-        values = "; ".join(f"{n} {fmt(metric_values(reps['torch'], n)[0], 3)} vs {fmt(metric_values(reps['tf'], n)[0], 3)}"
-                           for n in names[:SUMMARY_METRICS])
-        return f"one seed per backend cannot establish a sample difference; PyTorch vs TF: {values}{note}"
-    verdicts = {n: judge.compare(metric_values(reps["torch"], n), metric_values(reps["tf"], n)) for n in names}
-    different = [f"{n} ({v['verdict']})" for n, v in verdicts.items() if v["verdict"].startswith("different")]
-    if not different:
-        return (f"samples show no significant difference in any of {len(names)} metrics "
-                f"(Welch's t-test, {len(reps['torch'])} vs {len(reps['tf'])} seeds){note}")
-    return f"samples differ in {', '.join(different)}; no significant difference in the other {len(names) - len(different)}{note}"
-
-
-def summary_section(doc: Doc, runs: list[dict], by_task: dict[str, list[dict]]) -> None:
+def summary_section(doc: Doc, runs: list[dict], by_task: dict[str, list[dict]], drifts: dict[str, dict],
+                    speeds: dict[str, dict | None]) -> None:
     doc.heading(2, "Summary")
+    doc.table(summary_rows(by_task, drifts, speeds), table_id=SUMMARY_TABLE_ID)
     env = runs[-1].get("environment", {})
-    sentences = [f"{speed_sentence(task, rs)}; {sample_sentence(rs)}." for task, rs in by_task.items()]
     flagged = [r for r in runs if r["status"] != "finished" or r.get("flags")]
-    tail = (f" {len(flagged)} of {len(runs)} runs diverged or carry flags (see below)." if flagged
-            else f" All {len(runs)} runs finished without flags.")
-    doc.text(f"{machine_phrase(env)}: " + " ".join(s[0].upper() + s[1:] for s in sentences) + tail)
-    doc.text("Speed compares the fastest mode of each backend per task; samples compare each backend's "
-             "representative mode (most seeds, then fastest).")
+    tail = (f"{len(flagged)} of {len(runs)} runs diverged or carry flags (see below)." if flagged
+            else f"All {len(runs)} runs finished without flags.")
+    doc.text(f"{machine_phrase(env)}. {tail} Each verdict links to its evidence. Same model: the frameworks' same-seed "
+             "weight drift against the chaos floor (the same framework from weights one ulp away). Same samples: "
+             "equivalence tests over seeds of each backend's representative mode. Faster: each framework's fastest "
+             "configuration, with a bootstrap interval.")

@@ -37,7 +37,7 @@ def sample_backdrop(task: str, points: bool) -> tuple[np.ndarray | None, bool]:
 
 
 def task_section(doc: Doc, task: str, runs: list[dict], histories: Histories, figures: Path) -> None:
-    doc.heading(2, f"Task: {task}")
+    doc.heading(2, f"Task: {task}", anchor=f"task-{task}")
     reps = representatives(runs)
     first = {b: rs[0] for b, rs in reps.items()}
     spec = runs[0].get("spec", {})
