@@ -194,8 +194,9 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
             cells += [Cell(task, backend, mode, spec, steps, args.seed + k, steps_per_call=k_steps, threads=args.threads)
                       for k_steps in args.steps_per_call for k in range(args.seeds)]
     if args.data_dir is not None and all(task_data.n_train is None for task_data in data.values()):
+        readers = [t.name for t in task_registry.TASKS.values() if t.data in task_registry.DATA_SETS]
         raise ValueError(f"--data-dir is read by none of {', '.join(names)} (they sample known distributions); "
-                         "allowed: with a task that trains on a data set (mnist, mnist-small, faces)")
+                         f"allowed: with a task that trains on a data set ({', '.join(readers)})")
     if len(backends) > 1 and not args.no_floor:
         cells += floor_cells(cells)
     return cells, data, skipped, suite

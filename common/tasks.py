@@ -111,6 +111,7 @@ def load_faces(data_dir, allow_download) -> TaskData:
 
 LOADERS = {"parabola": load_parabola, "gmm2": load_gmm2, "ring8": load_ring8, "grid25": load_grid25,
            "mnist": load_mnist, "faces": load_faces}
+DATA_SETS = ("mnist", "faces")  # the LOADERS that read --data-dir (the others sample a known distribution)
 
 
 @dataclass(frozen=True)
