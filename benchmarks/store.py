@@ -63,7 +63,8 @@ from common.checkpoint import FILE_MODE, atomic_write, is_temp_file, load_npz, s
 from common.spec import LOSSES
 from common.tasks import TASKS
 
-SCHEMA_VERSION = 2  # 2: compiled_as
+SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host
+READABLE_SCHEMAS = (2, 3)  # a schema-2 record reads as a local run (record.py's defaults)
 PRODUCER = "gan-parity-suite"
 RUNS_FILE = "runs.jsonl"
 CSV_FILE = "results.csv"
@@ -226,9 +227,9 @@ def check_record(record, where: str) -> None:
     history histories/<run_id>.npz, status finished or diverged, config a dict."""
     if not isinstance(record, dict) or record.get("producer") != PRODUCER:
         raise ValueError(f"{where} is not a {PRODUCER} record; use another --out")
-    if record.get("schema") != SCHEMA_VERSION:
-        raise ValueError(f"{where} has schema {record.get('schema')!r}, this version reads {SCHEMA_VERSION}; "
-                         "use another --out")
+    if record.get("schema") not in READABLE_SCHEMAS:
+        raise ValueError(f"{where} has schema {record.get('schema')!r}, this version reads "
+                         f"{', '.join(map(str, READABLE_SCHEMAS))}; use another --out")
     missing = [key for key in CELL_KEYS + ("config", "run_id", "status") if key not in record]
     if missing:
         raise ValueError(f"{where} lacks {', '.join(missing)}; use another --out")
