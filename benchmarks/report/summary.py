@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from benchmarks.report.doc import BACKEND_NAMES, BACKEND_SHORT, Doc, fmt, fmt_time, label
-from benchmarks.report.runs import fastest, judged_metrics, metric_values, representatives
+from benchmarks.report.runs import by_host, fastest, judged_metrics, metric_values, representatives, timed_ok
 from common import metrics as judge
 
 SUMMARY_METRICS = 3  # judged metrics quoted per task in the summary when there is one seed
@@ -20,6 +20,14 @@ def machine_phrase(env: dict) -> str:
 
 
 def speed_sentence(task: str, runs: list[dict]) -> str:
+    """The fastest configurations compared within one host; one clause per host when the runs come from several."""
+    hosts = by_host([r for r in runs if timed_ok(r)])
+    if len(hosts) > 1:
+        return "; ".join(f"on {host}, {host_sentence(task, host_runs)}" for host, host_runs in hosts.items())
+    return host_sentence(task, runs)
+
+
+def host_sentence(task: str, runs: list[dict]) -> str:
     best = {b: fastest(runs, b) for b in BACKEND_NAMES}
     best = {b: r for b, r in best.items() if r is not None}
     if not best:
@@ -64,6 +72,8 @@ def summary_section(doc: Doc, runs: list[dict], by_task: dict[str, list[dict]]) 
     flagged = [r for r in runs if r["status"] != "finished" or r.get("flags")]
     tail = (f" {len(flagged)} of {len(runs)} runs diverged or carry flags (see below)." if flagged
             else f" All {len(runs)} runs finished without flags.")
-    doc.text(f"{machine_phrase(env)}: " + " ".join(s[0].upper() + s[1:] for s in sentences) + tail)
+    hosts = by_host([r for r in runs if timed_ok(r)])
+    where = machine_phrase(env) if len(hosts) <= 1 else f"On {len(hosts)} hosts (speed compared within each host)"
+    doc.text(f"{where}: " + " ".join(s[0].upper() + s[1:] for s in sentences) + tail)
     doc.text("Speed compares the fastest mode of each backend per task; samples compare each backend's "
              "representative mode (most seeds, then fastest).")
