@@ -387,12 +387,19 @@ def train_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: d
 def store_result(out_dir, cell_id: str, result: CellResult) -> RunRecord:
     """Write the cell's history, then append its record and remove its checkpoint; the caller is the folder's one
     writer. Returns the record, history set."""
-    record = result.record
-    record.history = store.write_history(out_dir, record.run_id, result.arrays)
-    with checkpoint.signals_deferred():  # recorded and its checkpoint gone, or neither: no stale checkpoint
-        store.append_record(out_dir, record.to_json())
-        store.remove_checkpoint(out_dir, cell_id)
-    return record
+    return store_results(out_dir, [(cell_id, result)])[0]
+
+
+def store_results(out_dir, results: list[tuple[str, CellResult]]) -> list[RunRecord]:
+    """store_result for several cells (cell id, result), their records appended in one rewrite of runs.jsonl."""
+    records = [result.record for _, result in results]
+    for record, (_, result) in zip(records, results):
+        record.history = store.write_history(out_dir, record.run_id, result.arrays)
+    with checkpoint.signals_deferred():  # recorded and their checkpoints gone, or neither: no stale checkpoint
+        store.append_records(out_dir, [record.to_json() for record in records])
+        for cell_id, _ in results:
+            store.remove_checkpoint(out_dir, cell_id)
+    return records
 
 
 def run_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: dict) -> RunRecord:

@@ -2,7 +2,7 @@
 cluster (``ray``: an existing one at --ray-address, else a local one started for the command).
 
 Either way this process is the output folder's one writer. A Ray worker trains one cell (cell.train_cell) and
-returns its record and history as plain data; the driver stores each result as it arrives (cell.store_result:
+returns its record and history as plain data; the driver stores each result as it arrives (cell.store_results:
 history, then the record, atomically, under the folder's lock), so whatever happens to a worker or to the driver,
 the store holds whole records only, and --resume runs what is missing. Ray is the scheduler, the queue and the
 transport: nothing here schedules, queues or sends anything of its own.
@@ -39,8 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks import timing
-from benchmarks.cell import (CellResult, raise_interrupted, run_cell, stop_if_interrupted, store_result,
-                             train_cell)
+from benchmarks.cell import raise_interrupted, run_cell, stop_if_interrupted, store_results, train_cell
 from common.backend import ModeUnsupportedError, get_backend
 
 EXECUTORS = ("local", "ray")
@@ -263,7 +262,10 @@ def run_ray(todo, data, options, cluster: Cluster, argv: list[str], retries: int
     try:
         while pending:
             stop_if_interrupted()
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            # Every result ready within half a second, stored in one append: results that arrive while the driver
+            # appends wait for the next one, so the store keeps up however many workers deliver.
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+            done = []
             for ref in ready:
                 cell = pending.pop(ref)
                 try:
@@ -275,8 +277,12 @@ def run_ray(todo, data, options, cluster: Cluster, argv: list[str], retries: int
                     if "skipped" in outcome:
                         tqdm.write(f"skipped {cell.id}: {outcome['skipped']}")
                     else:
-                        finished.append(store(options.out, cell, outcome["result"]))
-                bar.update(1)
+                        done.append((cell.id, outcome["result"]))
+            for (cell_id, _), record in zip(done, store_results(options.out, done) if done else []):
+                finished.append(record.to_json())
+                tqdm.write(f"{cell_id}: {record.outcome.status} on {record.environment.get('host', '?')} in "
+                           f"{record.wall_s:.1f} s" + (f" (attempt {record.attempt})" if record.attempt != 1 else ""))
+            bar.update(len(ready))
             running = min(len(pending), width)
             bar.set_postfix(done=len(finished), running=running, queued=len(pending) - running, failed=len(failed),
                             refresh=False)
@@ -285,13 +291,6 @@ def run_ray(todo, data, options, cluster: Cluster, argv: list[str], retries: int
             ray.cancel(ref, force=True)
         bar.close()
     return finished, failed
-
-
-def store(out: str, cell, result: CellResult) -> dict:
-    record = store_result(out, cell.id, result)
-    tqdm.write(f"{cell.id}: {record.outcome.status} on {record.environment.get('host', '?')} in {record.wall_s:.1f} s"
-               + (f" (attempt {record.attempt})" if record.attempt != 1 else ""))
-    return record.to_json()
 
 
 def failure(error) -> str:

@@ -305,13 +305,20 @@ def append_record(out_dir, record: dict) -> None:
     """Append one finished run to runs.jsonl (the whole file rewritten atomically) and rebuild results.csv from it,
     as one step: under the folder's lock and with SIGINT/SIGTERM held until both files are in place. The record is
     checked like one read back, and its history (if it names one) must already be written (write_history)."""
+    append_records(out_dir, [record])
+
+
+def append_records(out_dir, new: list[dict]) -> None:
+    """append_record for several records in one rewrite: a driver storing the results of many workers appends
+    whatever arrived while it was busy at once (each rewrite costs time in proportion to the folder's records)."""
     out_dir = Path(out_dir)
-    check_record(record, "the record to append")
-    if record.get("history") is not None and not (out_dir / record["history"]).is_file():
-        raise ValueError(f"the record to append names {record['history']}, which is not in {out_dir}: "
-                         "write_history first")
+    for record in new:
+        check_record(record, "the record to append")
+        if record.get("history") is not None and not (out_dir / record["history"]).is_file():
+            raise ValueError(f"the record to append names {record['history']}, which is not in {out_dir}: "
+                             "write_history first")
     with locked(out_dir), signals_deferred():
-        records = read_records(out_dir) + [record]
+        records = read_records(out_dir) + list(new)
         lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records).encode("utf-8")
         atomic_write(out_dir / RUNS_FILE, lambda f: f.write(lines))
         _write_csv(out_dir, records)

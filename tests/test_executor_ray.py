@@ -15,6 +15,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from benchmarks import executor, run, store, timing  # noqa: E402
+from benchmarks.record import RunRecord  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -73,6 +74,9 @@ def test_ray_gives_the_local_executors_results_bit_for_bit(cluster, local_grid, 
         assert r["environment"]["host"] == os.uname().nodename and r["backend"] in r["environment"]["configure"]
         assert "sample_s" not in r and r["sgemm_gflops"] == {}
     assert "cells" in capsys.readouterr().err  # the driver's one bar
+    old = {k: v for k, v in records[0].items() if k not in ("executor", "timing_mode", "attempt")}
+    typed = RunRecord.from_json(old)  # a schema-2 record reads as a local run timed alone
+    assert (typed.executor, typed.timing_mode, typed.attempt) == ("local", "exclusive", 1)
     # the comparison finds a difference where there is one
     tampered = copy_records(out, tmp_path / "tampered", lambda r: True)
     records = store.read_records(tampered)
