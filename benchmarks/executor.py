@@ -47,8 +47,8 @@ RETRIES = 2  # default --retries: Ray runs a cell whose worker or node died at m
 # The peak of a run that is not timed: no sgemm is measured (it would be measured on shared cores), so "% of peak"
 # is NaN.
 NO_PEAK = {"sgemm_gflops": {}, "peak_gflops": math.nan}
-# Test hook: "CELL_ID:STEP:ATTEMPTS" makes the worker of that cell exit (os._exit, as a killed process) after STEP
-# steps in each of its first ATTEMPTS attempts. Read on the driver, passed to the workers with the cell.
+# Test hook: "CELL_ID:STEP:ATTEMPTS[,...]" makes the worker of that cell exit (os._exit, as a killed process) after
+# STEP steps in each of its first ATTEMPTS attempts. Read on the driver, passed to the workers with the cells.
 KILL_ENV = "GAN_SUITE_TEST_KILL_WORKER"
 PACKAGES = ("common", "backend_torch", "backend_tf", "benchmarks")  # shipped to the workers (runtime_env py_modules)
 
@@ -201,9 +201,9 @@ def _work(cell, task_data, options, context: dict) -> dict:
         machine = _peaks.setdefault(cell.backend, timing.machine_peak([module]))
     env = timing.environment([module], configured, options.device, context["argv"])
     env["git"] = context["git"]  # the code is the driver's (shipped to the workers), so is its commit
-    kill = context.get("kill")
-    if kill and kill[0] == cell.id and (attempt or 1) <= kill[2]:
-        _exit_after(cell.id, kill[1])
+    steps, attempts = context["kill"].get(cell.id, (0, 0))
+    if (attempt or 1) <= attempts:
+        _exit_after(cell.id, steps)
     try:
         result = train_cell(cell, task_data, options, machine, env, out=io.StringIO())
     except ModeUnsupportedError as error:
@@ -227,12 +227,13 @@ def _exit_after(cell_id: str, steps: int) -> None:
     cell_module.CellLoop.advance = advance_then_die
 
 
-def kill_hook() -> tuple[str, int, int] | None:
-    text = os.environ.get(KILL_ENV)
-    if not text:
-        return None
-    cell_id, steps, attempts = text.rsplit(":", 2)
-    return cell_id, int(steps), int(attempts)
+def kill_hook() -> dict[str, tuple[int, int]]:
+    """KILL_ENV as {cell id: (steps, attempts)}."""
+    hook = {}
+    for item in filter(None, os.environ.get(KILL_ENV, "").split(",")):
+        cell_id, steps, attempts = item.rsplit(":", 2)
+        hook[cell_id] = (int(steps), int(attempts))
+    return hook
 
 
 def run_ray(todo, data, options, cluster: Cluster, argv: list[str], retries: int) -> tuple[list[dict], list[str]]:

@@ -2,8 +2,9 @@
 
 The command line: parse and validate the flags, plan the cells (task, backend, mode, loss, seed) and check every
 number against what it will be used for before anything is written, then take the output folder (a real write
-probe and an OS lock: benchmarks/store.py's writer) and run the cells one by one with benchmarks/cell.py, each
-appending one record to <out>/runs.jsonl (benchmarks/store.py documents the files).
+probe and an OS lock: benchmarks/store.py's writer) and run the cells with benchmarks/executor.py (one by one here,
+or as Ray tasks on a cluster), this process appending one record per cell to <out>/runs.jsonl
+(benchmarks/store.py documents the files).
 
 Exit codes (README "Guarantees"):
     0    every cell ran (a diverged run is a result, not a failure)
@@ -387,7 +388,7 @@ def main(argv=None) -> int:
             return run_sweep(args) if args.sweep else run_all(args)
         except (Interrupted, KeyboardInterrupt) as e:
             kept = (f"the points measured so far are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep
-                    else f"finished runs are kept in {Path(args.out) / store.RUNS_FILE}; the run in progress was "
+                    else f"finished runs are kept in {Path(args.out) / store.RUNS_FILE}; runs in progress were "
                          "not recorded. Continue with the same command plus --resume")
             print(f"\ninterrupted: {kept}.", file=sys.stderr)
             return e.exit_code if isinstance(e, Interrupted) else 130
