@@ -28,18 +28,20 @@ ends with EXIT_CELLS_FAILED and --resume runs it again.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
 import os
 import signal
-from dataclasses import dataclass, field
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmarks import timing
-from benchmarks.cell import raise_interrupted, run_cell, stop_if_interrupted, store_results, train_cell
+from benchmarks import store, timing
+from benchmarks.cell import run_cell, stop_if_interrupted, store_results, train_cell
 from common.backend import ModeUnsupportedError, get_backend
 
 EXECUTORS = ("local", "ray")
@@ -86,13 +88,11 @@ def run_local(todo, data, options, machine: dict, env: dict) -> tuple[list[dict]
 @dataclass
 class Cluster:
     """This process's connection to a Ray cluster, and what the plan needs to know of it."""
-    address: str  # where it runs ("a local Ray instance started for this command" when started here)
-    started_here: bool  # a local instance this command started (and stops); False: connected to one
+    address: str  # the cluster's GCS address
     node_cpus: list[int]  # CPUs of each alive node
     gpus: int  # GPUs of the whole cluster
     device: str  # "cpu" or "cuda": what --device resolves to on this cluster
     initialized_before: bool = False  # ray.init was called before this command (a test's cluster): leave it up
-    notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
         import ray
@@ -111,13 +111,16 @@ def import_ray():
 
 def connect(address: str | None, device: str) -> Cluster:
     """Join the cluster at ``address`` (or RAY_ADDRESS), or start a local one when neither is given; ClusterError
-    if that fails or the cluster cannot run cells on ``device``. SIGINT/SIGTERM raise Interrupted again afterwards
-    (ray.init installs a SIGTERM handler of its own)."""
+    if that fails or the cluster cannot run cells on ``device``. The signal handlers in force before are restored
+    afterwards (ray.init installs a SIGTERM handler of its own, which would end the driver without its summary)."""
     ray = import_ray()
     before = ray.is_initialized()
     if not before:
         target = address or os.environ.get("RAY_ADDRESS")
+        if target is not None:
+            check_reachable(target)
         local = {"include_dashboard": False} if target is None else {}  # a local instance: no dashboard to start
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             # Worker output stays in the cluster's logs (/tmp/ray/session_*/logs): the driver shows one bar.
             ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING, runtime_env=code(), **local)
@@ -126,14 +129,13 @@ def connect(address: str | None, device: str) -> Cluster:
                                "allowed: the address `ray start --head` printed, or no --ray-address for a local "
                                "cluster") from None
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, raise_interrupted)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     node_cpus = [int(n["Resources"].get("CPU", 0)) for n in nodes]
     gpus = int(sum(n["Resources"].get("GPU", 0) for n in nodes))
     where = ray.get_runtime_context().gcs_address
-    cluster = Cluster(where, started_here=not before and not (address or os.environ.get("RAY_ADDRESS")),
-                      node_cpus=node_cpus, gpus=gpus, device="cpu", initialized_before=before)
+    cluster = Cluster(where, node_cpus=node_cpus, gpus=gpus, device="cpu", initialized_before=before)
     if device == "cuda" and gpus == 0:
         cluster.close()
         raise ClusterError(f"--device cuda: the Ray cluster at {where} has no GPU; allowed here: auto, cpu")
@@ -142,6 +144,22 @@ def connect(address: str | None, device: str) -> Cluster:
         cluster.close()
         raise ClusterError(f"the Ray cluster at {where} has no node with CPUs to run cells on")
     return cluster
+
+
+def check_reachable(address: str) -> None:
+    """ClusterError unless something answers at HOST:PORT: ray.init waits for a cluster that is not there for
+    minutes, retrying, instead of failing. ("auto" and ray:// addresses are left to Ray.)"""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray-address {address!r} is invalid; allowed: HOST:PORT (what `ray start --head` "
+                           "printed), auto, or a ray:// address")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise ClusterError(f"--ray-address {address}: no Ray cluster answers there ({error.strerror or error}); "
+                           "start one with `ray start --head`, or leave --ray-address out for a local one") from None
 
 
 def code() -> dict:
@@ -255,9 +273,14 @@ def run_ray(todo, data, options, cluster: Cluster, argv: list[str], retries: int
               f"smaller nodes ({', '.join(map(str, sorted(set(cluster.node_cpus))[:-1]))} CPUs) take none")
     print(f"ray: {len(todo)} cells on {len(cluster.node_cpus)} node(s) at {cluster.address}, each asking "
           f"{', '.join(f'{k}={v}' for k, v in need.items())}; at most {width} at once ({options.timing_mode} timing)")
+    for cell in todo:
+        if store.checkpoint_path(options.out, cell.id).exists():
+            print(f"resume: {cell.id} starts over on the cluster (a worker reads nothing of the output folder); its "
+                  "checkpoint is removed once it is recorded")
+    worker_options = dataclasses.replace(options, resume=False)
     pending = {work.options(max_retries=retries, retry_exceptions=False,
                             **resources(cell, cluster, options.timing_mode)).remote(
-        cell, shared[cell.task.name], options, context): cell for cell in todo}
+        cell, shared[cell.task.name], worker_options, context): cell for cell in todo}
     finished, failed = [], []
     bar = tqdm(total=len(todo), desc="cells", unit="cell", dynamic_ncols=True, mininterval=0.5)
     try:

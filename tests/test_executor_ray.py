@@ -55,6 +55,24 @@ def intact(out: Path) -> list[dict]:
     return records
 
 
+def test_executor_flags_that_cannot_work_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    """First in the file: before the module's cluster is up (a driver in a process already joined ignores
+    --ray-address)."""
+    assert not ray.is_initialized()
+    for flags, message in ((["--executor", "ray", "--checkpoint-every", "5"], "--checkpoint-every is invalid with"),
+                           (["--ray-address", "x:1"], "--ray-address is for --executor ray"),
+                           (["--executor", "ray", "--sweep", "batch"], "--sweep cannot honour --executor ray"),
+                           (["--executor", "ray", "--ray-address", "127.0.0.1:1"],
+                            "--ray-address 127.0.0.1:1: no Ray cluster answers there")):
+        assert bench(tmp_path / "o", "--task", "parabola", *flags) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "o").exists()
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    assert bench(tmp_path / "o", "--task", "parabola", "--executor", "ray") == 2
+    assert capsys.readouterr().err.startswith("error: --executor ray needs Ray: pip install -e \".[cluster]\"")
+
+
 @pytest.fixture(scope="module")
 def local_grid(tmp_path_factory):
     """The grid with the local executor: the results every Ray run below must reproduce."""
@@ -147,16 +165,3 @@ def test_resume_after_a_driver_interrupt_completes_with_no_duplicates(cluster, t
     assert bench(out, *flags, "--resume") == 0
     assert f"{3 - len(recorded)} runs to do ({len(recorded)} already in" in capsys.readouterr().out
     assert sorted(r["seed"] for r in intact(out)) == [0, 1, 2]  # every cell once: none lost, none duplicated
-
-
-def test_executor_flags_that_cannot_work_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    for flags, message in ((["--executor", "ray", "--checkpoint-every", "5"], "--checkpoint-every is invalid with"),
-                           (["--ray-address", "x:1"], "--ray-address is for --executor ray"),
-                           (["--executor", "ray", "--sweep", "batch"], "--sweep cannot honour --executor ray")):
-        assert bench(tmp_path / "o", "--task", "parabola", *flags) == 2
-        err = capsys.readouterr().err
-        assert err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
-        assert not (tmp_path / "o").exists()
-    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
-    assert bench(tmp_path / "o", "--task", "parabola", "--executor", "ray") == 2
-    assert capsys.readouterr().err.startswith("error: --executor ray needs Ray: pip install -e \".[cluster]\"")
