@@ -1,10 +1,12 @@
 """One cell of the grid, trained, timed, judged and stored: the loop that ``python -m benchmarks.run`` runs and
 ``python -m benchmarks.perf`` measures (its harness-overhead figure times ``CellLoop.advance`` itself).
 
-A cell is (task, backend, mode, loss, seed). ``run_cell`` builds the trainer from the seed's initial weights,
+A cell is (task, backend, mode, loss, seed). ``train_cell`` builds the trainer from the seed's initial weights,
 continues a checkpoint under --resume, advances the loop to the planned step count (snapshots, the timed
-trainer calls, the NaN/inf check, checkpoints), then scores the final samples, times the phases and sampling,
-writes the history and appends the record (benchmarks/record.py) through benchmarks/store.py.
+trainer calls, the NaN/inf check, checkpoints), then scores the final samples and times the phases and sampling:
+it returns the record (benchmarks/record.py) and the history as data, writing nothing but checkpoints.
+``store_result`` writes the history and appends the record through benchmarks/store.py; ``run_cell`` is the two
+in one process. benchmarks/executor.py runs ``train_cell`` here or on Ray workers and stores every result itself.
 
 Timing method: benchmarks/timing.py. FLOP model: common/flops.py.
 """
@@ -92,6 +94,8 @@ class RunOptions:
     warmup: int | None = None  # None: timing.default_warmup(steps)
     checkpoint_every: int | None = None
     resume: bool = False
+    executor: str = "local"  # where the cell runs: benchmarks/executor.py
+    timing_mode: str = "exclusive"  # record.TIMING_MODES; only "exclusive" cells time the phases and sampling
 
 
 # ----------------------------------------------------------------------------- interrupts
@@ -358,19 +362,51 @@ def time_steps(cell: Cell, trainer, stream, warmup: int, steps_per_call: int = 1
 # ----------------------------------------------------------------------------- one cell, start to record
 
 
-def run_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: dict) -> RunRecord:
-    """Train one cell, store its history and record; returns the record."""
+@dataclass
+class CellResult:
+    """A trained cell as plain data, nothing of it written yet: what a worker returns to the driver."""
+    record: RunRecord  # history None until store_result wrote it
+    arrays: dict[str, np.ndarray]  # the history (store.py's layout)
+
+
+def train_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: dict, out=None) -> CellResult:
+    """Train, judge and time one cell; returns its record and history without storing them. ``out``: where the
+    cell's progress bar and log lines go (None: the terminal)."""
     module = get_backend(cell.backend)
     started = time.perf_counter()
     weights = initial_weights(cell.spec, cell.seed, cell.init)
     trainer = module.build(cell.spec, weights, device=options.device, mode=cell.mode)
     stream = Stream(cell.spec, copy.copy(task_data.source), cell.seed)  # a fresh copy: same epoch order every cell
-    loop = CellLoop(cell, trainer, stream, options, started=started)
-    tqdm.write(f"{cell.id}: {cell.steps} steps of batch {cell.spec.batch_size} on {module.device_name(options.device)}")
+    loop = CellLoop(cell, trainer, stream, options, out=out, started=started)
+    tqdm.write(f"{cell.id}: {cell.steps} steps of batch {cell.spec.batch_size} on {module.device_name(options.device)}",
+               file=out)
     while loop.advance():
         pass
     loop.bar.close()
     return finish(loop, task_data, machine, env)
+
+
+def store_result(out_dir, cell_id: str, result: CellResult) -> RunRecord:
+    """Write the cell's history, then append its record and remove its checkpoint; the caller is the folder's one
+    writer. Returns the record, history set."""
+    return store_results(out_dir, [(cell_id, result)])[0]
+
+
+def store_results(out_dir, results: list[tuple[str, CellResult]]) -> list[RunRecord]:
+    """store_result for several cells (cell id, result), their records appended in one rewrite of runs.jsonl."""
+    records = [result.record for _, result in results]
+    for record, (_, result) in zip(records, results):
+        record.history = store.write_history(out_dir, record.run_id, result.arrays)
+    with checkpoint.signals_deferred():  # recorded and their checkpoints gone, or neither: no stale checkpoint
+        store.append_records(out_dir, [record.to_json() for record in records])
+        for cell_id, _ in results:
+            store.remove_checkpoint(out_dir, cell_id)
+    return records
+
+
+def run_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: dict) -> RunRecord:
+    """Train one cell, store its history and record; returns the record."""
+    return store_result(options.out, cell.id, train_cell(cell, task_data, options, machine, env))
 
 
 def flags_of(cell: Cell, log: RunLog, metrics: dict) -> list[str]:
@@ -389,8 +425,8 @@ def flags_of(cell: Cell, log: RunLog, metrics: dict) -> list[str]:
     return flags
 
 
-def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
-    """Final sketch, samples and metrics, phase and sampling timings; store the history, then the record."""
+def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> CellResult:
+    """Final sketch, samples and metrics, phase and sampling timings: the record and the history."""
     cell, trainer, log, options = loop.cell, loop.trainer, loop.log, loop.options
     spec, k, first_done = cell.spec, loop.k, loop.first_done
     status, diverged_at, problem = loop.status, loop.diverged_at, loop.problem
@@ -406,7 +442,8 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
     metrics = {}
     if status == "finished":
         metrics = cell.task.score(samples, task_data, log.steps)
-    extra = extra_timings(trainer, loop.stream, spec, cell.steps) if status == "finished" else {}
+    timed = status == "finished" and options.timing_mode == "exclusive"  # times of shared cores compare nothing
+    extra = extra_timings(trainer, loop.stream, spec, cell.steps) if timed else {}
     arrays = log.arrays()
     arrays["samples"] = as_stored(samples[:store.STORED_SAMPLES])
     stats = timing.summarize_steps(arrays["step_time"], arrays["timed"])
@@ -434,12 +471,9 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
         data={"source": task_data.info.source, "n_examples": task_data.info.n_examples,
               "notice": task_data.info.notice},
         spec=spec.to_dict(), environment=env, wall_s=time.perf_counter() - log.started,
+        executor=options.executor, timing_mode=options.timing_mode,
     )
-    record.history = store.write_history(options.out, run_id, arrays)
-    with checkpoint.signals_deferred():  # recorded and its checkpoint gone, or neither: no stale checkpoint
-        store.append_record(options.out, record.to_json())
-        store.remove_checkpoint(options.out, cell.id)
-    return record
+    return CellResult(record, arrays)
 
 
 def extra_timings(trainer, stream: Stream, spec: GAN, steps: int = 2 * PHASE_STEPS) -> dict:

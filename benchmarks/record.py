@@ -7,7 +7,15 @@ back. Timing rules: benchmarks/timing.py; FLOP model: common/flops.py; metrics: 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+
+# How a run's times were taken (the record's ``timing_mode``): only "exclusive" times enter a speed comparison.
+TIMING_MODES = {
+    "exclusive": "the cell had its CPU cores or its GPU to itself (the local executor, one cell at a time; or a Ray "
+                 "task holding a whole node's CPUs or a whole GPU)",
+    "packed": "metrics only: Ray packed cells onto shared cores (--executor ray --no-timing)",
+    "none": "metrics only (--no-timing with the local executor)",
+}
 
 
 @dataclass
@@ -58,7 +66,6 @@ class RunRecord:
     compiled_as: str  # how the mode ran the step, as the trainer says (e.g. "whole step as one graph (...)")
     loss: str
     seed: int
-    init: str  # "seed", or "seed+ulp": initial weights one ulp away, the chaos floor's twin (common/init.py)
     config: dict  # what must match for --resume to skip the cell
     outcome: Outcome
     timing: StepTimes
@@ -72,6 +79,11 @@ class RunRecord:
     environment: dict  # benchmarks/timing.py environment()
     wall_s: float  # build to record, in this process
     history: str | None = field(default=None)  # histories/<run_id>.npz, relative to the output folder
+    init: str = "seed"  # or "seed+ulp": initial weights one ulp away, the chaos floor's twin (common/init.py)
+    # Schema 3. A schema-2 record has none of these and reads as the defaults: the local executor was the only one.
+    executor: str = "local"  # "local" or "ray" (benchmarks/executor.py)
+    timing_mode: str = "exclusive"  # a key of TIMING_MODES
+    attempt: int = 1  # the try that produced the record (Ray runs a cell again when its worker or node died)
 
     def to_json(self) -> dict:
         """The flat dict of runs.jsonl: nested parts spread in place, in field order."""
@@ -97,12 +109,10 @@ class RunRecord:
                 values[f.name] = part(**{name: flat[name] for name in names})
                 known.update(names)
             elif f.name != "extra_timings":
-                values[f.name] = flat[f.name] if f.name not in OPTIONAL else flat.get(f.name, OPTIONAL[f.name])
+                values[f.name] = flat[f.name] if f.default is MISSING else flat.get(f.name, f.default)
                 known.add(f.name)
         values["extra_timings"] = {key: value for key, value in flat.items() if key not in known}
         return cls(**values)
 
 
 NESTED = {"outcome": Outcome, "timing": StepTimes, "throughput": Throughput}
-# Fields a line may lack, and their value then (records written before the field existed).
-OPTIONAL = {"history": None, "init": "seed"}

@@ -2,15 +2,20 @@
 
 The command line: parse and validate the flags, plan the cells (task, backend, mode, loss, seed) and check every
 number against what it will be used for before anything is written, then take the output folder (a real write
-probe and an OS lock: benchmarks/store.py's writer) and run the cells one by one with benchmarks/cell.py, each
-appending one record to <out>/runs.jsonl (benchmarks/store.py documents the files).
+probe and an OS lock: benchmarks/store.py's writer) and run the cells with benchmarks/executor.py (one by one here,
+or as Ray tasks on a cluster), this process appending one record per cell to <out>/runs.jsonl
+(benchmarks/store.py documents the files).
 
 Exit codes (README "Guarantees"):
     0    every cell ran (a diverged run is a result, not a failure)
     2    bad input: one "error: ..." line, nothing written
     74   a write failed during the run (full disk, folder made read-only...): one line; finished runs are kept
+    1    --executor ray: some cells failed after their retries (one line each); the others are recorded and
+         --resume runs the failed ones again
     75   another process is writing to the output folder: nothing written
     130  interrupted by SIGINT, 143 by SIGTERM: finished runs are kept; --resume continues
+
+Where the cells run (this process, or Ray tasks on a cluster) is benchmarks/executor.py's.
 """
 from __future__ import annotations
 
@@ -21,15 +26,15 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks import store, tensorboard, timing
-from benchmarks.cell import (Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raising, run_cell,
-                             stop_if_interrupted)
+from benchmarks import executor, store, tensorboard, timing
+from benchmarks.cell import Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raising, stop_if_interrupted
 from common import metrics
 from common import tasks as task_registry
-from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, ModeUnsupportedError, get_backend
+from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, get_backend
 from common.data import DataError
 from common.spec import IMPLEMENTATIONS, LOSSES
 
+EXIT_CELLS_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_WRITE_ERROR = 74  # EX_IOERR of sysexits.h
 EXIT_BUSY = 75  # EX_TEMPFAIL of sysexits.h: try again once the other run ended
@@ -59,6 +64,7 @@ EPILOG = """examples:
   python -m benchmarks.run --backend both                 # the quick suite (< 10 min on 2 CPU cores)
   python -m benchmarks.run --backend torch --task parabola --steps 500 --mode eager
   python -m benchmarks.run --backend tf --task mnist --loss wgan-gp --seeds 3 --out results/wgan --resume
+  python -m benchmarks.run --backend both --task parabola gmm2 --seeds 4 --executor ray --ray-address HEAD:6379
 """
 
 
@@ -138,6 +144,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "extra run per task and seed of the first backend from initial weights one ulp away")
     parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's losses, D outputs, step times "
                         "and sample grids as TensorBoard event files under DIR, one folder per run")
+    parser.add_argument("--executor", choices=executor.EXECUTORS, default="local",
+                        help="local (the default): the cells one after another in this process; ray: as Ray tasks "
+                             "on a cluster (needs the cluster extra), this process storing every result")
+    parser.add_argument("--ray-address", metavar="ADDR", help="--executor ray: the cluster to join (what `ray start "
+                        "--head` printed; default $RAY_ADDRESS, else a local Ray instance started for the run)")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="metrics only: the runs' step times are labelled as not comparable and left out of the "
+                             "report's speed sections; with --executor ray, cells share nodes (packed by --threads)")
+    parser.add_argument("--retries", type=integer(0, 100), default=executor.RETRIES,
+                        help=f"--executor ray: times a cell is run again when its worker or node died (default "
+                             f"{executor.RETRIES})")
     return parser.parse_args(argv)
 
 
@@ -163,6 +180,8 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
     if args.data_dir is not None and not Path(args.data_dir).expanduser().exists():
         raise DataError(f"--data-dir {args.data_dir} does not exist; allowed: an existing folder (or mnist.npz)")
     for name, module in backends.items():
+        if getattr(args, "executor", "local") != "local":
+            break  # the cluster's GPUs count, not this machine's (executor.connect checks them)
         resolved = module.device_name(args.device)
         if args.device == "cuda" and not resolved.startswith("cuda"):
             raise DeviceUnavailableError(f"--device cuda: {name} found no GPU (it resolves to {resolved!r}); "
@@ -389,7 +408,7 @@ def main(argv=None) -> int:
             return run_sweep(args) if args.sweep else run_all(args)
         except (Interrupted, KeyboardInterrupt) as e:
             kept = (f"the points measured so far are in {Path(args.out) / store.SWEEP_FILE} (if any)" if args.sweep
-                    else f"finished runs are kept in {Path(args.out) / store.RUNS_FILE}; the run in progress was "
+                    else f"finished runs are kept in {Path(args.out) / store.RUNS_FILE}; runs in progress were "
                          "not recorded. Continue with the same command plus --resume")
             print(f"\ninterrupted: {kept}.", file=sys.stderr)
             return e.exit_code if isinstance(e, Interrupted) else 130
@@ -412,8 +431,24 @@ def run_sweep(args) -> int:
     return sweep.from_run_args(args)
 
 
+def check_executor(args) -> None:
+    """ValueError for executor flags that do not fit together (before Ray or a framework is imported)."""
+    if args.executor == "local":
+        given = [flag for flag, value in (("--ray-address", args.ray_address),
+                                          ("--retries", args.retries != executor.RETRIES)) if value]
+        if given:
+            raise ValueError(f"{given[0]} is for --executor ray; allowed with --executor local: neither")
+        return
+    if args.checkpoint_every is not None:
+        raise ValueError("--checkpoint-every is invalid with --executor ray: a worker writes nothing (the driver is "
+                         "the one writer), and a cell run again starts over; allowed: --executor local")
+    executor.import_ray()
+
+
 def run_all(args) -> int:
+    cluster = None
     try:  # validation: nothing is written before every input is known good
+        check_executor(args)
         store.check_out_dir(args.out)
         task_names(args)
         names = list(BACKENDS) if args.backend == "both" else [args.backend]
@@ -428,19 +463,24 @@ def run_all(args) -> int:
         skip = cells_to_skip(args, cells)
         todo = [cell for cell in cells if cell.key not in skip]
         check_checkpoints(args, todo)
+        if args.executor == "ray":
+            cluster = executor.connect(args.ray_address, args.device)
     except (ValueError, DeviceUnavailableError, OSError) as e:  # DataError is a ValueError; OSError: unreadable input
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    stop_if_interrupted()
     try:
+        stop_if_interrupted()
         with store.writer(args.out):  # the folder is created, probed with a real file and locked for this run
-            return run_cells(args, backends, configured, cells, todo, data, skipped, suite)
+            return run_cells(args, backends, configured, cells, todo, data, skipped, suite, cluster)
     except store.NotWritable as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
-def run_cells(args, backends, configured, cells, todo, data, skipped, suite) -> int:
+def run_cells(args, backends, configured, cells, todo, data, skipped, suite, cluster=None) -> int:
     """The cells to do, as the folder's one writer: repair and sweep first, then each cell, the summary and the
     report, with a check for an interrupt a callback swallowed after every phase."""
     repaired = store.repair_csv(args.out)
@@ -453,31 +493,35 @@ def run_cells(args, backends, configured, cells, todo, data, skipped, suite) -> 
         print(reason)
     for name, task_data in data.items():
         print(f"{name}: {task_data.info.source}" + (f"\n  notice: {task_data.info.notice}" if task_data.info.notice else ""))
-    machine = timing.machine_peak(backends.values())
-    env = timing.environment(backends.values(), configured, args.device, args.command)
-    options = RunOptions(out=args.out, suite=suite, device=args.device, warmup=args.warmup,
-                         checkpoint_every=args.checkpoint_every, resume=args.resume)
-    print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out}); "
-          f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s")
-    finished = []
-    for cell in todo:
-        stop_if_interrupted()
-        try:
-            record = run_cell(cell, data[cell.task.name], options, machine, env).to_json()
-        except ModeUnsupportedError as e:
-            print(f"skipped {cell.id}: {e}")
-            continue
-        finished.append(record)
-        if args.tensorboard is not None:
+    mode = executor.timing_mode(args.executor, args.no_timing)
+    options = RunOptions(out=args.out, suite=suite, device=cluster.device if cluster else args.device,
+                         warmup=args.warmup, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                         executor=args.executor, timing_mode=mode)
+    if cluster is None:
+        machine = timing.machine_peak(backends.values()) if mode == "exclusive" else executor.NO_PEAK
+        env = timing.environment(backends.values(), configured, args.device, args.command)
+        peak = f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s" if mode == "exclusive" else "metrics only"
+        print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out}); {peak}")
+        finished, failed = executor.run_local(todo, data, options, machine, env)
+    else:  # each worker measures its own node's peak and environment
+        print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out})")
+        finished, failed = executor.run_ray(todo, data, options, cluster, args.command, args.retries)
+    if args.tensorboard is not None:
+        for record in finished:
             tensorboard.write_run(args.tensorboard, record, store.read_history(args.out, record["history"]))
     stop_if_interrupted()
     print_summary(finished, args.out)
+    for line in failed:
+        print(line)
+    if failed:
+        print(f"{len(failed)} of {len(todo)} cells failed and are not recorded: the same command plus --resume runs "
+              "them again", file=sys.stderr)
     if args.tensorboard is not None:
         print(f"tensorboard: tensorboard --logdir {args.tensorboard}")
     if not args.no_report:
         build_report(args.out)
         stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command
-    return 0
+    return EXIT_CELLS_FAILED if failed else 0
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ from common.checkpoint import FILE_MODE, atomic_write, is_temp_file, load_npz, s
 from common.spec import LOSSES
 from common.tasks import TASKS
 
-SCHEMA_VERSION = 2  # 2: compiled_as
+SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host, init
+READABLE_SCHEMAS = (2, 3)  # a schema-2 record reads as a local run (record.py's defaults)
 PRODUCER = "gan-parity-suite"
 RUNS_FILE = "runs.jsonl"
 CSV_FILE = "results.csv"
@@ -227,9 +228,9 @@ def check_record(record, where: str) -> None:
     history histories/<run_id>.npz, status finished or diverged, config a dict."""
     if not isinstance(record, dict) or record.get("producer") != PRODUCER:
         raise ValueError(f"{where} is not a {PRODUCER} record; use another --out")
-    if record.get("schema") != SCHEMA_VERSION:
-        raise ValueError(f"{where} has schema {record.get('schema')!r}, this version reads {SCHEMA_VERSION}; "
-                         "use another --out")
+    if record.get("schema") not in READABLE_SCHEMAS:
+        raise ValueError(f"{where} has schema {record.get('schema')!r}, this version reads "
+                         f"{', '.join(map(str, READABLE_SCHEMAS))}; use another --out")
     missing = [key for key in CELL_KEYS + ("config", "run_id", "status") if key not in record]
     if missing:
         raise ValueError(f"{where} lacks {', '.join(missing)}; use another --out")
@@ -306,13 +307,20 @@ def append_record(out_dir, record: dict) -> None:
     """Append one finished run to runs.jsonl (the whole file rewritten atomically) and rebuild results.csv from it,
     as one step: under the folder's lock and with SIGINT/SIGTERM held until both files are in place. The record is
     checked like one read back, and its history (if it names one) must already be written (write_history)."""
+    append_records(out_dir, [record])
+
+
+def append_records(out_dir, new: list[dict]) -> None:
+    """append_record for several records in one rewrite: a driver storing the results of many workers appends
+    whatever arrived while it was busy at once (each rewrite costs time in proportion to the folder's records)."""
     out_dir = Path(out_dir)
-    check_record(record, "the record to append")
-    if record.get("history") is not None and not (out_dir / record["history"]).is_file():
-        raise ValueError(f"the record to append names {record['history']}, which is not in {out_dir}: "
-                         "write_history first")
+    for record in new:
+        check_record(record, "the record to append")
+        if record.get("history") is not None and not (out_dir / record["history"]).is_file():
+            raise ValueError(f"the record to append names {record['history']}, which is not in {out_dir}: "
+                             "write_history first")
     with locked(out_dir), signals_deferred():
-        records = read_records(out_dir) + [record]
+        records = read_records(out_dir) + list(new)
         lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records).encode("utf-8")
         atomic_write(out_dir / RUNS_FILE, lambda f: f.write(lines))
         _write_csv(out_dir, records)

@@ -189,6 +189,9 @@ def from_run_args(args) -> int:
         ("--optimizer with several implementations", bool(args.optimizer) and len(args.optimizer) > 1,
          "a sweep times one optimiser"),
         ("--steps-per-call with several values", len(args.steps_per_call) > 1, "a sweep times one K"),
+        ("--executor ray", args.executor != "local", "a sweep times its points in this process"),
+        ("--ray-address", args.ray_address is not None, "a sweep times its points in this process"),
+        ("--no-timing", args.no_timing, "a sweep is a timing"),
     ) if given]
     if refused:
         print(f"error: --sweep cannot honour {refused[0][0]}: {refused[0][1]}", file=sys.stderr)

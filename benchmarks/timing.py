@@ -109,6 +109,7 @@ def environment(backend_modules, configured: dict, device: str, command: list[st
         versions.update(module.versions())
         devices[module.NAME] = module.device_name(device)
     return {
+        "host": platform.node(),  # the report compares speed within one host only
         "versions": versions,
         "platform": platform.platform(),
         "cpu": cpu_model(),

@@ -222,3 +222,37 @@ def test_best_and_out_of_the_box_name_each_fastest_configuration():
     # than eager native: never; XLA K=100 has no eager K=100 run to pay back against
     assert paybacks == {"PyTorch torch.compile seed 0": "3,000 steps", "TF tf.function seed 0": "34 steps",
                         "PyTorch torch.compile native seed 0": "never (not faster)"}
+
+
+def test_speed_compares_runs_of_one_host_only_and_leaves_packed_runs_out(tmp_path):
+    from benchmarks.report import speed
+    from benchmarks.report.doc import Doc
+
+    def on(host, backend, step_s, timing_mode="exclusive"):
+        r = speed_record(backend, "eager", step_s)
+        r.update(p25_step_s=step_s, p75_step_s=step_s, timing_mode=timing_mode,
+                 environment={"host": host, "cpu": f"cpu of {host}", "cpu_count": 2, "devices": {backend: "cpu"}})
+        return r
+
+    runs = [on("a", "torch", 1e-3), on("a", "tf", 2e-3), on("b", "torch", 4e-3), on("b", "tf", 1e-4, "packed")]
+    doc = Doc()
+    speed.speed_section(doc, runs, report.FigureFolder(tmp_path))
+    headings = [b[2] for b in doc.blocks if b[0] == "heading"]
+    assert headings == ["Speed", "On a (cpu of a, 2 cores; cpu)", "Best and out of the box",
+                        "On b (cpu of b, 2 cores; cpu)", "Best and out of the box"]
+    texts = " ".join(b[1] for b in doc.blocks if b[0] == "text")
+    assert "1 run(s) were metrics-only" in texts
+    best = [b[1].iloc[0] for b in doc.blocks if b[0] == "table" and "PyTorch fastest" in b[1]]
+    assert [row["PyTorch fastest"] for row in best] == ["PyTorch eager: 1 ms", "PyTorch eager: 4 ms"]
+    assert best[0]["best vs best"] == "PyTorch 2.00x faster" and best[1]["TensorFlow fastest"] == "—"
+    assert sorted(p.name for p in tmp_path.glob("speed-step-time*")) == ["speed-step-time-host1.png",
+                                                                         "speed-step-time-host2.png"]
+    # The summary's verdict judges one host, the one with the most timed runs (b's packed TF run is no figure)
+    from benchmarks.report import faster
+
+    def histories(r):
+        return {"step_time": [r["median_step_s"]] * 10, "timed": [True] * 10}
+
+    speed_ = faster.task_speed(runs, histories)
+    assert speed_["host"] == "a" and [r["environment"]["host"] for rs in speed_["best"].values() for r in rs] == ["a", "a"]
+    assert faster.speed_verdict(speed_).startswith("on a: PyTorch eager, 2.00x faster than TF eager")

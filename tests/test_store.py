@@ -56,6 +56,21 @@ def test_append_and_read_back(tmp_path):
     assert list(table["metrics.w1"]) == [0.5, 0.5]  # nested keys flattened with "."
     assert list(table["flags"]) == ["a;b", "a;b"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+    store.append_records(tmp_path, [record(seed=2), record(seed=3)])  # several at once: one rewrite
+    assert [r["seed"] for r in store.read_records(tmp_path)] == list(pd.read_csv(tmp_path / store.CSV_FILE)["seed"]) \
+        == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="seed -1 is invalid"):  # each checked before any is written
+        store.append_records(tmp_path, [record(seed=4), record(seed=-1)])
+    assert len(store.read_records(tmp_path)) == 4
+
+
+def test_schema_2_records_read_as_local_timed_runs(tmp_path):
+    from benchmarks.report.runs import timed_ok
+
+    store.append_record(tmp_path, record(schema=2))
+    [old] = store.read_records(tmp_path)
+    assert old["schema"] == 2 and store.SCHEMA_VERSION == 3
+    assert timed_ok({**old, "timed_steps": 3, "median_step_s": 1e-3})  # no timing_mode: timed alone, as all were
 
 
 def test_atomic_write_keeps_old_content_when_the_writer_fails(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.report.doc import BACKEND_NAMES, Doc, fmt, fmt_time, label
-from benchmarks.report.runs import Histories, config_name, timed_ok
+from benchmarks.report.runs import Histories, by_host, config_name, timed_ok
 from common import metrics as judge
 
 
@@ -46,7 +46,11 @@ def timed_steps(runs: list[dict], histories: Histories) -> list[np.ndarray]:
 
 
 def task_speed(runs: list[dict], histories: Histories) -> dict | None:
-    """Best against best for one task: both configurations and the ratio tf / torch with its interval."""
+    """Best against best for one task: both configurations and the ratio tf / torch with its interval. Runs of
+    several hosts are never compared: the host with the most timed runs is the one judged (named in the verdict)."""
+    hosts = by_host([r for r in runs if timed_ok(r)])
+    host = max(hosts, key=lambda h: len(hosts[h]), default=None)
+    runs = hosts.get(host, [])
     best = {b: best_configuration(runs, b) for b in BACKEND_NAMES}
     if not all(best.values()):
         return None
@@ -54,7 +58,7 @@ def task_speed(runs: list[dict], histories: Histories) -> dict | None:
     if not all(times.values()):
         return None
     ratio = judge.speed_ratio(times["torch"], times["tf"])  # > 1: PyTorch faster
-    return {"best": best, **ratio}
+    return {"best": best, **ratio, "host": host if len(hosts) > 1 else None}
 
 
 def speed_verdict(speed: dict | None) -> str:
@@ -63,6 +67,8 @@ def speed_verdict(speed: dict | None) -> str:
         return "needs timed runs of both frameworks"
     if not math.isfinite(speed["ratio"]):
         return "not enough timed steps"
+    if speed.get("host"):
+        return f"on {speed['host']}: " + speed_verdict({**speed, "host": None})
     interval = f"95% CI {speed['low']:.2f}–{speed['high']:.2f}"
     torch, tf = config_label(speed["best"]["torch"][0]), config_label(speed["best"]["tf"][0])
     if speed["verdict"] == "tie":

@@ -3,8 +3,9 @@
 Per task and backend, the *representative* mode is the one with the most seeds, ties broken by the fastest
 median step, among the runs of the spec optimisers where there are any (the parity claim is about those);
 curves, samples and GIFs show its lowest seed, the sample verdict compares its seeds. Speed compares each
-backend's fastest configuration (faster.py) (mode, optimiser implementation, steps per call, threads) and its configuration
-out of the box (eager, its own optimiser, one step per call).
+backend's fastest configuration (faster.py: mode, optimiser implementation, steps per call, threads) and its configuration
+out of the box (eager, its own optimiser, one step per call), among the runs timed alone on their cores or GPU
+(timing mode "exclusive", benchmarks/record.py) and within one host: runs of several hosts are never compared.
 """
 from __future__ import annotations
 
@@ -57,7 +58,23 @@ class Histories:
 
 
 def timed_ok(record: dict) -> bool:
-    return record.get("timed_steps", 0) > 0 and math.isfinite(record.get("median_step_s", math.nan))
+    """A run whose step times enter speed comparisons: timed steps, and its cores or GPU to itself (a packed or
+    metrics-only run keeps its times, but they say how busy its node was)."""
+    return (record.get("timing_mode", "exclusive") == "exclusive" and record.get("timed_steps", 0) > 0
+            and math.isfinite(record.get("median_step_s", math.nan)))
+
+
+def host_of(record: dict) -> str:
+    """The machine a run ran on (records before schema 3 do not say)."""
+    return record.get("environment", {}).get("host") or "unknown host"
+
+
+def by_host(runs: list[dict]) -> dict[str, list[dict]]:
+    """host -> its runs, in order of first appearance."""
+    out = {}
+    for r in runs:
+        out.setdefault(host_of(r), []).append(r)
+    return out
 
 
 def optimizer_of(record: dict) -> str:

@@ -1,4 +1,4 @@
-"""Speed: step times, compile times and phase times of every timed run."""
+"""Speed: step times, compile times and phase times of every timed run, one host at a time."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pandas as pd
 from benchmarks.report import plots
 from benchmarks.report.doc import BACKEND_NAMES, MODE_NAMES, Doc, fmt, fmt_time
 from benchmarks.report.faster import best_configuration, config_label
-from benchmarks.report.runs import config_name, optimizer_of, out_of_the_box, timed_ok
+from benchmarks.report.runs import by_host, config_name, optimizer_of, out_of_the_box, timed_ok
 
 # Record fields ending in "_s" that are not phase timings (benchmarks/cell.py's extra_timings adds "<phase>_s").
 NOT_PHASES = {"median_step_s", "p25_step_s", "p75_step_s", "first_call_s", "compile_s", "median_data_s",
@@ -33,7 +33,7 @@ def fastest_run(runs: list[dict], backend: str) -> dict | None:
     return min(best_configuration(runs, backend), key=lambda r: r["median_step_s"], default=None)
 
 
-def best_against_out_of_the_box(doc: Doc, timed: list[dict]) -> None:
+def best_against_out_of_the_box(doc: Doc, timed: list[dict], level: int = 3) -> None:
     """Per task: each framework's fastest measured configuration and its out-of-the-box one, side by side."""
     rows = []
     for task in dict.fromkeys(r["task"] for r in timed):
@@ -54,7 +54,7 @@ def best_against_out_of_the_box(doc: Doc, timed: list[dict]) -> None:
             row["out of the box"] = (f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x "
                                      "faster")
         rows.append(row)
-    doc.heading(3, "Best and out of the box")
+    doc.heading(level, "Best and out of the box")
     doc.text("Each framework's fastest measured configuration (mode, optimiser implementation, steps per call K, "
              "threads: whatever ran), and each framework out of the box (eager, its own optimiser, one step per "
              "call), per task. A configuration that was not run cannot win: the figures are only as wide as the "
@@ -83,9 +83,28 @@ def best_against_out_of_the_box(doc: Doc, timed: list[dict]) -> None:
 def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
     doc.heading(2, "Speed")
     timed = [r for r in runs if timed_ok(r)]
+    shared = [r for r in runs if r.get("timing_mode", "exclusive") != "exclusive"]
+    if shared:
+        doc.text(f"{len(shared)} run(s) were metrics-only (--no-timing: their cores were shared with other cells, "
+                 "or their times were not wanted): their times are left out of every comparison below.")
     if not timed:
-        doc.text("No run has timed steps.")
+        doc.text("No run has timed steps." if not shared else "No run was timed alone on its cores or GPU.")
         return
+    hosts = by_host(timed)
+    if len(hosts) == 1:
+        host_speed(doc, timed, figures, "", 3)
+        return
+    doc.text(f"The timed runs come from {len(hosts)} hosts: each host's figures stand alone, never compared with "
+             "another's.")
+    for number, (host, host_runs) in enumerate(hosts.items(), start=1):
+        env = host_runs[-1].get("environment", {})
+        devices = ", ".join(sorted(set(env.get("devices", {}).values())))
+        doc.heading(3, f"On {host} ({env.get('cpu', 'unknown CPU')}, {env.get('cpu_count', '?')} cores; {devices})")
+        host_speed(doc, host_runs, figures, f"-host{number}", 4)
+
+
+def host_speed(doc: Doc, timed: list[dict], figures: Path, suffix: str, level: int) -> None:
+    """The speed tables and figures of the timed runs of one host (figure names end in ``suffix``)."""
     doc.text("Median and interquartile range of the per-step wall time over the timed steps (warm-up excluded); "
              "compile time is the first call's excess over a steady call; GFLOP/s from the model's FLOP count, "
              "% of peak against the best sgemm this machine showed in the run.")
@@ -102,7 +121,7 @@ def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
         "optimizer": r["config"].get("optimizer", "?"), "steps/call": r.get("steps_per_call", 1),
         "status": r["status"],
     } for r in timed]))
-    best_against_out_of_the_box(doc, timed)
+    best_against_out_of_the_box(doc, timed, level)
     first_seed = {}
     for r in timed:
         first_seed.setdefault((r["task"], r["backend"], config_name(r)), r)
@@ -111,14 +130,14 @@ def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
         step_values.setdefault(task, []).append((backend, mode, r["median_step_s"] * 1e3, r["p25_step_s"] * 1e3,
                                                  r["p75_step_s"] * 1e3))
         compile_values.setdefault(task, []).append((backend, mode, r.get("compile_s", math.nan), math.nan, math.nan))
-    doc.image(plots.bars(step_values, figures / "speed-step-time.png", "Median step time (bars: IQR)", "ms per step"),
+    doc.image(plots.bars(step_values, figures / f"speed-step-time{suffix}.png", "Median step time (bars: IQR)", "ms per step"),
               "Median training-step time per backend and mode (orange PyTorch, blue TensorFlow; plain compiled, "
               "dotted eager, hatched XLA), error bars from the 25th to the 75th percentile")
-    doc.image(plots.bars(compile_values, figures / "speed-compile-time.png", "Compile / first-call time", "seconds"),
+    doc.image(plots.bars(compile_values, figures / f"speed-compile-time{suffix}.png", "Compile / first-call time", "seconds"),
               "Compile time: the first call's excess over a steady call (tracing, torch.compile, XLA)")
     rows = [(t, b, m, phase_times(r)) for (t, b, m), r in first_seed.items()]
     if any(times for *_, times in rows):
-        doc.image(plots.phase_bars([row for row in rows if row[3]], figures / "speed-phases.png"),
+        doc.image(plots.phase_bars([row for row in rows if row[3]], figures / f"speed-phases{suffix}.png"),
                   "Median time of each phase of a step, measured on extra calls after training")
     else:
         doc.text("D/G phase times: not measured (the trainers offer no time_phases).")

@@ -10,6 +10,7 @@ from benchmarks.report.divergence import model_verdict
 from benchmarks.report.doc import BACKEND_SHORT, Doc, Link
 from benchmarks.report.faster import speed_verdict
 from benchmarks.report.multiseed import sample_tests, samples_verdict
+from benchmarks.report.runs import by_host, timed_ok
 
 SUMMARY_TABLE_ID = "summary-table"
 QUESTIONS = ("same model?", "same samples?", "faster?")
@@ -45,7 +46,9 @@ def summary_section(doc: Doc, runs: list[dict], by_task: dict[str, list[dict]], 
     flagged = [r for r in runs if r["status"] != "finished" or r.get("flags")]
     tail = (f"{len(flagged)} of {len(runs)} runs diverged or carry flags (see below)." if flagged
             else f"All {len(runs)} runs finished without flags.")
-    doc.text(f"{machine_phrase(env)}. {tail} Each verdict links to its evidence. Same model: the frameworks' same-seed "
+    hosts = by_host([r for r in runs if timed_ok(r)])
+    where = machine_phrase(env) if len(hosts) <= 1 else f"On {len(hosts)} hosts (speed compared within one host: faster.py)"
+    doc.text(f"{where}. {tail} Each verdict links to its evidence. Same model: the frameworks' same-seed "
              "weight drift against the chaos floor (the same framework from weights one ulp away). Same samples: "
              "equivalence tests over seeds of each backend's representative mode. Faster: each framework's fastest "
              "configuration, with a bootstrap interval.")
