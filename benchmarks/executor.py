@@ -288,12 +288,12 @@ def run_ray(todo, data, options, cluster: Cluster, argv: list[str], retries: int
             stop_if_interrupted()
             # Every result ready within half a second, stored in one append: results that arrive while the driver
             # appends wait for the next one, so the store keeps up however many workers deliver.
-            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+            ready, _ = interruptible(ray.wait, list(pending), num_returns=len(pending), timeout=0.5)
             done = []
             for ref in ready:
                 cell = pending.pop(ref)
                 try:
-                    outcome = ray.get(ref)
+                    outcome = interruptible(ray.get, ref)
                 except ray.exceptions.RayError as error:  # the cell's exception, or its worker/node lost
                     failed.append(f"failed {cell.id}: {failure(error)}")
                     tqdm.write(failed[-1])
@@ -315,6 +315,16 @@ def run_ray(todo, data, options, cluster: Cluster, argv: list[str], retries: int
             ray.cancel(ref, force=True)
         bar.close()
     return finished, failed
+
+
+def interruptible(call, *args, **kwargs):
+    """``call`` (a Ray call that waits in C code): a SIGINT/SIGTERM arriving there runs our handler inside Ray's
+    signal check, and its Interrupted comes out as a SystemError; this turns it back into the Interrupted."""
+    try:
+        return call(*args, **kwargs)
+    except SystemError:
+        stop_if_interrupted()
+        raise
 
 
 def failure(error) -> str:
