@@ -189,6 +189,7 @@ def from_run_args(args) -> int:
         ("--optimizer with several implementations", bool(args.optimizer) and len(args.optimizer) > 1,
          "a sweep times one optimiser"),
         ("--steps-per-call with several values", len(args.steps_per_call) > 1, "a sweep times one K"),
+        ("--dtype float64", args.dtype != "float32", "a sweep times float32 (sweep.csv has no dtype column)"),
     ) if given]
     if refused:
         print(f"error: --sweep cannot honour {refused[0][0]}: {refused[0][1]}", file=sys.stderr)
