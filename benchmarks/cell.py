@@ -69,7 +69,7 @@ class Cell:
     def key(self) -> tuple:
         """What makes two cells different runs (store.cell_of reads the same from a record)."""
         return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed,
-                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.init, self.spec.dtype)
+                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.spec.dtype, self.init)
 
     @property
     def id(self) -> str:

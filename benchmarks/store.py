@@ -279,11 +279,11 @@ def cell_of(record: dict) -> tuple:
     config = record["config"]
     return tuple(record[key] for key in CELL_KEYS) + (
         config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"),
-        record.get("init", "seed"), config.get("dtype", "float32"))
+        config.get("dtype", "float32"), record.get("init", "seed"))
 
 
 def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, optimizer: str = "spec",
-            steps_per_call: int = 1, threads: int | None = None, init: str = "seed", dtype: str = "float32") -> str:
+            steps_per_call: int = 1, threads: int | None = None, dtype: str = "float32", init: str = "seed") -> str:
     """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, init "seed", float32) add nothing
     to it."""
     extra = (f"-{optimizer}" if optimizer != "spec" else "") + (f"-k{steps_per_call}" if steps_per_call != 1 else "") \
