@@ -55,7 +55,7 @@ class Crop(nn.Module):
 class Norm(nn.Module):
     """A spec BatchNorm over nn.BatchNorm1d/2d's own parameters and buffers (``bn``)."""
 
-    def __init__(self, spec: BatchNorm, channels: int, image: bool, dtype: torch.dtype):
+    def __init__(self, spec: BatchNorm, channels: int, image: bool, dtype: torch.dtype = torch.float32):
         super().__init__()
         kind = nn.BatchNorm2d if image else nn.BatchNorm1d
         self.bn = kind(channels, eps=spec.eps, momentum=spec.momentum, affine=spec.affine, dtype=dtype)
