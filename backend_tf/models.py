@@ -23,18 +23,40 @@ import tensorflow as tf
 from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, LayerInfo,
                          Network, Reshape, conv_pads)
 
-DTYPE = "float32"  # the suite's one dtype (common/init.py DTYPE)
+# Every layer and the Net itself carry the spec's dtype (common.spec.GAN.dtype) as their own dtype policy: Keras
+# casts a layer's inputs to its compute dtype, and a per-model policy keeps runs from leaking into each other
+# (keras.config.set_floatx would be global).
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
 
-def activation_layer(name: str, leaky_slope: float):
+class LeakyReLU64(keras.layers.Layer):
+    """LeakyReLU with its slope in the layer's own dtype: x where x > 0, else slope * x (torch's formula and
+    gradient, the gradient at 0 being the slope). keras.layers.LeakyReLU calls TensorFlow's LeakyRelu op, whose
+    ``alpha`` is a float32 attribute (gen_nn_ops.leaky_relu: ``_execute.make_float``): in float64 its slope 0.2
+    is 0.2 rounded to float32, 1.5e-8 relative off (measured: G(z) 1.2e-9 apart from PyTorch's, where float64
+    leaves 1e-16). float32 runs keep Keras' own layer."""
+
+    def __init__(self, negative_slope: float, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def call(self, x):
+        return tf.where(x > 0, x, x * tf.constant(self.negative_slope, x.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def activation_layer(name: str, leaky_slope: float, dtype: str = "float32"):
     if name == "relu":
-        return keras.layers.ReLU(dtype=DTYPE)
+        return keras.layers.ReLU(dtype=dtype)
     if name == "leaky_relu":
         # Explicit slope: Keras' LeakyReLU defaults to 0.3, PyTorch's to 0.01.
-        return keras.layers.LeakyReLU(negative_slope=leaky_slope, dtype=DTYPE)
+        if dtype != "float32":
+            return LeakyReLU64(leaky_slope, dtype=dtype)
+        return keras.layers.LeakyReLU(negative_slope=leaky_slope, dtype=dtype)
     if name in ("tanh", "sigmoid", "linear"):
-        return keras.layers.Activation(name, dtype=DTYPE)
+        return keras.layers.Activation(name, dtype=dtype)
     raise ValueError(f"activation {name!r} has no layer")
 
 
@@ -50,9 +72,9 @@ class Norm(keras.layers.BatchNormalization):
     skips the update on a recomputed pass and updates an unbiased running variance when the spec asks.
     """
 
-    def __init__(self, spec: BatchNorm, **kwargs):
+    def __init__(self, spec: BatchNorm, dtype: str = "float32", **kwargs):
         super().__init__(axis=-1, momentum=1.0 - spec.momentum, epsilon=spec.eps, center=spec.affine,
-                         scale=spec.affine, beta_initializer="zeros", gamma_initializer="ones", dtype=DTYPE, **kwargs)
+                         scale=spec.affine, beta_initializer="zeros", gamma_initializer="ones", dtype=dtype, **kwargs)
         self.unbiased = spec.running_variance == "unbiased"
 
     def call(self, inputs, training=None, update_stats=True):
@@ -78,10 +100,10 @@ def _internal(shape: tuple[int, ...]) -> tuple:
     return (None, *shape[1:], shape[0]) if len(shape) == 3 else (None, *shape)
 
 
-def layer_stage(info: LayerInfo) -> list:
-    """The Keras layer(s) of one resolved spec layer."""
+def layer_stage(info: LayerInfo, dtype: str = "float32") -> list:
+    """The Keras layer(s) of one resolved spec layer, in ``dtype``."""
     layer, shape = info.layer, info.in_shape
-    zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros", "dtype": DTYPE}
+    zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros", "dtype": dtype}
     if isinstance(layer, Dense):
         return [keras.layers.Dense(layer.units, use_bias=layer.bias, **zeros)]
     if isinstance(layer, (Conv2D, ConvTranspose2D)):
@@ -98,12 +120,12 @@ def layer_stage(info: LayerInfo) -> list:
         if padding == "same" or pads == (0, 0, 0, 0):
             return [conv]
         sides = ((pads[0], pads[1]), (pads[2], pads[3]))
-        return [conv, keras.layers.Cropping2D(sides, dtype=DTYPE)] if transpose else \
-            [keras.layers.ZeroPadding2D(sides, dtype=DTYPE), conv]
+        return [conv, keras.layers.Cropping2D(sides, dtype=dtype)] if transpose else \
+            [keras.layers.ZeroPadding2D(sides, dtype=dtype), conv]
     if isinstance(layer, BatchNorm):
-        return [Norm(layer)]
+        return [Norm(layer, dtype)]
     if isinstance(layer, Activation):
-        return [activation_layer(layer.name, layer.slope)]
+        return [activation_layer(layer.name, layer.slope, dtype)]
     return []  # Dropout, Reshape, Flatten: applied in Net.call
 
 
@@ -112,13 +134,13 @@ class Net(keras.Model):
     inputs, returning (B, prod(output_shape)) in the neutral order. ``masks``: (B, dropout_units), D's dropout
     masks of this pass; ``update_stats`` False: a recomputed training pass, BatchNorm statistics left alone."""
 
-    def __init__(self, network: Network, name: str):
-        super().__init__(name=name)
+    def __init__(self, network: Network, name: str, dtype: str = "float32"):
+        super().__init__(name=name, dtype=dtype)
         self.network = network
         self.blocks = []  # (spec layer info, first, last) into self.units
         units = []
         for info in network.layer_info:
-            stage = layer_stage(info)
+            stage = layer_stage(info, dtype)
             self.blocks.append((info, len(units), len(units) + len(stage)))
             shape = _internal(info.in_shape)
             for unit in stage:
@@ -162,12 +184,17 @@ class Net(keras.Model):
 
 def build_generator(spec: GAN) -> Net:
     """G applies its output activation."""
-    return Net(spec.generator_network, name="generator")
+    return Net(spec.generator_network, name="generator", dtype=spec.dtype)
 
 
 def build_discriminator(spec: GAN) -> Net:
     """D outputs logits: a sigmoid output is fused into the loss (losses.py)."""
-    return Net(spec.discriminator_network, name="discriminator")
+    return Net(spec.discriminator_network, name="discriminator", dtype=spec.dtype)
+
+
+def numpy_dtype(variable):
+    """The numpy dtype of a Keras variable (its dtype a string) or a tf.Variable (a tf.DType)."""
+    return tf.as_dtype(variable.dtype).as_numpy_dtype
 
 
 def _to_neutral(value: np.ndarray, kind: str) -> np.ndarray:
@@ -180,7 +207,7 @@ def load_weights(model: Net, weights: list[np.ndarray]) -> None:
     if len(weights) != len(variables):
         raise ValueError(f"{model.name}: {len(weights)} arrays given, the model has {len(variables)}")
     for index, (variable, value, kind) in enumerate(zip(variables, weights, model.layouts)):
-        value = _to_neutral(np.asarray(value, dtype=np.float32), kind)  # the swap is its own inverse
+        value = _to_neutral(np.asarray(value, dtype=numpy_dtype(variable)), kind)  # the swap is its own inverse
         if tuple(value.shape) != tuple(variable.shape):
             raise ValueError(f"{model.name}: array {index} has shape {np.shape(weights[index])}, "
                              f"expected {tuple(_to_neutral(np.empty(variable.shape), kind).shape)}")
@@ -188,18 +215,19 @@ def load_weights(model: Net, weights: list[np.ndarray]) -> None:
 
 
 def export_weights(model: Net) -> list[np.ndarray]:
-    """The neutral weight list of a model's current weights (float32 copies)."""
-    return [np.array(_to_neutral(variable.numpy(), kind), dtype=np.float32)
+    """The neutral weight list of a model's current weights (copies in the model's dtype)."""
+    return [np.array(_to_neutral(variable.numpy(), kind))
             for variable, kind in zip(model.trainable_variables, model.layouts)]
 
 
 def to_neutral(variables, layouts) -> list[np.ndarray]:
-    """Float32 numpy copies of per-weight tensors (optimiser moments) in the neutral layout."""
-    return [np.array(_to_neutral(np.asarray(v), kind), dtype=np.float32) for v, kind in zip(variables, layouts)]
+    """Numpy copies of per-weight tensors (optimiser moments) in the neutral layout, in their own dtype."""
+    return [np.array(_to_neutral(np.asarray(v), kind)) for v, kind in zip(variables, layouts)]
 
 
 def from_neutral(arrays, layouts) -> list[np.ndarray]:
-    return [_to_neutral(np.asarray(a, dtype=np.float32), kind) for a, kind in zip(arrays, layouts)]
+    """Neutral arrays in Keras' layout (the optimiser casts them to its variables' dtype)."""
+    return [_to_neutral(np.asarray(a), kind) for a, kind in zip(arrays, layouts)]
 
 
 def statistics(model: Net) -> list:
@@ -207,7 +235,7 @@ def statistics(model: Net) -> list:
 
 
 def export_statistics(model: Net) -> list[np.ndarray]:
-    return [np.array(v.numpy(), dtype=np.float32) for v in statistics(model)]
+    return [np.array(v.numpy()) for v in statistics(model)]
 
 
 def load_statistics(model: Net, arrays: list[np.ndarray]) -> None:
@@ -218,4 +246,4 @@ def load_statistics(model: Net, arrays: list[np.ndarray]) -> None:
         if tuple(np.shape(value)) != tuple(variable.shape):
             raise ValueError(f"{model.name}: statistic {index} has shape {np.shape(value)}, "
                              f"expected {tuple(variable.shape)}")
-        variable.assign(np.asarray(value, dtype=np.float32))
+        variable.assign(np.asarray(value, dtype=numpy_dtype(variable)))

@@ -12,6 +12,9 @@ Remaining difference at the last bit: torch's vectorised CPU lerp uses a fused m
 Keras' Adam (keras/src/optimizers/adam.py update_step) adds epsilon to the uncorrected sqrt(v) ("epsilon
 hat"), and Keras' RMSprop puts epsilon inside the sqrt: with the same numbers they differ from PyTorch's.
 
+Constants and the bias corrections are cast to the weights' dtype (float32, or float64 when the spec says so), as
+torch casts a Python float where it meets a tensor.
+
 Every optimiser here has the same small surface: ``apply(grads)``, ``t`` (a variable: updates applied),
 ``moments()`` -> {"m": [...], "v": [...]} (Adam) or {"v": [...]} (RMSprop), and ``set_state``.
 """
@@ -28,6 +31,7 @@ class SpecAdam:
     def __init__(self, opt: Optimizer, params):
         self.params = list(params)
         self.lr, self.beta1, self.beta2, self.eps = opt.lr, opt.beta1, opt.beta2, opt.eps
+        self.dtype = tf.as_dtype(self.params[0].dtype)
         self.t = tf.Variable(0, dtype=tf.int64, trainable=False, name="t")
         self.m = [tf.Variable(tf.zeros_like(p), trainable=False, name="m") for p in self.params]
         self.v = [tf.Variable(tf.zeros_like(p), trainable=False, name="v") for p in self.params]
@@ -35,19 +39,20 @@ class SpecAdam:
     def apply(self, grads) -> None:
         self.t.assign_add(1)
         step = tf.cast(self.t, tf.float64)
-        # Python floats in torch: the bias corrections are double, cast to float32 where they meet a tensor.
+        # Python floats in torch: the bias corrections are double, cast to the weights' dtype where they meet a tensor.
         bias_correction1 = 1.0 - tf.pow(tf.constant(self.beta1, tf.float64), step)
         bias_correction2 = 1.0 - tf.pow(tf.constant(self.beta2, tf.float64), step)
-        neg_step_size = tf.cast(-(self.lr / bias_correction1), tf.float32)
-        bias_correction2_sqrt = tf.cast(tf.sqrt(bias_correction2), tf.float32)
-        weight1 = np.float32(1.0 - self.beta1)
+        neg_step_size = tf.cast(-(self.lr / bias_correction1), self.dtype)
+        bias_correction2_sqrt = tf.cast(tf.sqrt(bias_correction2), self.dtype)
+        c = self.dtype.as_numpy_dtype  # np.float32 or np.float64
+        weight1 = c(1.0 - self.beta1)
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
             if abs(weight1) < 0.5:  # torch's lerp picks the formula by the weight's size
                 m.assign_add(weight1 * (g - m))
             else:
-                m.assign(g - (g - m) * (np.float32(1.0) - weight1))
-            v.assign(v * np.float32(self.beta2) + (np.float32(1.0 - self.beta2) * g) * g)
-            denom = tf.sqrt(v) / bias_correction2_sqrt + np.float32(self.eps)
+                m.assign(g - (g - m) * (c(1.0) - weight1))
+            v.assign(v * c(self.beta2) + (c(1.0 - self.beta2) * g) * g)
+            denom = tf.sqrt(v) / bias_correction2_sqrt + c(self.eps)
             p.assign_add((neg_step_size * m) / denom)
 
     def moments(self) -> dict:
@@ -61,14 +66,16 @@ class SpecRMSprop:
     def __init__(self, opt: Optimizer, params):
         self.params = list(params)
         self.lr, self.alpha, self.eps = opt.lr, opt.alpha, opt.eps
+        self.dtype = tf.as_dtype(self.params[0].dtype)
         self.t = tf.Variable(0, dtype=tf.int64, trainable=False, name="t")
         self.v = [tf.Variable(tf.zeros_like(p), trainable=False, name="v") for p in self.params]
 
     def apply(self, grads) -> None:
         self.t.assign_add(1)
+        c = self.dtype.as_numpy_dtype
         for p, g, v in zip(self.params, grads, self.v):
-            v.assign(v * np.float32(self.alpha) + (np.float32(1.0 - self.alpha) * g) * g)
-            p.assign_add((np.float32(-self.lr) * g) / (tf.sqrt(v) + np.float32(self.eps)))
+            v.assign(v * c(self.alpha) + (c(1.0 - self.alpha) * g) * g)
+            p.assign_add((c(-self.lr) * g) / (tf.sqrt(v) + c(self.eps)))
 
     def moments(self) -> dict:
         return {"v": self.v}
@@ -115,7 +122,7 @@ def _assign_state(t_variable, own: dict, t: int, moments: dict) -> None:
         for variable, value in zip(variables, moments[key]):
             if tuple(np.shape(value)) != tuple(variable.shape):
                 raise ValueError(f"optimizer state {key!r}: shape {np.shape(value)}, expected {tuple(variable.shape)}")
-            variable.assign(np.asarray(value, dtype=np.float32))
+            variable.assign(np.asarray(value, dtype=tf.as_dtype(variable.dtype).as_numpy_dtype))
 
 
 CLASSES = {"native": NativeOptimizer, "adam": SpecAdam, "rmsprop": SpecRMSprop}  # by Optimizer.kind

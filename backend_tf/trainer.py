@@ -23,6 +23,7 @@ class Trainer(trainer.Trainer):
     def __init__(self, spec: GAN, weights: dict, device: str, mode: str):
         super().__init__(spec, mode)
         self.device = device
+        self.dtype = tf.as_dtype(spec.dtype)  # of every tensor the trainer is handed
         with tf.device(device):
             self.generator = models.build_generator(spec)
             self.discriminator = models.build_discriminator(spec)
@@ -86,7 +87,7 @@ class Trainer(trainer.Trainer):
     # ---- tensors, device, how the mode runs the schedule -----------------------------------------------
     def to_tensor(self, array):
         with tf.device(self.device):
-            return tf.convert_to_tensor(np.asarray(array, dtype=np.float32))
+            return tf.convert_to_tensor(np.asarray(array, dtype=self.dtype.as_numpy_dtype))
 
     def to_numpy(self, tensor) -> np.ndarray:
         return tensor.numpy()
@@ -97,7 +98,7 @@ class Trainer(trainer.Trainer):
     def _steps(self, real, noise, gp_eps, dropout=None):
         """K steps in one traced loop; returns (K, 4)."""
         count = tf.shape(real)[0]
-        results = tf.TensorArray(tf.float32, size=count)
+        results = tf.TensorArray(self.dtype, size=count)
         for i in tf.range(count):
             results = results.write(i, self.schedule(real[i], noise[i], gp_eps[i] if self.uses_gp else None,
                                                      None if dropout is None else dropout[i]))
@@ -110,12 +111,12 @@ class Trainer(trainer.Trainer):
             return None, None
         spec = self.spec
         d, batch = spec.updates.d_steps, spec.batch_size
-        one = [tf.TensorSpec((d, batch, spec.data_dim), tf.float32),
-               tf.TensorSpec((d + 1, batch, spec.latent_dim), tf.float32)]
+        one = [tf.TensorSpec((d, batch, spec.data_dim), self.dtype),
+               tf.TensorSpec((d + 1, batch, spec.latent_dim), self.dtype)]
         if self.uses_gp:
-            one.append(tf.TensorSpec((d, batch), tf.float32))
+            one.append(tf.TensorSpec((d, batch), self.dtype))
         if self.dropout_units:
-            one.append(tf.TensorSpec((spec.dropout_passes, batch, self.dropout_units), tf.float32))
+            one.append(tf.TensorSpec((spec.dropout_passes, batch, self.dropout_units), self.dtype))
         many = [tf.TensorSpec((None,) + tuple(s.shape), s.dtype) for s in one]
 
         def unpack(real, noise, rest):

@@ -22,7 +22,8 @@ from torch import nn
 from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Network,
                          Reshape)
 
-DTYPE = torch.float32  # the suite's one dtype (common/init.py DTYPE)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}  # by common.spec.GAN.dtype
+NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def activation_layer(name: str, leaky_slope: float) -> nn.Module:
@@ -54,10 +55,10 @@ class Crop(nn.Module):
 class Norm(nn.Module):
     """A spec BatchNorm over nn.BatchNorm1d/2d's own parameters and buffers (``bn``)."""
 
-    def __init__(self, spec: BatchNorm, channels: int, image: bool):
+    def __init__(self, spec: BatchNorm, channels: int, image: bool, dtype: torch.dtype = torch.float32):
         super().__init__()
         kind = nn.BatchNorm2d if image else nn.BatchNorm1d
-        self.bn = kind(channels, eps=spec.eps, momentum=spec.momentum, affine=spec.affine, dtype=DTYPE)
+        self.bn = kind(channels, eps=spec.eps, momentum=spec.momentum, affine=spec.affine, dtype=dtype)
         self.unbiased = spec.running_variance == "unbiased"
 
     def forward(self, x, training: bool, update_stats: bool):
@@ -76,28 +77,28 @@ class Norm(nn.Module):
         return out
 
 
-def layer_modules(info) -> list[nn.Module]:
-    """The torch module(s) of one resolved spec layer (common.spec.LayerInfo)."""
+def layer_modules(info, dtype: torch.dtype = torch.float32) -> list[nn.Module]:
+    """The torch module(s) of one resolved spec layer (common.spec.LayerInfo), its parameters in ``dtype``."""
     layer, shape = info.layer, info.in_shape
     if isinstance(layer, Dense):
-        return [nn.Linear(shape[0], layer.units, bias=layer.bias, dtype=DTYPE)]
+        return [nn.Linear(shape[0], layer.units, bias=layer.bias, dtype=dtype)]
     if isinstance(layer, Conv2D):
         top, bottom, left, right = info.pads
         if top == bottom and left == right:
             return [nn.Conv2d(shape[0], layer.filters, layer.kernel, layer.stride, (top, left), bias=layer.bias,
-                              dtype=DTYPE)]
+                              dtype=dtype)]
         return [nn.ZeroPad2d((left, right, top, bottom)),  # PyTorch pads symmetrically only
-                nn.Conv2d(shape[0], layer.filters, layer.kernel, layer.stride, 0, bias=layer.bias, dtype=DTYPE)]
+                nn.Conv2d(shape[0], layer.filters, layer.kernel, layer.stride, 0, bias=layer.bias, dtype=dtype)]
     if isinstance(layer, ConvTranspose2D):
         top, bottom, left, right = info.pads
         ph, pw = min(top, bottom), min(left, right)
         conv = nn.ConvTranspose2d(shape[0], layer.filters, layer.kernel, layer.stride, (ph, pw), bias=layer.bias,
-                                  dtype=DTYPE)
+                                  dtype=dtype)
         if (top, bottom, left, right) == (ph, ph, pw, pw):
             return [conv]
         return [conv, Crop(top - ph, bottom - ph, left - pw, right - pw)]
     if isinstance(layer, BatchNorm):
-        return [Norm(layer, shape[0], image=len(shape) == 3)]
+        return [Norm(layer, shape[0], image=len(shape) == 3, dtype=dtype)]
     if isinstance(layer, Activation):
         return [activation_layer(layer.name, layer.slope)]
     if isinstance(layer, (Dropout, Reshape, Flatten)):
@@ -113,12 +114,12 @@ class Net(nn.Module):
     or shaped inputs, returning (B, prod(output_shape)). ``masks``: (B, dropout_units), D's dropout masks of this
     pass; ``update_stats`` False: a recomputed training pass, BatchNorm statistics left alone."""
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.network = network
         self.infos = network.layer_info
         # One module per spec layer (a Sequential where PyTorch needs two: a pad or a crop around a convolution).
-        self.stages = nn.ModuleList(_one(layer_modules(info)) for info in self.infos)
+        self.stages = nn.ModuleList(_one(layer_modules(info, dtype)) for info in self.infos)
         self.layouts = [kind for _, kind, _ in network.parameters()]
         self.dropouts = [(i, int(np.prod(shape)), shape) for i, shape in network.dropout_layers()]
 
@@ -151,39 +152,39 @@ def _one(modules: list[nn.Module]) -> nn.Module:
 
 def build_generator(spec: GAN) -> Net:
     """G applies its output activation."""
-    return Net(spec.generator_network)
+    return Net(spec.generator_network, DTYPES[spec.dtype])
 
 
 def build_discriminator(spec: GAN) -> Net:
     """D outputs logits: a sigmoid output is fused into the loss (losses.py)."""
-    return Net(spec.discriminator_network)
+    return Net(spec.discriminator_network, DTYPES[spec.dtype])
 
 
 def to_neutral(tensors, layouts) -> list[np.ndarray]:
-    """Float32 numpy copies in the neutral layout, each converted by its layout kind."""
+    """Numpy copies in the neutral layout and the tensors' own dtype, each converted by its layout kind."""
     out = []
     for t, kind in zip(tensors, layouts, strict=True):
         value = t.detach().cpu().numpy()
         if kind in LAYOUT:
             value = value.transpose(np.argsort(LAYOUT[kind]))
-        out.append(np.array(value, dtype=np.float32))
+        out.append(np.array(value))
     return out
 
 
 def from_neutral(arrays, like, layouts) -> list[torch.Tensor]:
-    """Tensors shaped and placed like ``like`` from neutral arrays (converted by layout kind)."""
+    """Tensors shaped, placed and typed like ``like`` from neutral arrays (converted by layout kind)."""
     if len(arrays) != len(like):
         raise ValueError(f"{len(arrays)} arrays given, expected {len(like)}")
     tensors = []
     for index, (value, target, kind) in enumerate(zip(arrays, like, layouts)):
-        value = np.asarray(value, dtype=np.float32)
+        value = np.asarray(value, dtype=NUMPY[target.dtype])
         order = LAYOUT.get(kind)
         expected = tuple(target.shape) if order is None else tuple(np.array(target.shape)[np.argsort(order)])
         if tuple(value.shape) != expected:
             raise ValueError(f"array {index} has shape {np.shape(arrays[index])}, expected {expected}")
         if order is not None:
             value = value.transpose(order)
-        tensors.append(torch.tensor(np.ascontiguousarray(value), dtype=DTYPE, device=target.device))
+        tensors.append(torch.tensor(np.ascontiguousarray(value), dtype=target.dtype, device=target.device))
     return tensors
 
 
@@ -196,7 +197,7 @@ def load_weights(model: Net, weights: list[np.ndarray]) -> None:
 
 
 def export_weights(model: Net) -> list[np.ndarray]:
-    """The neutral weight list of a model's current weights (float32 copies)."""
+    """The neutral weight list of a model's current weights (copies in the model's dtype)."""
     return to_neutral(model.parameters(), model.layouts)
 
 
@@ -207,7 +208,7 @@ def statistics(model: Net) -> list[torch.Tensor]:
 
 
 def export_statistics(model: Net) -> list[np.ndarray]:
-    return [np.array(b.detach().cpu().numpy(), dtype=np.float32) for b in statistics(model)]
+    return [np.array(b.detach().cpu().numpy()) for b in statistics(model)]
 
 
 def load_statistics(model: Net, arrays: list[np.ndarray]) -> None:

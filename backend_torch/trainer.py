@@ -30,6 +30,7 @@ class Trainer(trainer.Trainer):
     def __init__(self, spec: GAN, weights: dict, device: torch.device, mode: str):
         super().__init__(spec, mode)
         self.device = device
+        self.dtype = np.dtype(spec.dtype)  # of every tensor the trainer is handed (models.DTYPES)
         self.generator = models.build_generator(spec).to(device)
         self.discriminator = models.build_discriminator(spec).to(device)
         self.set_weights(weights)
@@ -97,7 +98,7 @@ class Trainer(trainer.Trainer):
 
     # ---- tensors, device, how the mode runs the schedule -----------------------------------------------
     def to_tensor(self, array) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=self.dtype)).to(self.device)
 
     def to_numpy(self, tensor) -> np.ndarray:
         return tensor.cpu().numpy()
@@ -114,7 +115,7 @@ class Trainer(trainer.Trainer):
         # A Python loop over the same (compiled) step: results stay on the device until the one conversion at the end.
         results = [self._schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
                                   None if dropout is None else dropout[i]) for i in range(real.shape[0])]
-        return torch.stack(results).cpu().numpy() if results else np.zeros((0, 4), np.float32)
+        return torch.stack(results).cpu().numpy() if results else np.zeros((0, 4), self.dtype)
 
     def time_phases(self, real, noise, gp_eps=None, dropout=None) -> dict[str, float]:
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.

@@ -71,7 +71,7 @@ class Cell:
     def key(self) -> tuple:
         """What makes two cells different runs (store.cell_of reads the same from a record)."""
         return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed,
-                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.init)
+                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.spec.dtype, self.init)
 
     @property
     def id(self) -> str:
@@ -80,9 +80,11 @@ class Cell:
     @property
     def config(self) -> dict:
         spec = self.spec
+        # "dtype" only when not float32, so that records written before dtypes existed still match (--resume)
         return {"steps": self.steps, "batch_size": spec.batch_size, "d_lr": spec.d_optimizer.lr,
                 "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation,
-                "steps_per_call": self.steps_per_call, "threads": self.threads}
+                "steps_per_call": self.steps_per_call, "threads": self.threads,
+                **({} if spec.dtype == "float32" else {"dtype": spec.dtype})}
 
 
 @dataclass(frozen=True)

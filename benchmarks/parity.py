@@ -5,7 +5,9 @@ weights and data stream), prints the median and the worst seed of: step 1's grad
 weight difference after one step and the relative weight distance after TRAJECTORY_STEPS steps, each beside its
 ratio to the bound the parity tests enforce (1 = at the bound). The weight bounds are derived per coordinate
 (common/tolerances.py); ``WeightBound`` keeps their books update by update. Then the convolutional parity GAN
-(one seed, raw differences beside its CONV_* tolerances). The parity tests use these helpers.
+(one seed, raw differences beside its CONV_* tolerances). Then the same in float64 (GAN.dtype): every loss and
+spec optimiser over FLOAT64_SEEDS and the convolutional GAN, the measured differences beside the float64 bounds
+(common/tolerances.py's float64 section). The parity tests use these helpers.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def source_for(spec: GAN) -> UniformSource:
 
 
 def parity_spec(loss: str, optimizer: str = "adam", implementation: str = "spec", order: str = "d_then_g",
-                reuse: bool = False) -> GAN:
+                reuse: bool = False, dtype: str = "float32") -> GAN:
     """A small GAN with every ingredient of the seed models: two hidden layers, LeakyReLU, tanh output."""
     opt = Optimizer(optimizer, lr=1e-3, beta1=0.5, beta2=0.999, implementation=implementation)
     spec = GAN(latent_dim=4, data_shape=(PARITY_DATA_DIM,), batch_size=16,
@@ -48,12 +50,12 @@ def parity_spec(loss: str, optimizer: str = "adam", implementation: str = "spec"
                discriminator=MLP((PARITY_DATA_DIM, 32, 32, 1), hidden_activation="leaky_relu",
                                  output_activation="sigmoid"),
                loss=Loss("minimax"), d_optimizer=opt, g_optimizer=opt,
-               updates=Updates(order=order, d_steps=1, reuse_fake=reuse))
+               updates=Updates(order=order, d_steps=1, reuse_fake=reuse), dtype=dtype)
     return spec.with_loss(Loss(loss))
 
 
 def conv_parity_spec(loss: str, optimizer: str = "adam", implementation: str = "spec", order: str = "d_then_g",
-                     reuse: bool = True) -> GAN:
+                     reuse: bool = True, dtype: str = "float32") -> GAN:
     """A tiny convolutional GAN with every layer kind and both DCGANs' ingredients: G Dense (no bias) + BatchNorm1d
     + Reshape, a 'same' stride-2 k5 transposed convolution (crop (1, 2): sliced in PyTorch) + BatchNorm2d, a k4 s2
     p1 one; D a k4 s2 p1 convolution, Dropout, a 'same' stride-2 k3 one (pads (0, 1)), BatchNorm2d with Keras'
@@ -69,7 +71,8 @@ def conv_parity_spec(loss: str, optimizer: str = "adam", implementation: str = "
                                      Activation("leaky_relu", 0.2), Flatten(), Dense(1)))
     return GAN(latent_dim=4, data_shape=CONV_DATA_SHAPE, batch_size=16, generator=gen, discriminator=disc,
                loss=Loss(loss), d_optimizer=opt, g_optimizer=opt, updates=Updates(order=order, d_steps=1,
-                                                                                   reuse_fake=reuse), init="dcgan")
+                                                                                   reuse_fake=reuse), init="dcgan",
+               dtype=dtype)
 
 
 def build_pair(spec: GAN, seed: int = 0, mode_torch: str = "eager", mode_tf: str = "eager"):
@@ -119,7 +122,7 @@ class SeededPair:
             state.update({f"{net}/{i}": w for i, w in enumerate(weights[net])})
         self.pt.load_state(state)
         self.tf.load_state(state)
-        return Stream(self.spec, UniformSource(), seed=seed)
+        return Stream(self.spec, source_for(self.spec), seed=seed)
 
 
 class WeightBound:
@@ -156,7 +159,7 @@ class WeightBound:
             added = [np.zeros_like(w, dtype=np.float64) for w in weights[net]]
             for update in range(self.t[net] + 1, t + 1):  # d_steps > 1: several updates since the last call
                 added = [a + b for a, b in zip(added, tol.update_weight_bounds(self.optimizer(net), update, v,
-                                                                                weights[net], gaps))]
+                                                                                weights[net], gaps, self.spec.dtype))]
             previous = self.bound[net] if self.bound else [0.0] * len(added)
             bound[net] = [p + a for p, a in zip(previous, added)]
             self.t[net] = t
@@ -215,7 +218,8 @@ def measure_seed(pair: SeededPair, seed: int, steps: int) -> dict:
         rel_before = bound.relative(pair.pt.get_weights()) if bound.bound else 0.0
         inputs = stream.next().as_kwargs()
         a, b = pair.pt.train_step(**inputs), pair.tf.train_step(**inputs)
-        out["loss_ratio"] = max(out["loss_ratio"], max(abs(a[k] - b[k]) / tol.loss_bound(a[k], rel_before) for k in a))
+        out["loss_ratio"] = max(out["loss_ratio"], max(abs(a[k] - b[k]) / tol.loss_bound(a[k], rel_before, spec.dtype)
+                                                       for k in a))
         bound.after_step(pair.pt, pair.tf)
         wa, wb = pair.pt.get_weights(), pair.tf.get_weights()
         if step == 0:
@@ -223,6 +227,7 @@ def measure_seed(pair: SeededPair, seed: int, steps: int) -> dict:
             out["gradient_gap"] = gradient_gap(first_gradients(pair.pt, spec), first_gradients(pair.tf, spec))
             out["step1_weight_max_abs"] = max_weight_difference(wa, wb)
             out["step1_weight_ratio"] = bound.ratio(wa, wb)
+            out["step1_weight_rel_l2"] = relative_distance(wa, wb)
     out[f"step{steps}_weight_ratio"] = bound.ratio(wa, wb)
     out[f"step{steps}_weight_rel_l2"] = relative_distance(wa, wb)
     out[f"step{steps}_bound_rel_l2"] = bound.relative(wa)
@@ -232,15 +237,16 @@ def measure_seed(pair: SeededPair, seed: int, steps: int) -> dict:
 def forward_difference(spec: GAN, seed: int = 1) -> float:
     pt, tf = build_pair(spec, seed)
     rng = np.random.default_rng(0)
-    noise = rng.standard_normal((64, spec.latent_dim)).astype(np.float32)
-    x = rng.uniform(-1, 1, (64, spec.data_dim)).astype(np.float32)
+    noise = rng.standard_normal((64, spec.latent_dim)).astype(spec.dtype)
+    x = rng.uniform(-1, 1, (64, spec.data_dim)).astype(spec.dtype)
     return float(max(np.abs(pt.generate(noise) - tf.generate(noise)).max(),
                      np.abs(pt.discriminate(x) - tf.discriminate(x)).max()))
 
 
-def measure(loss: str, optimizer: str, seeds=tol.PARITY_SEEDS, steps: int = tol.TRAJECTORY_STEPS) -> list[dict]:
+def measure(loss: str, optimizer: str, seeds=tol.PARITY_SEEDS, steps: int = tol.TRAJECTORY_STEPS,
+            dtype: str = "float32") -> list[dict]:
     """measure_seed over ``seeds`` for one loss and spec optimiser (torch eager vs tf.function, as the tests)."""
-    pair = SeededPair(parity_spec(loss, optimizer))
+    pair = SeededPair(parity_spec(loss, optimizer, dtype=dtype))
     return [{"loss": loss, "optimizer": optimizer, "seed": seed, **measure_seed(pair, seed, steps)} for seed in seeds]
 
 
@@ -260,9 +266,9 @@ def distribution(rows: list[dict]):
     return summary[[c for pair in zip(grouped.median().columns + " med", grouped.max().columns + " max") for c in pair]]
 
 
-def measure_conv(loss: str, optimizer: str, implementation: str = "spec") -> dict:
+def measure_conv(loss: str, optimizer: str, implementation: str = "spec", dtype: str = "float32") -> dict:
     """The convolutional parity GAN (conv_parity_spec), seed 0: raw differences beside the CONV_* tolerances."""
-    spec = conv_parity_spec(loss, optimizer, implementation)
+    spec = conv_parity_spec(loss, optimizer, implementation, dtype=dtype)
     pt, tf, results = run_both(spec, 1)
     one_step = max_weight_difference(pt.get_weights(), tf.get_weights())
     loss_gap = max(abs(a[k] - b[k]) for a, b in results for k in a)
@@ -280,7 +286,52 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-native", action="store_true", help="skip the native-optimiser rows")
     parser.add_argument("--seeds", type=int, default=len(tol.PARITY_SEEDS), help="the first N of PARITY_SEEDS")
+    parser.add_argument("--only-float64", action="store_true", help="only the float64 tables")
     args = parser.parse_args(argv)
+    if not args.only_float64:
+        print_float32(args)
+    print_float64()
+    return 0
+
+
+def print_float64() -> None:
+    """Every loss x spec optimiser over FLOAT64_SEEDS, and the conv GAN, in float64: measured beside the bounds."""
+    import pandas as pd
+
+    rows = [row for loss in LOSSES for opt in ("adam", "rmsprop") for row in measure(loss, opt, tol.FLOAT64_SEEDS,
+                                                                                       dtype="float64")]
+    frame = pd.DataFrame(rows)
+    worst = frame.max(numeric_only=True)
+    forward = max(forward_difference(parity_spec(loss, dtype="float64")) for loss in LOSSES)
+    steps = tol.TRAJECTORY_STEPS
+    table = pd.DataFrame([
+        ("G(z), D(x) forward, same weights", forward, tol.FLOAT64_FORWARD_ATOL),
+        ("gradients of step 1 (relative to the network's largest)", worst["gradient_gap"], tol.gradient_rtol("float64")),
+        ("losses over 20 steps (ratio to loss_bound)", worst["loss_ratio"], 1.0),
+        ("any weight after one step", worst["step1_weight_max_abs"], float("nan")),
+        ("  ratio to its per-coordinate bound", worst["step1_weight_ratio"], 1.0),
+        ("relative weight distance after one step", worst["step1_weight_rel_l2"], tol.FLOAT64_STEP_RTOL),
+        (f"weights after {steps} steps (ratio to the bound)", worst[f"step{steps}_weight_ratio"], 1.0),
+        (f"relative weight distance after {steps} steps", worst[f"step{steps}_weight_rel_l2"],
+         worst[f"step{steps}_bound_rel_l2"]),
+    ], columns=["quantity", "worst measured", "bound"])
+    with pd.option_context("display.width", 200, "display.float_format", "{:.2g}".format):
+        print(f"\nfloat64: {len(tol.FLOAT64_SEEDS)} seeds (FLOAT64_SEEDS) x {len(LOSSES)} losses x {{adam, rmsprop}}, torch "
+              "eager vs tf.function; worst over all:")
+        print(table.to_string(index=False))
+        print("per loss and optimiser, worst seed:")
+        print(frame.drop(columns="seed").groupby(["loss", "optimizer"], sort=False).max().to_string())
+    conv_rows = [measure_conv(loss, opt, dtype="float64") for loss in LOSSES for opt in ("adam", "rmsprop")]
+    with pd.option_context("display.width", 200, "display.float_format", "{:.2e}".format):
+        print("\nfloat64, convolutional parity GAN, seed 0:")
+        print(pd.DataFrame(conv_rows).to_string(index=False))
+    print(f"float64 tolerances (common/tolerances.py): forward {tol.FLOAT64_CONV_FORWARD_ATOL:.2g}, losses "
+          f"{tol.FLOAT64_CONV_LOSS_ATOL:.2g}, one-step weights {tol.FLOAT64_CONV_STEP_WEIGHT_ATOL:.2g}, "
+          f"{tol.TRAJECTORY_STEPS}-step losses {tol.FLOAT64_CONV_TRAJECTORY_LOSS_ATOL:.2g}, relative weight distance "
+          f"{tol.FLOAT64_CONV_TRAJECTORY_WEIGHT_RTOL:.2g}")
+
+
+def print_float32(args) -> None:
     import pandas as pd
 
     seeds = tol.PARITY_SEEDS[:args.seeds]
@@ -311,7 +362,6 @@ def main(argv=None) -> int:
           f"losses {tol.CONV_LOSS_ATOL:g}, one-step weights {tol.CONV_STEP_WEIGHT_ATOL:g}, {tol.TRAJECTORY_STEPS}-step "
           f"losses {tol.CONV_TRAJECTORY_LOSS_ATOL:g}, {tol.TRAJECTORY_STEPS}-step relative weight distance "
           f"{tol.CONV_TRAJECTORY_WEIGHT_RTOL:g}")
-    return 0
 
 
 if __name__ == "__main__":

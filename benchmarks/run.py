@@ -32,7 +32,7 @@ from common import metrics
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, get_backend
 from common.data import DataError
-from common.spec import IMPLEMENTATIONS, LOSSES
+from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES
 
 EXIT_CELLS_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -125,6 +125,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="one or more of: spec (identical formulas in both backends; the default), native "
                              "(torch.optim / keras.optimizers as users run them), native-foreach, native-fused "
                              "(torch.optim's foreach=True / fused=True; PyTorch only)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="floating-point type of weights, optimiser state and inputs, in both frameworks "
+                             "(default float32; float64 is the strong parity check, and slower)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA if present), cpu or cuda")
     parser.add_argument("--threads", type=integer(1, CPUS, " (this machine's logical CPUs)"),
                         help="intra-op threads for both backends (default: framework's)")
@@ -206,7 +209,7 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
             batch_size = args.batch_size or (task.quick_batch_size if suite == "quick" else None)
             spec, steps = task_registry.configure(
                 task, data[name].n_train, loss=args.loss, steps=steps, batch_size=batch_size, lr=args.lr,
-                optimizer_impl=implementation)
+                optimizer_impl=implementation, dtype=args.dtype)
             if data[name].n_train is not None and spec.batch_size > data[name].n_train:
                 raise DataError(f"batch size {spec.batch_size} is larger than the {name} data set "
                                 f"({data[name].n_train} examples); allowed: 1..{data[name].n_train}")

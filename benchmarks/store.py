@@ -275,18 +275,21 @@ def read_records(out_dir) -> list[dict]:
 
 
 def cell_of(record: dict) -> tuple:
-    """The cell a record belongs to: benchmarks/cell.py Cell.key (``init`` absent means "seed": common.init.INITS)."""
+    """The cell a record belongs to: benchmarks/cell.py Cell.key (``init`` absent means "seed": common.init.INITS;
+    ``dtype`` absent means "float32", the only one before common.spec.DTYPES)."""
     config = record["config"]
     return tuple(record[key] for key in CELL_KEYS) + (
         config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"),
-        record.get("init", "seed"))
+        config.get("dtype", "float32"), record.get("init", "seed"))
 
 
 def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, optimizer: str = "spec",
-            steps_per_call: int = 1, threads: int | None = None, init: str = "seed") -> str:
-    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, init "seed") add nothing to it."""
+            steps_per_call: int = 1, threads: int | None = None, dtype: str = "float32", init: str = "seed") -> str:
+    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, init "seed", float32) add nothing
+    to it."""
     extra = (f"-{optimizer}" if optimizer != "spec" else "") + (f"-k{steps_per_call}" if steps_per_call != 1 else "") \
-        + (f"-t{threads}" if threads is not None else "") + ("" if init == "seed" else "-ulp")
+        + (f"-t{threads}" if threads is not None else "") + ("" if init == "seed" else "-ulp") \
+        + ("" if dtype == "float32" else f"-{dtype}")
     return f"{task}-{backend}-{mode}-{loss}-s{seed}{extra}"
 
 

@@ -192,6 +192,7 @@ def from_run_args(args) -> int:
         ("--executor ray", args.executor != "local", "a sweep times its points in this process"),
         ("--ray-address", args.ray_address is not None, "a sweep times its points in this process"),
         ("--no-timing", args.no_timing, "a sweep is a timing"),
+        ("--dtype float64", args.dtype != "float32", "a sweep times float32 (sweep.csv has no dtype column)"),
     ) if given]
     if refused:
         print(f"error: --sweep cannot honour {refused[0][0]}: {refused[0][1]}", file=sys.stderr)

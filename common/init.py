@@ -2,7 +2,8 @@
 
 Layout (common/spec.py's layer-list comment): for each network a flat list of its trainable weights, layer by
 layer: kernel then bias (Dense kernels (in, out), the Keras layout that PyTorch's Linear stores transposed;
-convolution kernels (kh, kw, in, out)), gamma then beta for an affine BatchNorm; values in ``DTYPE``. An MLP is
+convolution kernels (kh, kw, in, out)), gamma then beta for an affine BatchNorm; values in the spec's dtype
+(``GAN.dtype``, float32 by default). An MLP is
 ``[kernel0, bias0, kernel1, bias1, ...]``. BatchNorm's running statistics start at mean 0, variance 1
 (``init_statistics``) in both frameworks.
 
@@ -26,7 +27,11 @@ import numpy as np
 
 from common.spec import GAN, INIT_SCHEMES, MLP, BatchNorm, ConvTranspose2D, Network
 
-DTYPE = np.float32  # the one dtype of weights, statistics and every step input (common/stream.py)
+DTYPE = np.float32  # the default dtype of weights, statistics and every step input (common/stream.py)
+# float64 runs (GAN.dtype): every scheme draws in float64 (numpy's uniform and normal), and a float32 run keeps the
+# draw rounded to float32. So a float64 run starts from the very draw its float32 twin rounds: the two differ by
+# that rounding only, and float64 holds the scheme's distribution without a float32 grid (an upcast float32 draw
+# would be float32 weights in disguise). float32 weights are bit-identical to what they were before dtypes existed.
 DCGAN_STD = 0.02  # examples/dcgan/main.py l.120, 122
 
 Weights = dict[str, list[np.ndarray]]  # {"generator": [...], "discriminator": [...]}
@@ -36,7 +41,7 @@ Weights = dict[str, list[np.ndarray]]  # {"generator": [...], "discriminator": [
 INITS = ("seed", "seed+ulp")
 
 
-def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator) -> list[np.ndarray]:
+def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator, dtype=DTYPE) -> list[np.ndarray]:
     """Draw one MLP's weights.
 
     ``torch_default`` is what ``nn.Linear.reset_parameters`` does: kaiming_uniform_(a=sqrt(5)) for the
@@ -56,7 +61,7 @@ def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator) -> list[np.ndarray
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             kernel = rng.uniform(-limit, limit, size=(fan_in, fan_out))
             bias = np.zeros(fan_out)
-        weights += [kernel.astype(DTYPE), bias.astype(DTYPE)]
+        weights += [kernel.astype(dtype), bias.astype(dtype)]
     return weights
 
 
@@ -69,7 +74,7 @@ def fans(layer, kernel_shape: tuple[int, ...]) -> tuple[int, int]:
     return c_in * field, c_out * field
 
 
-def init_network(net: Network, scheme: str, rng: np.random.Generator) -> list[np.ndarray]:
+def init_network(net: Network, scheme: str, rng: np.random.Generator, dtype=DTYPE) -> list[np.ndarray]:
     """Draw one layer list's weights in the neutral order (Network.parameters)."""
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"init scheme {scheme!r} is invalid; allowed: {', '.join(INIT_SCHEMES)}")
@@ -81,7 +86,7 @@ def init_network(net: Network, scheme: str, rng: np.random.Generator) -> list[np
         layer = layers[index].layer
         if isinstance(layer, BatchNorm):  # gamma, beta
             gamma = rng.normal(1.0, DCGAN_STD, shape) if scheme == "dcgan" else np.ones(shape)
-            weights += [gamma.astype(DTYPE), np.zeros(shape, DTYPE)]
+            weights += [gamma.astype(dtype), np.zeros(shape, dtype)]
             i += 2
             continue
         has_bias = layer.bias
@@ -94,25 +99,25 @@ def init_network(net: Network, scheme: str, rng: np.random.Generator) -> list[np
             kernel = rng.normal(0.0, DCGAN_STD, size=shape)
         else:
             kernel = rng.uniform(-bound, bound, size=shape)
-        weights.append(kernel.astype(DTYPE))
+        weights.append(kernel.astype(dtype))
         if has_bias:
             bias_shape = params[i + 1][2]
             bias = np.zeros(bias_shape) if scheme == "glorot_uniform" else rng.uniform(-bound, bound, size=bias_shape)
-            weights.append(bias.astype(DTYPE))
+            weights.append(bias.astype(dtype))
         i += 2 if has_bias else 1
     return weights
 
 
-def init_net(net: MLP | Network, scheme: str, rng: np.random.Generator) -> list[np.ndarray]:
-    return init_mlp(net, scheme, rng) if isinstance(net, MLP) else init_network(net, scheme, rng)
+def init_net(net: MLP | Network, scheme: str, rng: np.random.Generator, dtype=DTYPE) -> list[np.ndarray]:
+    return init_mlp(net, scheme, rng, dtype) if isinstance(net, MLP) else init_network(net, scheme, rng, dtype)
 
 
 def init_weights(spec: GAN, seed: int) -> Weights:
     """Both networks' initial weights from one seed (generator first, then discriminator)."""
     rng = np.random.default_rng([seed, 0x1A17])  # a stream of its own, apart from the data stream
     return {
-        "generator": init_net(spec.generator, spec.init, rng),
-        "discriminator": init_net(spec.discriminator, spec.init, rng),
+        "generator": init_net(spec.generator, spec.init, rng, spec.dtype),
+        "discriminator": init_net(spec.discriminator, spec.init, rng, spec.dtype),
     }
 
 
@@ -120,15 +125,17 @@ def init_statistics(spec: GAN) -> Weights:
     """Every BatchNorm's running mean (zeros) and variance (ones), per network, in Network.statistics' order."""
     out = {}
     for name, net in (("generator", spec.generator_network), ("discriminator", spec.discriminator_network)):
-        out[name] = [np.zeros(shape, DTYPE) if j % 2 == 0 else np.ones(shape, DTYPE)
+        out[name] = [np.zeros(shape, spec.dtype) if j % 2 == 0 else np.ones(shape, spec.dtype)
                      for j, (_, shape) in enumerate(net.statistics())]
     return out
 
 
 def nudge_ulp(weights: Weights) -> Weights:
-    """Every weight moved one unit in the last place towards +inf (np.nextafter): the smallest change float32
-    can make to every coordinate at once, so the twin run measures how fast training amplifies rounding."""
-    return {net: [np.nextafter(w, np.float32(np.inf)).astype(w.dtype) for w in arrays] for net, arrays in weights.items()}
+    """Every weight moved one unit in the last place of its own dtype towards +inf (np.nextafter): the smallest
+    change the run's precision can make to every coordinate at once, so the twin run measures how fast training
+    amplifies rounding."""
+    return {net: [np.nextafter(w, np.asarray(np.inf, w.dtype)).astype(w.dtype) for w in arrays]
+            for net, arrays in weights.items()}
 
 
 def initial_weights(spec: GAN, seed: int, init: str = "seed") -> Weights:

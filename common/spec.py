@@ -57,6 +57,11 @@ ORDERS = ("d_then_g", "g_then_d", "simultaneous")
 # torch_default: what nn.Linear/Conv2d/ConvTranspose2d draw; glorot_uniform: Keras' layer defaults; dcgan:
 # PyTorch's DCGAN example (N(0, 0.02) convolutions, BatchNorm gamma N(1, 0.02)). Details: common/init.py.
 INIT_SCHEMES = ("torch_default", "glorot_uniform", "dcgan")
+# The floating-point type of every weight, statistic, optimiser moment and step input of a run, in both backends
+# (torch.float64 / Keras layers with dtype "float64"). float64 is the strong parity proof: the two frameworks'
+# rounding differences shrink by 2^-29 against float32's, so whatever remains beyond that is a difference of the
+# function computed (common/tolerances.py FLOAT64_*). Which modes refuse it: each backend's check_supported reasons.
+DTYPES = ("float32", "float64")
 # WGAN-GP's gradient norm is sqrt(sum(g^2) + GP_NORM_EPS) in both backends: finite gradient at g = 0,
 # where torch's norm gives 0 and tf.norm gives NaN.
 GP_NORM_EPS = 1e-12
@@ -561,9 +566,11 @@ class GAN:
     batch_size: int = 64
     updates: Updates = field(default_factory=Updates)
     init: str = "torch_default"
+    dtype: str = "float32"
 
     def __post_init__(self):
         object.__setattr__(self, "data_shape", tuple(self.data_shape))
+        _check_choice("GAN", "dtype", self.dtype, DTYPES)
         _check_positive_int("GAN", "latent_dim", self.latent_dim)
         _check_positive_int("GAN", "batch_size", self.batch_size)
         _check_choice("GAN", "noise", self.noise, NOISES)

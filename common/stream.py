@@ -12,6 +12,11 @@ A dropout mask holds, per unit, 0 (dropped) or the layer's 1 / (1 - rate) rounde
 kept when its U[0, 1) draw is >= rate, as TensorFlow's dropout decides (tf.nn.experimental.stateless_dropout,
 ``random >= rate``). A backend multiplies the activation by the mask: that is PyTorch's own dropout formula,
 ``input * (bernoulli(1 - p) / (1 - p))``, and one rounding from TensorFlow's ``(x * scale) * keep``.
+
+In a float64 run (``GAN.dtype``) every input is the float32 run's, converted exactly: the same draws (float32
+normal noise, float32 uniforms, the same kept units) and the same real batches, so the runs of one seed in the two
+precisions see identical numbers and differ only by their arithmetic and the initial weights' rounding
+(common/init.py). A mask's kept value is 1 / (1 - rate) rounded to the run's dtype.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ class RealSource(Protocol):
 class StepInputs:
     """Everything random that one training step consumes (see ``common.spec`` for the layout)."""
 
+    # float32 unless the spec's dtype is float64 (then every array is float64)
     real: np.ndarray  # (d_steps, batch, data_dim) float32
     noise: np.ndarray  # (d_steps + 1, batch, latent_dim) float32
     gp_eps: np.ndarray | None  # (d_steps, batch) float32 in [0, 1), one per example; None unless wgan-gp
@@ -70,6 +76,7 @@ class Stream:
         self.mask_rng = np.random.default_rng(mask_seq)
         self.gp_mask_rng = np.random.default_rng(gp_mask_seq)
         self.rate, self.scale = dropout_units(spec)
+        self.dtype = np.dtype(spec.dtype)
 
     def next(self) -> StepInputs:
         spec = self.spec
@@ -79,7 +86,10 @@ class Stream:
         gp_eps = None
         if spec.loss.name == "wgan-gp":
             gp_eps = self.eps_rng.random((k, batch), dtype=np.float32)
-        return StepInputs(real=real.astype(np.float32, copy=False), noise=noise, gp_eps=gp_eps,
+        if gp_eps is not None:
+            gp_eps = gp_eps.astype(self.dtype, copy=False)
+        return StepInputs(real=real.astype(np.float32, copy=False).astype(self.dtype, copy=False),
+                          noise=noise.astype(self.dtype, copy=False), gp_eps=gp_eps,
                           dropout=self.draw_masks() if self.rate is not None else None)
 
     def draw_masks(self) -> np.ndarray:
@@ -87,7 +97,7 @@ class Stream:
         spec = self.spec
         gp_passes = {dropout_pass(spec, k, "gp") for k in range(spec.updates.d_steps)} \
             if spec.loss.name == "wgan-gp" else set()
-        masks = np.empty((spec.dropout_passes, spec.batch_size, len(self.rate)), DTYPE)
+        masks = np.empty((spec.dropout_passes, spec.batch_size, len(self.rate)), self.dtype)
         for p in range(spec.dropout_passes):
             rng = self.gp_mask_rng if p in gp_passes else self.mask_rng
             keep = rng.random((spec.batch_size, len(self.rate)), dtype=DTYPE) >= self.rate
@@ -101,16 +111,18 @@ class Stream:
     def fixed_noise(self, n: int) -> np.ndarray:
         """Noise for viewing samples: the same for both backends, apart from the training stream."""
         rng = np.random.default_rng([0xF1, self.spec.latent_dim, n])
-        return draw_noise(rng, self.spec.noise, (n, self.spec.latent_dim))
+        return draw_noise(rng, self.spec.noise, (n, self.spec.latent_dim)).astype(self.dtype, copy=False)
 
 
 def dropout_units(spec: GAN) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
-    """Per unit of D's masks (its Dropout layers in order, each flattened C, H, W): the rate and the float32
-    scale 1 / (1 - rate); (None, None) when D has no Dropout."""
+    """Per unit of D's masks (its Dropout layers in order, each flattened C, H, W): the float32 rate (the keep
+    decision is made in float32 in every dtype) and the scale 1 / (1 - rate) in the spec's dtype; (None, None)
+    when D has no Dropout."""
     net = spec.discriminator_network
     layers = net.dropout_layers()
     if not layers:
         return None, None
     rates = [np.full(int(np.prod(shape)), net.layers[index].rate, DTYPE) for index, shape in layers]
-    scales = [np.full(int(np.prod(shape)), DTYPE(net.layers[index].scale)) for index, shape in layers]
+    dtype = np.dtype(spec.dtype).type
+    scales = [np.full(int(np.prod(shape)), dtype(net.layers[index].scale)) for index, shape in layers]
     return np.concatenate(rates), np.concatenate(scales)

@@ -357,7 +357,7 @@ def _positive_float(name: str, value) -> None:
 def configure(task, n_examples: int | None = None, *, loss: str | None = None, steps: int | None = None,
               batch_size: int | None = None, lr: float | None = None, d_lr: float | None = None,
               g_lr: float | None = None, optimizer_impl: str | None = None,
-              d_steps: int | None = None) -> tuple[GAN, int]:
+              d_steps: int | None = None, dtype: str | None = None) -> tuple[GAN, int]:
     """The task's spec with the user's overrides, validated, and the number of training steps.
 
     Switching ``loss`` switches D's output activation and, for wasserstein and wgan-gp, applies that
@@ -365,7 +365,7 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
     ``Loss``'s defaults) and drops seed 002's D-loss averaging, which belongs to its BCE; other losses keep
     the task's optimiser. Explicit overrides win over all of that: ``lr`` sets both optimisers, ``d_lr``
     and ``g_lr`` one each (over ``lr``). ``steps`` None means the task's steps, or its epochs over
-    ``n_examples`` (full batches only).
+    ``n_examples`` (full batches only). ``dtype``: the run's floating-point type (common.spec.DTYPES).
     """
     task = get_task(task) if isinstance(task, str) else task
     spec = task.spec
@@ -379,6 +379,8 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
             spec = spec.with_loss(Loss(loss)).replace(
                 d_optimizer=defaults["optimizer"], g_optimizer=defaults["optimizer"],
                 updates=dataclasses.replace(spec.updates, d_steps=defaults["d_steps"]))
+    if dtype is not None:
+        spec = spec.replace(dtype=dtype)  # GAN validates it
     if batch_size is not None:
         _positive_int("batch_size", batch_size)
         spec = spec.replace(batch_size=batch_size)

@@ -142,6 +142,27 @@ def test_optimizer_implementations_and_k_are_cells_of_their_own(tmp_path, capsys
     assert len(store.read_records(tmp_path)) == 6  # every one of them is recognised as done
 
 
+def test_float64_is_a_cell_of_its_own(tmp_path, capsys):
+    """--dtype float64: a record of its own beside float32's (id suffix, config key), float64 end to end; old ids and
+    configs are unchanged for float32, so --resume still recognises them; a bad dtype is one error line."""
+    assert bench(tmp_path, "--backend", "torch", "--mode", "eager", "--steps", 4, "--warmup", 1) == 0
+    assert bench(tmp_path, "--backend", "torch", "--mode", "eager", "--steps", 4, "--warmup", 1, "--dtype", "float64") == 0
+    r32, r64 = sorted(store.read_records(tmp_path), key=lambda r: r["config"].get("dtype", "float32"))
+    assert "dtype" not in r32["config"] and r32["spec"]["dtype"] == "float32"
+    assert r64["config"]["dtype"] == "float64" == r64["spec"]["dtype"] and "-s0-float64-" in r64["run_id"]
+    assert store.cell_of(r32) != store.cell_of(r64) and "float64" not in r32["run_id"]
+    h32, h64 = store.read_history(tmp_path, r32["history"]), store.read_history(tmp_path, r64["history"])
+    assert not np.array_equal(h32["d_loss"], h64["d_loss"])  # another precision, another trajectory ...
+    np.testing.assert_allclose(h32["d_loss"], h64["d_loss"], atol=1e-4)  # ... of the same function
+    assert bench(tmp_path, "--backend", "torch", "--mode", "eager", "--steps", 4, "--warmup", 1, "--dtype", "float64",
+                 "--resume") == 0
+    assert len(store.read_records(tmp_path)) == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        bench(tmp_path / "bad", "--dtype", "float16")
+    assert exit_.value.code == 2 and "error: argument --dtype: invalid choice: 'float16'" in capsys.readouterr().err
+
+
 def test_an_optimizer_one_backend_cannot_run_is_refused(tmp_path, capsys):
     assert bench(tmp_path, "--backend", "tf", "--optimizer", "native-foreach") == 2
     assert capsys.readouterr().err.strip() == ("error: optimizer 'native-foreach' is invalid for backend 'tf'; "

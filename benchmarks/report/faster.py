@@ -14,9 +14,10 @@ from common import metrics as judge
 
 
 def configuration(record: dict) -> tuple:
-    """What a framework can choose to run faster: mode, steps per trainer call, optimiser implementation, threads."""
+    """What a framework can choose to run faster: mode, steps per trainer call, optimiser implementation, threads,
+    dtype."""
     return (record["mode"], record.get("steps_per_call", 1), record["config"].get("optimizer", "spec"),
-            record["config"].get("threads"))
+            record["config"].get("threads"), record["config"].get("dtype", "float32"))
 
 
 def best_configuration(runs: list[dict], backend: str) -> list[dict]:

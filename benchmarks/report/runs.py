@@ -83,10 +83,12 @@ def optimizer_of(record: dict) -> str:
 
 def config_name(record: dict) -> str:
     """The run's mode, plus whatever else sets its speed where it is not the default: the optimiser
-    implementation, the steps per call K, the threads asked for."""
+    implementation, the steps per call K, the threads asked for, a dtype other than float32."""
     k, threads = record.get("steps_per_call", 1), record["config"].get("threads")
+    dtype = record["config"].get("dtype", "float32")
     return " ".join([record["mode"]] + ([optimizer_of(record)] if optimizer_of(record) != "spec" else [])
-                    + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else []))
+                    + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else [])
+                    + ([dtype] if dtype != "float32" else []))
 
 
 def out_of_the_box(runs: list[dict], backend: str) -> dict | None:
