@@ -68,7 +68,7 @@ class Cell:
     def key(self) -> tuple:
         """What makes two cells different runs (store.cell_of reads the same from a record)."""
         return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed,
-                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads)
+                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.spec.pack)
 
     @property
     def id(self) -> str:
@@ -79,7 +79,7 @@ class Cell:
         spec = self.spec
         return {"steps": self.steps, "batch_size": spec.batch_size, "d_lr": spec.d_optimizer.lr,
                 "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation,
-                "steps_per_call": self.steps_per_call, "threads": self.threads}
+                "steps_per_call": self.steps_per_call, "threads": self.threads, "pack": spec.pack}
 
 
 @dataclass(frozen=True)
@@ -422,7 +422,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> RunRecord:
                         steps=cell.steps, steps_done=steps_done, resumed_from_step=first_done, steps_per_call=k,
                         warmup_steps=int((~arrays["timed"][first_done:]).sum())),
         timing=StepTimes(**stats, steps_per_s=1.0 / stats["median_step_s"],
-                         samples_per_s=spec.batch_size / stats["median_step_s"], first_call_s=float(first_call),
+                         samples_per_s=spec.examples_per_batch / stats["median_step_s"], first_call_s=float(first_call),
                          compile_s=timing.compile_seconds(first_call, stats["median_step_s"] * k),
                          median_data_s=float(np.median(arrays["data_time"])) if steps_done else math.nan),
         throughput=Throughput(flops_per_step=flops["total"], flops_approximate=flops["approximate"],

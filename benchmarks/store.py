@@ -276,14 +276,14 @@ def cell_of(record: dict) -> tuple:
     """The cell a record belongs to: benchmarks/cell.py Cell.key."""
     config = record["config"]
     return tuple(record[key] for key in CELL_KEYS) + (
-        config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"))
+        config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"), config.get("pack", 1))
 
 
 def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, optimizer: str = "spec",
-            steps_per_call: int = 1, threads: int | None = None) -> str:
-    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads) add nothing to it."""
+            steps_per_call: int = 1, threads: int | None = None, pack: int = 1) -> str:
+    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, pack 1) add nothing to it."""
     extra = (f"-{optimizer}" if optimizer != "spec" else "") + (f"-k{steps_per_call}" if steps_per_call != 1 else "") \
-        + (f"-t{threads}" if threads is not None else "")
+        + (f"-t{threads}" if threads is not None else "") + (f"-p{pack}" if pack != 1 else "")
     return f"{task}-{backend}-{mode}-{loss}-s{seed}{extra}"
 
 
