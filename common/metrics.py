@@ -429,6 +429,30 @@ def compare(values_a: Sequence[float], values_b: Sequence[float], test: str = "w
     return result
 
 
+def compare_to_published(values: Sequence[float], mean: float, std: float, n: int, alpha: float = ALPHA) -> dict:
+    """Do these seeds agree with a published mean ± std over n trials? Welch's t-test from the paper's summary
+    statistics (scipy.stats.ttest_ind_from_stats), two-sided, non-finite values left out; and whether the seeds'
+    mean lies in the paper's 95% interval for its own mean, mean ± 1.96 std / sqrt(n)."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    a = a[np.isfinite(a)]
+    half = 1.96 * std / math.sqrt(n)
+    result = {"n": len(a), "mean": float(a.mean()) if len(a) else float("nan"),
+              "std": float(a.std(ddof=1)) if len(a) > 1 else float("nan"), "p": None,
+              "in_interval": bool(len(a) and abs(a.mean() - mean) <= half), "interval": (mean - half, mean + half)}
+    if len(a) < 2:
+        result["verdict"] = f"not enough seeds (n = {len(a)})"
+        return result
+    if result["std"] == 0 and std == 0:
+        result["verdict"] = "identical values" if result["mean"] == mean else "different (no spread on either side)"
+        return result
+    p = float(scipy.stats.ttest_ind_from_stats(result["mean"], result["std"], len(a), mean, std, n,
+                                               equal_var=False).pvalue)
+    result["p"] = p
+    side = "higher" if result["mean"] > mean else "lower"
+    result["verdict"] = f"differs: {side} (p = {p:.2g})" if p < alpha else "consistent with the paper"
+    return result
+
+
 def weight_distance(w_a: Mapping[str, Sequence[np.ndarray]], w_b: Mapping[str, Sequence[np.ndarray]]) -> dict[str, float]:
     """How far two sets of neutral weights {"generator": [...], "discriminator": [...]} are apart:
     relative_l2 = |a - b| / |a| over all parameters together (a is the reference), and max_abs."""

@@ -66,10 +66,11 @@ def optimizer_of(record: dict) -> str:
 
 def config_name(record: dict) -> str:
     """The run's mode, plus whatever else sets its speed where it is not the default: the optimiser
-    implementation, the steps per call K, the threads asked for."""
-    k, threads = record.get("steps_per_call", 1), record["config"].get("threads")
+    implementation, the steps per call K, the threads asked for, the pack (which changes the GAN too)."""
+    k, threads, pack = record.get("steps_per_call", 1), record["config"].get("threads"), record["config"].get("pack", 1)
     return " ".join([record["mode"]] + ([optimizer_of(record)] if optimizer_of(record) != "spec" else [])
-                    + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else []))
+                    + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else [])
+                    + ([f"pack {pack}"] if pack != 1 else []))
 
 
 def fastest(runs: list[dict], backend: str) -> dict | None:
