@@ -248,9 +248,9 @@ def step_bytes(spec, k: int) -> int:
     """A lower bound of the memory one trainer call takes, in float32: its inputs, stacked for K steps (d_steps real
     batches and d_steps + 1 noise batches a step), and one forward pass of G and D on a batch (every layer's output
     is kept for the backward pass)."""
-    batch, d = spec.batch_size, spec.updates.d_steps
-    inputs = k * batch * (d * spec.data_dim + (d + 1) * spec.latent_dim)
-    activations = batch * sum(layer_outputs(network) for network in (spec.generator_network, spec.discriminator_network))
+    batch, rows, d = spec.batch_size, spec.examples_per_batch, spec.updates.d_steps  # rows: batch packs of examples
+    inputs = k * rows * (d * spec.data_dim + (d + 1) * spec.latent_dim)
+    activations = rows * layer_outputs(spec.generator_network) + batch * layer_outputs(spec.discriminator_network)
     return 4 * (inputs + activations)
 
 

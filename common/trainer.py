@@ -18,13 +18,14 @@ Primitives (tensors in, tensors out; every pass here is a training-mode pass, co
     sample(noise)             -> G(noise) in evaluation mode (running statistics, nothing updated): generate()
     apply_d(grads), apply_g(grads)   one optimiser update of D / G
     clip_d(clip)              clamp every D weight to [-clip, clip] (WGAN)
+    pack(x)                   (rows, data_dim) -> (rows / pack, pack * data_dim): D's input (common/spec.py GAN.pack)
     stack(values)             a (4,) tensor of the step's four results
     to_tensor(array), to_numpy(tensor), sync()
     run_step(tensors) -> (4,) numpy; run_steps(tensors) -> (K, 4) numpy: how the mode runs the schedule
     discriminator_output(x)   D's reported output (probability for sigmoid losses, else critic value), evaluation mode
     optimizer_state(network) -> (t, moments), load_optimizer_state(network, t, moments)   neutral layout
 Packing (``spec.pack`` > 1): ``real``, ``fake`` and ``noise`` hold batch * pack rows; every primitive that runs D
-reshapes its data rows to (batch, pack * data_dim) first (``pack`` below), so GP coefficients, dropout masks and
+reshapes its data rows to (batch, pack * data_dim) first (``pack`` above), so GP coefficients, dropout masks and
 D's results are per pack. With pack 1 nothing is reshaped.
 and as attributes: ``generator`` and ``discriminator`` (the networks) and ``models``, the backend's models module
 (``export_weights(net)`` / ``load_weights(net, arrays)``, ``export_statistics(net)`` / ``load_statistics(net,
