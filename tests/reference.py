@@ -179,7 +179,6 @@ class ReferenceGAN:
         real, noise = np.asarray(real, np.float64), np.asarray(noise, np.float64)
         u = self.spec.updates
         d = u.d_steps
-        masks = [None] * (2 * d + 1) if masks is None else masks  # D without Dropout
         if u.order == "d_then_g":
             for k in range(d):
                 results = self.d_update(real[k], self.g.forward(noise[k])[1])
