@@ -366,7 +366,9 @@ def pacgan_table(rows) -> tuple[Published, ...]:
 
 
 # Table 1 of the paper; its caption: "averaged over 10 trials shown with the standard error" (so ± is a standard
-# error, not a standard deviation). ALI's row is not a GAN the suite trains.
+# error, not a standard deviation). ALI's row is not a GAN the suite trains. Its "reverse KL" is set beside the
+# suite's mode_kl (KL of the high-quality samples' mode histogram to the true weights, add-half smoothing): the same
+# kind of figure; the paper does not state its smoothing.
 PACGAN_RING = pacgan_table([("GAN", 1, 6.3, 0.5, 98.2, 0.2, 0.45, 0.09), ("PacGAN2", 2, 7.9, 0.1, 95.6, 2.0, 0.07, 0.03),
                             ("PacGAN3", 3, 7.8, 0.1, 97.7, 0.3, 0.10, 0.02), ("PacGAN4", 4, 7.8, 0.1, 95.9, 1.4, 0.07, 0.02)])
 PACGAN_GRID = pacgan_table([("GAN", 1, 17.3, 0.8, 94.8, 0.7, 0.70, 0.07),
