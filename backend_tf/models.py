@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, LayerInfo,
-                         Network, Reshape, conv_pads)
+                         Maxout, Network, Reshape, conv_pads)
 
 # Every layer and the Net itself carry the spec's dtype (common.spec.GAN.dtype) as their own dtype policy: Keras
 # casts a layer's inputs to its compute dtype, and a per-model policy keeps runs from leaking into each other
@@ -126,7 +126,7 @@ def layer_stage(info: LayerInfo, dtype: str = "float32") -> list:
         return [Norm(layer, dtype)]
     if isinstance(layer, Activation):
         return [activation_layer(layer.name, layer.slope, dtype)]
-    return []  # Dropout, Reshape, Flatten: applied in Net.call
+    return []  # Dropout, Reshape, Flatten, Maxout: applied in Net.call
 
 
 class Net(keras.Model):
@@ -167,6 +167,8 @@ class Net(keras.Model):
                     mask = tf.reshape(masks[:, offset:offset + n], (-1, *shape))
                     x = x * (tf.transpose(mask, TO_NHWC) if len(shape) == 3 else mask)
                 offset += n
+            elif isinstance(layer, Maxout):  # Keras has no maxout layer: the spec's reshape and max
+                x = tf.reduce_max(tf.reshape(x, (-1, info.out_shape[0], layer.pieces)), axis=2)
             elif isinstance(layer, (Reshape, Flatten)):
                 if len(x.shape) == 4:
                     x = tf.transpose(x, TO_NCHW)  # the neutral order before any reshape

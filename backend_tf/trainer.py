@@ -38,9 +38,13 @@ class Trainer(trainer.Trainer):
         self._phase_fn, self._phase_clock = None, None  # time_phases' traced step, built on first use
 
     # ---- primitives of the step ---------------------------------------------------------------------
+    def pack(self, x):
+        """Rows of examples -> D's rows of packs (common/spec.py GAN.pack); with pack 1 the tensor itself."""
+        return x if self.spec.pack == 1 else tf.reshape(x, (-1, self.spec.d_input_dim))
+
     def d_gradients(self, real, fake, eps, masks=None):
         loss_spec = self.spec.loss
-        fake = tf.stop_gradient(fake)
+        real, fake = self.pack(real), self.pack(tf.stop_gradient(fake))
         m_real, m_fake, m_gp = masks if masks is not None else (None, None, None)
         with tf.GradientTape() as tape:
             l_r = self.discriminator(real, training=True, masks=m_real)[:, 0]
@@ -58,7 +62,7 @@ class Trainer(trainer.Trainer):
     def g_gradients(self, noise, mask=None, g_stats=True, d_stats=True):
         with tf.GradientTape() as tape:
             fake = self.generator(noise, training=True, update_stats=g_stats)
-            logits = self.discriminator(fake, training=True, masks=mask, update_stats=d_stats)
+            logits = self.discriminator(self.pack(fake), training=True, masks=mask, update_stats=d_stats)
             loss = losses.g_loss(self.spec.loss, logits[:, 0])
         return loss, tape.gradient(loss, self.g_vars), fake
 
@@ -82,7 +86,7 @@ class Trainer(trainer.Trainer):
         return tf.stack(values)
 
     def discriminator_output(self, x):
-        return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])  # evaluation mode
+        return losses.d_output(self.spec.loss, self.discriminator(self.pack(x))[:, 0])  # evaluation mode
 
     # ---- tensors, device, how the mode runs the schedule -----------------------------------------------
     def to_tensor(self, array):
@@ -110,9 +114,9 @@ class Trainer(trainer.Trainer):
         if self.mode == "eager":
             return None, None
         spec = self.spec
-        d, batch = spec.updates.d_steps, spec.batch_size
-        one = [tf.TensorSpec((d, batch, spec.data_dim), self.dtype),
-               tf.TensorSpec((d + 1, batch, spec.latent_dim), self.dtype)]
+        d, batch, rows = spec.updates.d_steps, spec.batch_size, spec.examples_per_batch  # rows: batch packs of examples
+        one = [tf.TensorSpec((d, rows, spec.data_dim), self.dtype),
+               tf.TensorSpec((d + 1, rows, spec.latent_dim), self.dtype)]
         if self.uses_gp:
             one.append(tf.TensorSpec((d, batch), self.dtype))
         if self.dropout_units:

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Network,
-                         Reshape)
+from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Maxout,
+                         Network, Reshape)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # by common.spec.GAN.dtype
 NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
@@ -77,6 +77,17 @@ class Norm(nn.Module):
         return out
 
 
+class MaxoutModule(nn.Module):
+    """The spec's Maxout: (B, F) -> (B, F / pieces), the max of each run of ``pieces`` consecutive features."""
+
+    def __init__(self, pieces: int):
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1, self.pieces).amax(dim=2)
+
+
 def layer_modules(info, dtype: torch.dtype = torch.float32) -> list[nn.Module]:
     """The torch module(s) of one resolved spec layer (common.spec.LayerInfo), its parameters in ``dtype``."""
     layer, shape = info.layer, info.in_shape
@@ -101,6 +112,8 @@ def layer_modules(info, dtype: torch.dtype = torch.float32) -> list[nn.Module]:
         return [Norm(layer, shape[0], image=len(shape) == 3, dtype=dtype)]
     if isinstance(layer, Activation):
         return [activation_layer(layer.name, layer.slope)]
+    if isinstance(layer, Maxout):
+        return [MaxoutModule(layer.pieces)]
     if isinstance(layer, (Dropout, Reshape, Flatten)):
         return [nn.Identity()]  # applied in Net.forward (masks, shapes); kept so modules align with spec layers
     raise ValueError(f"layer {layer!r} has no torch module")

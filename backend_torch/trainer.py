@@ -49,9 +49,13 @@ class Trainer(trainer.Trainer):
                                 if native else f"whole step as one graph ({_compile_options(device)})")
 
     # ---- primitives of the step ---------------------------------------------------------------------
+    def pack(self, x):
+        """Rows of examples -> D's rows of packs (common/spec.py GAN.pack); with pack 1 the tensor itself."""
+        return x if self.spec.pack == 1 else x.reshape(-1, self.spec.d_input_dim)
+
     def d_gradients(self, real, fake, eps, masks=None):
         loss_spec = self.spec.loss
-        fake = fake.detach()
+        real, fake = self.pack(real), self.pack(fake.detach())
         m_real, m_fake, m_gp = masks if masks is not None else (None, None, None)
         l_r = self.discriminator(real, True, m_real)[:, 0]
         l_f = self.discriminator(fake, True, m_fake)[:, 0]
@@ -66,7 +70,7 @@ class Trainer(trainer.Trainer):
 
     def g_gradients(self, noise, mask=None, g_stats=True, d_stats=True):
         fake = self.generator(noise, True, None, g_stats)
-        loss = losses.g_loss(self.spec.loss, self.discriminator(fake, True, mask, d_stats)[:, 0])
+        loss = losses.g_loss(self.spec.loss, self.discriminator(self.pack(fake), True, mask, d_stats)[:, 0])
         grads = torch.autograd.grad(loss, self.g_params)
         return loss.detach(), grads, fake.detach()
 
@@ -94,7 +98,7 @@ class Trainer(trainer.Trainer):
 
     def discriminator_output(self, x):
         with torch.no_grad():
-            return losses.d_output(self.spec.loss, self.discriminator(x)[:, 0])  # evaluation mode
+            return losses.d_output(self.spec.loss, self.discriminator(self.pack(x))[:, 0])  # evaluation mode
 
     # ---- tensors, device, how the mode runs the schedule -----------------------------------------------
     def to_tensor(self, array) -> torch.Tensor:

@@ -71,7 +71,8 @@ class Cell:
     def key(self) -> tuple:
         """What makes two cells different runs (store.cell_of reads the same from a record)."""
         return (self.task.name, self.backend, self.mode, self.spec.loss.name, self.seed,
-                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.spec.dtype, self.init)
+                self.spec.d_optimizer.implementation, self.steps_per_call, self.threads, self.spec.dtype, self.init,
+                self.spec.pack)
 
     @property
     def id(self) -> str:
@@ -83,7 +84,7 @@ class Cell:
         # "dtype" only when not float32, so that records written before dtypes existed still match (--resume)
         return {"steps": self.steps, "batch_size": spec.batch_size, "d_lr": spec.d_optimizer.lr,
                 "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation,
-                "steps_per_call": self.steps_per_call, "threads": self.threads,
+                "steps_per_call": self.steps_per_call, "threads": self.threads, "pack": spec.pack,
                 **({} if spec.dtype == "float32" else {"dtype": spec.dtype})}
 
 
@@ -463,7 +464,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> CellResult:
                         steps=cell.steps, steps_done=steps_done, resumed_from_step=first_done, steps_per_call=k,
                         warmup_steps=int((~arrays["timed"][first_done:]).sum())),
         timing=StepTimes(**stats, steps_per_s=1.0 / stats["median_step_s"],
-                         samples_per_s=spec.batch_size / stats["median_step_s"], first_call_s=float(first_call),
+                         samples_per_s=spec.examples_per_batch / stats["median_step_s"], first_call_s=float(first_call),
                          compile_s=timing.compile_seconds(first_call, stats["median_step_s"] * k),
                          median_data_s=float(np.median(arrays["data_time"])) if steps_done else math.nan),
         throughput=Throughput(flops_per_step=flops["total"], flops_approximate=flops["approximate"],

@@ -133,6 +133,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="intra-op threads for both backends (default: framework's)")
     parser.add_argument("--steps-per-call", type=integer(1), nargs="+", default=[1], metavar="K",
                         help="steps per trainer call (train_steps), one or more values; per-step time = call time / K")
+    parser.add_argument("--pack", type=integer(1), nargs="+", default=[1], metavar="M",
+                        help="PacGAN packing: D judges packs of M examples (default 1, the plain GAN); several values "
+                             "run one cell each (common/spec.py GAN.pack)")
     parser.add_argument("--data-dir", help="folder with the task's data (MNIST files, a face folder)")
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--resume", action="store_true", help="skip cells already in OUT/runs.jsonl with the same "
@@ -191,7 +194,7 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
                                          "allowed here: auto, cpu")
     skipped = []
     configs = config_plan(args, suite, backends, skipped)
-    runs = len(names) * len(configs) * args.seeds * len(args.steps_per_call)
+    runs = len(names) * len(configs) * args.seeds * len(args.steps_per_call) * len(args.pack)
     if runs > MAX_RUNS:
         raise ValueError(f"this plan has {runs} runs; allowed: at most {MAX_RUNS} per output folder (fewer --seeds)")
     if args.seed + args.seeds - 1 > INT64_MAX:
@@ -207,14 +210,16 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
                 continue
             steps = args.steps or (max(1, round(task.quick_steps * fraction)) if suite == "quick" else None)
             batch_size = args.batch_size or (task.quick_batch_size if suite == "quick" else None)
-            spec, steps = task_registry.configure(
-                task, data[name].n_train, loss=args.loss, steps=steps, batch_size=batch_size, lr=args.lr,
-                optimizer_impl=implementation, dtype=args.dtype)
-            if data[name].n_train is not None and spec.batch_size > data[name].n_train:
-                raise DataError(f"batch size {spec.batch_size} is larger than the {name} data set "
-                                f"({data[name].n_train} examples); allowed: 1..{data[name].n_train}")
-            cells += [Cell(task, backend, mode, spec, steps, args.seed + k, steps_per_call=k_steps, threads=args.threads)
-                      for k_steps in args.steps_per_call for k in range(args.seeds)]
+            for pack in args.pack:
+                spec, steps_of = task_registry.configure(
+                    task, data[name].n_train, loss=args.loss, steps=steps, batch_size=batch_size, lr=args.lr,
+                    optimizer_impl=implementation, dtype=args.dtype, pack=pack)
+                if data[name].n_train is not None and spec.examples_per_batch > data[name].n_train:
+                    packed = f" x pack {spec.pack}" if spec.pack > 1 else ""
+                    raise DataError(f"batch size {spec.batch_size}{packed} is larger than the {name} data set "
+                                    f"({data[name].n_train} examples); allowed: 1..{data[name].n_train}")
+                cells += [Cell(task, backend, mode, spec, steps_of, args.seed + k, steps_per_call=k_steps,
+                               threads=args.threads) for k_steps in args.steps_per_call for k in range(args.seeds)]
     if args.data_dir is not None and all(task_data.n_train is None for task_data in data.values()):
         readers = [t.name for t in task_registry.TASKS.values() if t.data in task_registry.DATA_SETS]
         raise ValueError(f"--data-dir is read by none of {', '.join(names)} (they sample known distributions); "
@@ -284,9 +289,9 @@ def step_bytes(spec, k: int) -> int:
     """A lower bound of the memory one trainer call takes, in float32: its inputs, stacked for K steps (d_steps real
     batches and d_steps + 1 noise batches a step), and one forward pass of G and D on a batch (every layer's output
     is kept for the backward pass)."""
-    batch, d = spec.batch_size, spec.updates.d_steps
-    inputs = k * batch * (d * spec.data_dim + (d + 1) * spec.latent_dim)
-    activations = batch * sum(layer_outputs(network) for network in (spec.generator_network, spec.discriminator_network))
+    batch, rows, d = spec.batch_size, spec.examples_per_batch, spec.updates.d_steps  # rows: batch packs of examples
+    inputs = k * rows * (d * spec.data_dim + (d + 1) * spec.latent_dim)
+    activations = rows * layer_outputs(spec.generator_network) + batch * layer_outputs(spec.discriminator_network)
     return 4 * (inputs + activations)
 
 

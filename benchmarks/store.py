@@ -280,16 +280,17 @@ def cell_of(record: dict) -> tuple:
     config = record["config"]
     return tuple(record[key] for key in CELL_KEYS) + (
         config.get("optimizer", "spec"), config.get("steps_per_call", 1), config.get("threads"),
-        config.get("dtype", "float32"), record.get("init", "seed"))
+        config.get("dtype", "float32"), record.get("init", "seed"), config.get("pack", 1))
 
 
 def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, optimizer: str = "spec",
-            steps_per_call: int = 1, threads: int | None = None, dtype: str = "float32", init: str = "seed") -> str:
-    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, init "seed", float32) add nothing
-    to it."""
+            steps_per_call: int = 1, threads: int | None = None, dtype: str = "float32", init: str = "seed",
+            pack: int = 1) -> str:
+    """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, init "seed", float32, pack 1) add
+    nothing to it."""
     extra = (f"-{optimizer}" if optimizer != "spec" else "") + (f"-k{steps_per_call}" if steps_per_call != 1 else "") \
         + (f"-t{threads}" if threads is not None else "") + ("" if init == "seed" else "-ulp") \
-        + ("" if dtype == "float32" else f"-{dtype}")
+        + ("" if dtype == "float32" else f"-{dtype}") + (f"-p{pack}" if pack != 1 else "")
     return f"{task}-{backend}-{mode}-{loss}-s{seed}{extra}"
 
 

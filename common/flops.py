@@ -72,8 +72,9 @@ def train_step_flops(spec: GAN) -> dict:
     together; ``examples`` counts the real + fake examples the step pushes through D.
     """
     batch, k = spec.batch_size, spec.updates.d_steps
-    fwd_g, fwd_d = forward_flops(spec.generator, batch), forward_flops(spec.discriminator, batch)
-    first_g, first_d = first_layer_flops(spec.generator, batch), first_layer_flops(spec.discriminator, batch)
+    rows = spec.examples_per_batch  # G makes batch * pack examples; D sees batch packs (common/spec.py GAN.pack)
+    fwd_g, fwd_d = forward_flops(spec.generator, rows), forward_flops(spec.discriminator, batch)
+    first_g, first_d = first_layer_flops(spec.generator, rows), first_layer_flops(spec.discriminator, batch)
 
     one_d_update = fwd_g + 2 * fwd_d + 2 * (2 * fwd_d - first_d)
     if spec.loss.name == "wgan-gp":

@@ -20,6 +20,9 @@ Schemes, drawn layer by layer in that order from one rng (an MLP's draws are the
 * ``dcgan``: PyTorch's DCGAN example (examples/dcgan/main.py l.117-123, weights_init): every Conv/ConvTranspose
   kernel N(0, 0.02), BatchNorm gamma N(1, 0.02) and beta 0; what weights_init leaves alone keeps torch_default
   (a Linear layer, a convolution's bias).
+* ``normal_0.02``: the PacGAN code's (Blocks): every Dense and convolution kernel N(0, 0.02), every bias 0
+  (IsotropicGaussian(0.02), Constant(0): 2DGrid_GAN&PacGAN/config.py l.21-22, pacgan_task.py l.67-68, 92), and
+  BatchNorm gamma 1, beta 0 (Blocks' BatchNormalization initialises its scale and shift itself).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ DTYPE = np.float32  # the default dtype of weights, statistics and every step in
 # that rounding only, and float64 holds the scheme's distribution without a float32 grid (an upcast float32 draw
 # would be float32 weights in disguise). float32 weights are bit-identical to what they were before dtypes existed.
 DCGAN_STD = 0.02  # examples/dcgan/main.py l.120, 122
+NORMAL_STD = 0.02  # the normal_0.02 scheme: PacGAN's weights_init_std (2DGrid_GAN&PacGAN/config.py l.21)
 
 Weights = dict[str, list[np.ndarray]]  # {"generator": [...], "discriminator": [...]}
 
@@ -53,7 +57,10 @@ def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator, dtype=DTYPE) -> li
         raise ValueError(f"init scheme {scheme!r} is invalid; allowed: {', '.join(INIT_SCHEMES)}")
     weights = []
     for fan_in, fan_out in mlp.layer_shapes:
-        if scheme in ("torch_default", "dcgan"):
+        if scheme == "normal_0.02":
+            kernel = rng.normal(0.0, NORMAL_STD, size=(fan_in, fan_out))
+            bias = np.zeros(fan_out)
+        elif scheme in ("torch_default", "dcgan"):
             bound = 1.0 / np.sqrt(fan_in)
             kernel = rng.uniform(-bound, bound, size=(fan_in, fan_out))
             bias = rng.uniform(-bound, bound, size=(fan_out,))
@@ -97,12 +104,15 @@ def init_network(net: Network, scheme: str, rng: np.random.Generator, dtype=DTYP
             kernel = rng.uniform(-limit, limit, size=shape)
         elif scheme == "dcgan" and kind != "dense_kernel":
             kernel = rng.normal(0.0, DCGAN_STD, size=shape)
+        elif scheme == "normal_0.02":
+            kernel = rng.normal(0.0, NORMAL_STD, size=shape)
         else:
             kernel = rng.uniform(-bound, bound, size=shape)
         weights.append(kernel.astype(dtype))
         if has_bias:
             bias_shape = params[i + 1][2]
-            bias = np.zeros(bias_shape) if scheme == "glorot_uniform" else rng.uniform(-bound, bound, size=bias_shape)
+            bias = np.zeros(bias_shape) if scheme in ("glorot_uniform", "normal_0.02") else \
+                rng.uniform(-bound, bound, size=bias_shape)
             weights.append(bias.astype(dtype))
         i += 2 if has_bias else 1
     return weights

@@ -444,11 +444,11 @@ def equivalence(values_a: Sequence[float], values_b: Sequence[float], margin: fl
     result = {**diff, "margin": float(margin), "p_tost": None, "seeds_needed": None}
     within = f"equivalent within ±{margin:.2g}"
     if min(len(a), len(b)) < 2:
-        result["verdict"] = f"inconclusive: one seed a side cannot test equivalence (run --seeds 3 or more)"
+        result["verdict"] = "inconclusive: one seed a side cannot test equivalence (run --seeds 3 or more)"
         return result
     gap = abs(result["mean_a"] - result["mean_b"])
     if result["std_a"] == 0 and result["std_b"] == 0:  # no spread: the means are the answer
-        result["verdict"] = within if gap < margin else f"different (every seed gives the same value on each side)"
+        result["verdict"] = within if gap < margin else "different (every seed gives the same value on each side)"
         return result
     lower = scipy.stats.ttest_ind(a + margin, b, equal_var=False, alternative="greater").pvalue
     upper = scipy.stats.ttest_ind(a - margin, b, equal_var=False, alternative="less").pvalue
@@ -516,6 +516,30 @@ def speed_ratio(times_a: Sequence[np.ndarray], times_b: Sequence[np.ndarray]) ->
     verdict = "tie" if low <= 1.0 <= high else ("a faster" if low > 1.0 else "b faster")
     return {"ratio": float(ratio(a, b)), "low": low, "high": high, "verdict": verdict,
             "steps_a": len(a), "steps_b": len(b)}
+
+
+def compare_to_published(values: Sequence[float], mean: float, std: float, n: int, alpha: float = ALPHA) -> dict:
+    """Do these seeds agree with a published mean ± std over n trials? Welch's t-test from the paper's summary
+    statistics (scipy.stats.ttest_ind_from_stats), two-sided, non-finite values left out; and whether the seeds'
+    mean lies in the paper's 95% interval for its own mean, mean ± 1.96 std / sqrt(n)."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    a = a[np.isfinite(a)]
+    half = 1.96 * std / math.sqrt(n)
+    result = {"n": len(a), "mean": float(a.mean()) if len(a) else float("nan"),
+              "std": float(a.std(ddof=1)) if len(a) > 1 else float("nan"), "p": None,
+              "in_interval": bool(len(a) and abs(a.mean() - mean) <= half), "interval": (mean - half, mean + half)}
+    if len(a) < 2:
+        result["verdict"] = f"not enough seeds (n = {len(a)})"
+        return result
+    if result["std"] == 0 and std == 0:
+        result["verdict"] = "identical values" if result["mean"] == mean else "different (no spread on either side)"
+        return result
+    p = float(scipy.stats.ttest_ind_from_stats(result["mean"], result["std"], len(a), mean, std, n,
+                                               equal_var=False).pvalue)
+    result["p"] = p
+    side = "higher" if result["mean"] > mean else "lower"
+    result["verdict"] = f"differs: {side} (p = {p:.2g})" if p < alpha else "consistent with the paper"
+    return result
 
 
 def weight_distance(w_a: Mapping[str, Sequence[np.ndarray]], w_b: Mapping[str, Sequence[np.ndarray]]) -> dict[str, float]:

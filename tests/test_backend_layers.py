@@ -13,7 +13,7 @@ from common import tolerances as tol
 from common.backend import STEP_KEYS
 from common.init import init_network, init_statistics, init_weights
 from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Loss,
-                         Network, Reshape, Updates)
+                         Maxout, Network, Reshape, Updates)
 from common.stream import Stream
 from tests import reference
 from tests.test_backend_contract import LINEAR_ADAM, Backend, assert_close, assert_weights_close  # noqa: F401
@@ -38,6 +38,7 @@ CASES = [
                                           BatchNorm(momentum=0.2, eps=1e-3, running_variance="biased")))),
     ("batchnorm-no-affine", Network((5,), (Dense(6), BatchNorm(affine=False), Activation("relu")))),
     ("dropout", Network((2, 4, 4), (Conv2D(3, 3, 2, "same"), Dropout(0.3), Flatten(), Dropout(0.5), Dense(1)))),
+    ("maxout", Network((4,), (Dense(12), Maxout(3), Dense(6), Maxout(2), Dense(1)))),  # PacGAN's D layer
 ]
 
 
@@ -224,3 +225,47 @@ def state_list(state, prefix):
     while f"{prefix}{len(values)}" in state:
         values.append(state[f"{prefix}{len(values)}"])
     return values
+
+
+# ---- packing (PacGAN): D judges packs of consecutive rows ------------------------------------------------------
+def pacgan_like_spec(pack: int) -> GAN:
+    """The -pacgan tasks' structure in miniature: G Dense(no bias)/BatchNorm/ReLU, D Dense + Maxout, simultaneous
+    updates on one fake batch, the normal_0.02 init, D judging packs of ``pack`` examples."""
+    gen = Network((LATENT,), (Dense(HIDDEN, bias=False), BatchNorm(momentum=0.05, eps=1e-4, running_variance="biased"),
+                              Activation("relu"), Dense(DATA)))
+    disc = Network((DATA,), (Dense(3 * HIDDEN), Maxout(3), Dense(2 * HIDDEN), Maxout(2), Dense(1)))
+    spec = GAN(latent_dim=LATENT, generator=gen, discriminator=disc, data_shape=(DATA,), loss=Loss("nonsaturating"),
+               d_optimizer=LINEAR_ADAM, g_optimizer=LINEAR_ADAM, batch_size=BATCH,
+               updates=Updates("simultaneous", 1, reuse_fake=True), init="normal_0.02")
+    return spec.with_pack(pack)
+
+
+@pytest.mark.parametrize("pack", [1, 3])
+def test_packed_maxout_schedule_equals_reference(backend, pack):
+    """Three PacGAN-shaped steps against the float64 loop: D's input is pack * data_dim wide, each batch holds
+    batch * pack rows, packs are consecutive rows (a wrong grouping or a pack missed in G's update moves the
+    gradients by far more than the tolerance)."""
+    spec = pacgan_like_spec(pack)
+    assert spec.discriminator_network.input_shape == (pack * DATA,) and spec.examples_per_batch == BATCH * pack
+    weights = init_weights(spec, 51)
+    weights = {k: [w + np.float32(0.05) * np.random.default_rng(52).standard_normal(w.shape).astype(np.float32)
+                   for w in v] for k, v in weights.items()}  # off N(0, 0.02): visible gradients
+    trainer = backend.build(spec, weights)
+    ref = reference.ReferenceBatchNormGAN(spec, weights, init_statistics(spec))
+    stream = Stream(spec, RandomSource(), seed=53)
+    for step in range(3):
+        inputs = stream.next()
+        assert inputs.real.shape == (1, BATCH * pack, DATA) and inputs.noise.shape == (2, BATCH * pack, LATENT)
+        got = trainer.train_step(**inputs.as_kwargs())
+        want = ref.step(inputs.real, inputs.noise, None)
+        for key in STEP_KEYS:
+            assert_close(f"pack {pack} step {step} {key}", got[key], want[key], tol.SCHEDULE_REFERENCE_ATOL)
+    assert_weights_close(trainer.get_weights(), ref.weights(), tol.SCHEDULE_REFERENCE_ATOL)
+    assert_weights_close(trainer.get_statistics(), ref.statistics(), tol.SCHEDULE_REFERENCE_ATOL)
+    x = stream.next().real[0]
+    want, _ = reference.network_forward(spec.discriminator_network, ref.weights()["discriminator"],
+                                        x.reshape(BATCH, -1))
+    assert_close("discriminate on packs", trainer.discriminate(x), reference.sigmoid(want[:, 0]), tol.FORWARD_ATOL)
+    if pack > 1:  # a batch of batch_size rows is one pack short of each: refused, not reshaped to fewer packs
+        with pytest.raises(ValueError, match="real has shape"):
+            trainer.train_step(inputs.real[:, :BATCH], inputs.noise[:, :BATCH])

@@ -115,6 +115,27 @@ def test_stream_layout_and_determinism():
     assert not np.array_equal(inputs.noise, other.noise)
 
 
+def test_packed_stream_draws_batch_times_pack_rows_and_pack_one_draws_as_before():
+    """pack m: real and noise rows are batch * m (m examples per D example), GP coefficients one per pack; pack 1
+    draws exactly what an unpacked spec draws, and the first rows of a packed draw are the unpacked draw's
+    (the same child streams, more of them)."""
+    plain = small_gan().with_loss(Loss("wgan-gp"))
+    packed = plain.with_pack(3)
+    assert packed.discriminator.sizes == (12, 8, 1) and packed.d_input_dim == 12 and packed.examples_per_batch == 15
+    a, b = Stream(plain, CountingSource(), seed=9).next(), Stream(packed, CountingSource(), seed=9).next()
+    assert b.real.shape == (1, 15, 4) and b.noise.shape == (2, 15, 3) and b.gp_eps.shape == (1, 5)
+    assert np.array_equal(a.gp_eps, b.gp_eps) and np.array_equal(a.real, b.real[:, :5])
+    one = Stream(plain.with_pack(1), CountingSource(), seed=9).next()
+    assert all(np.array_equal(x, y) for x, y in zip((a.real, a.noise, a.gp_eps), (one.real, one.noise, one.gp_eps)))
+
+
+def test_maxout_layer_shapes_and_flops():
+    net = Network((6,), (Dense(10), Maxout(5), Dense(1)))
+    assert [info.out_shape for info in net.layer_info] == [(10,), (2,), (1,)]
+    assert net.parameter_count == 6 * 10 + 10 + 2 + 1
+    assert Network.from_dict(net.to_dict()) == net
+
+
 def test_gp_coefficients_are_one_per_example_and_leave_the_rest_alone():
     gp = small_gan().with_loss(Loss("wgan-gp"))
     plain = small_gan().with_loss(Loss("wasserstein"))
@@ -189,8 +210,8 @@ def test_different_seeds_give_different_batches_noise_and_coefficients():
 # ---- the layer list ------------------------------------------------------------------------------------------
 from common.flops import forward_flops, train_step_flops  # noqa: E402
 from common.init import init_mlp, init_network  # noqa: E402
-from common.spec import (Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Network,  # noqa: E402
-                         Reshape, dropout_pass)
+from common.spec import (Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Maxout,  # noqa: E402
+                         Network, Reshape, dropout_pass)
 
 
 @pytest.mark.parametrize("make, field", [
@@ -214,6 +235,12 @@ from common.spec import (Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, 
     (lambda: small_gan(generator=Network((2,), (Dense(4),))), "GAN.generator.input_shape"),
     (lambda: small_gan(discriminator=Network((4,), (Dense(2),))), "GAN.discriminator output shape"),
     (lambda: small_gan(discriminator=Network((4,), (Dense(1), Activation("sigmoid")))), "GAN.discriminator.layers[-1]"),
+    (lambda: Maxout(0), "Maxout.pieces"),
+    (lambda: Network((4,), (Dense(7), Maxout(2))), "Network.layers[1]"),  # 7 features are not pairs
+    (lambda: Network((1, 2, 2), (Maxout(2),)), "Network.layers[0]"),  # flat inputs only
+    (lambda: small_gan(pack=0), "GAN.pack"),
+    (lambda: small_gan(pack=2), "GAN.discriminator.sizes[0]"),  # D still 4 wide: with_pack widens it
+    (lambda: small_gan(discriminator=Network((4,), (Dense(1),)), pack=2), "GAN.discriminator.input_shape"),
 ])
 def test_bad_layers_raise_one_clear_error(make, field):
     with pytest.raises(ValueError) as err:

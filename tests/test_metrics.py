@@ -251,6 +251,20 @@ def test_compare_finds_a_shift_and_nothing_in_the_same_distribution():
     assert same["mean_a"] == pytest.approx(same_a.mean()) and same["std_b"] == pytest.approx(same_b.std(ddof=1))
 
 
+def test_compare_to_published_uses_the_papers_summary_statistics():
+    paper_std = 0.8 * 10 ** 0.5  # PacGAN's grid GAN row: 17.3 ± 0.8 (standard error, 10 trials)
+    close = metrics.compare_to_published([17.0, 18.0, 17.5], 17.3, paper_std, 10)
+    assert close["verdict"] == "consistent with the paper" and close["in_interval"] and close["p"] > metrics.ALPHA
+    assert close["interval"] == pytest.approx((17.3 - 1.96 * 0.8, 17.3 + 1.96 * 0.8))
+    far = metrics.compare_to_published([24.0, 25.0, 24.5], 17.3, paper_std, 10)
+    assert far["verdict"].startswith("differs: higher (p = ") and not far["in_interval"]
+    want = scipy.stats.ttest_ind([24.0, 25.0, 24.5], np.full(10, 17.3) + paper_std * np.sqrt(9 / 10) *
+                                 np.array([1, -1] * 5), equal_var=False).pvalue
+    assert far["p"] == pytest.approx(want)  # the same as Welch on samples with the paper's mean and std
+    assert metrics.compare_to_published([25.0, 25.0, 25.0], 24.8, 0.2 * 10 ** 0.5, 10)["p"] is not None
+    assert metrics.compare_to_published([1.0, float("nan")], 2.0, 1.0, 10)["verdict"] == "not enough seeds (n = 1)"
+
+
 def test_compare_refuses_to_test_a_single_seed():
     out = metrics.compare([1.0], [2.0, 3.0])
     assert out["verdict"] == "not enough seeds (n = 1)" and out["p"] is None

@@ -256,3 +256,34 @@ def test_speed_compares_runs_of_one_host_only_and_leaves_packed_runs_out(tmp_pat
     speed_ = faster.task_speed(runs, histories)
     assert speed_["host"] == "a" and [r["environment"]["host"] for rs in speed_["best"].values() for r in rs] == ["a", "a"]
     assert faster.speed_verdict(speed_).startswith("on a: PyTorch eager, 2.00x faster than TF eager")
+
+
+def pacgan_record(backend, mode, seed, pack, modes, hq, steps=1000):
+    return {"task": "grid25-pacgan", "backend": backend, "mode": mode, "seed": seed, "status": "finished",
+            "steps_per_call": 1, "timed_steps": 10, "median_step_s": 0.1,
+            "config": {"pack": pack, "steps": steps, "optimizer": "spec", "threads": 1},
+            "metrics": {"modes_covered": modes, "high_quality_pct": hq, "mode_kl": 0.5}}
+
+
+def test_published_section_sets_the_papers_rows_beside_each_framework():
+    from benchmarks.report.doc import Doc
+    from benchmarks.report.published import published_section
+    runs = [pacgan_record("torch", "eager", s, 1, m, 95.0) for s, m in enumerate((17, 18, 17))]
+    runs += [pacgan_record("tf", "xla", s, 1, m, 94.5) for s, m in enumerate((18, 17, 16))]
+    runs += [pacgan_record("torch", "eager", s, 4, m, 90.0) for s, m in enumerate((12, 13, 12))]  # far below 24.8
+    runs += [pacgan_record("tf", "xla", s, 4, m, 91.0) for s, m in enumerate((12, 12, 13))]
+    doc = Doc()
+    published_section(doc, {"grid25-pacgan": runs, "parabola": []})
+    [table] = [b[1] for b in doc.blocks if b[0] == "table"]
+    assert list(table["row"].unique()) == ["GAN (pack 1)", "PacGAN4 (pack 4)"]  # no runs at pack 2, 3: no rows
+    gan = table[(table["row"] == "GAN (pack 1)") & (table["metric"] == "modes_covered")].iloc[0]
+    assert gan["paper (± standard error, n=10)"] == "17.3 ± 0.8"
+    assert gan["PyTorch eager"] == "17.3 ± 0.58 (n=3)" and gan["PyTorch vs paper"] == "consistent with the paper"
+    assert gan["PyTorch vs TF (Welch)"] == "no significant difference"
+    pac4 = table[(table["row"] == "PacGAN4 (pack 4)") & (table["metric"] == "modes_covered")].iloc[0]
+    assert pac4["TF vs paper"].startswith("differs: lower (p = ") and "outside the paper's 95% interval" in pac4["TF vs paper"]
+    [warning] = [b[1] for b in doc.blocks if b[0] == "warn"]
+    assert "1 000 steps" in warning and "400 000" in warning
+    empty = Doc()
+    published_section(empty, {"parabola": []})
+    assert any(b[0] == "text" and "No run of a task with published figures" in b[1] for b in empty.blocks)

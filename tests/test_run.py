@@ -163,6 +163,24 @@ def test_float64_is_a_cell_of_its_own(tmp_path, capsys):
     assert exit_.value.code == 2 and "error: argument --dtype: invalid choice: 'float16'" in capsys.readouterr().err
 
 
+def test_pack_values_are_cells_of_their_own(tmp_path):
+    """--pack 1 2: two records told apart by the cell key; pack 2's D judges 30-wide packs, its G makes 2 x 64 rows,
+    and pack 1 is the unpacked run (the same losses as a command without --pack)."""
+    assert bench(tmp_path / "both", "--backend", "torch", "--mode", "eager", "--steps", 6, "--pack", 1, 2) == 0
+    assert bench(tmp_path / "plain", "--backend", "torch", "--mode", "eager", "--steps", 6) == 0
+    records = sorted(store.read_records(tmp_path / "both"), key=lambda r: r["config"]["pack"])
+    assert [r["config"]["pack"] for r in records] == [1, 2]
+    assert "-s0-p2-" in records[1]["run_id"] and "-s0-p" not in records[0]["run_id"]
+    assert len({store.cell_of(r) for r in records}) == 2
+    assert records[1]["examples_per_step"] == records[0]["examples_per_step"]  # D still sees 64 real + 64 fake (packs)
+    [(_, plain)] = runs(tmp_path / "plain")
+    one = store.read_history(tmp_path / "both", records[0]["history"])
+    assert_same_run(plain, one)
+    assert bench(tmp_path / "both", "--backend", "torch", "--mode", "eager", "--steps", 6, "--pack", 1, 2,
+                 "--resume") == 0
+    assert len(store.read_records(tmp_path / "both")) == 2
+
+
 def test_an_optimizer_one_backend_cannot_run_is_refused(tmp_path, capsys):
     assert bench(tmp_path, "--backend", "tf", "--optimizer", "native-foreach") == 2
     assert capsys.readouterr().err.strip() == ("error: optimizer 'native-foreach' is invalid for backend 'tf'; "
@@ -228,6 +246,7 @@ def test_collapse_flags():
     (["--task", "mnist", "--batch-size", "100000"], "batch"),
     (["--task", "mnist", "--batch-size", "100000", "--steps", "5"], "larger than the mnist data set"),
     (["--task", "parabola", "--device", "cuda"], "cuda"),
+    (["--task", "dcgan-mnist", "--pack", "2", "--steps", "5"], "GAN.pack=2 is invalid; allowed: 1 for a discriminator"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, flags, message):
     if "cuda" in flags and "cuda" in backend_torch.device_name("auto"):
@@ -241,7 +260,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, flags
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--batch-size", "-3"), ("--lr", "-1"), ("--seeds", "0"),
-                                         ("--loss", "bogus"), ("--backend", "jax")])
+                                         ("--loss", "bogus"), ("--backend", "jax"), ("--pack", "0")])
 def test_bad_flag_values_exit_2(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         run.main(["--task", "parabola", flag, value, "--out", str(tmp_path / "out")])

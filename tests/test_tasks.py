@@ -10,14 +10,15 @@ from common import data, metrics, tasks
 from common.data import DataError
 from common.init import init_weights
 from common.spec import (GAN, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Loss,
-                         Optimizer, Reshape, Updates)
+                         Maxout, Optimizer, Reshape, Updates)
 from common.stream import Stream
 
-NAMES = ["parabola", "gmm2", "ring8", "grid25", "mnist", "mnist-small", "faces", "dcgan-faces", "dcgan-mnist"]
+NAMES = ["parabola", "gmm2", "ring8", "grid25", "mnist", "mnist-small", "faces", "dcgan-faces", "dcgan-mnist",
+         "ring8-pacgan", "grid25-pacgan"]
 MLP_TASKS = NAMES[:7]
 
 
-def test_registry_lists_all_nine_in_order():
+def test_registry_lists_every_task_in_order():
     assert list(tasks.TASKS) == NAMES
     rows = tasks.describe_tasks()
     assert [row["name"] for row in rows] == NAMES
@@ -207,7 +208,7 @@ def test_a_task_carries_every_fact_the_harness_needs():
     assert tasks.QUICK_SUITE == ["parabola", "gmm2", "ring8", "grid25", "mnist", "dcgan-mnist"]  # in this order
     assert {name: task.eval_samples for name, task in tasks.TASKS.items()} == {
         "parabola": 2000, "gmm2": 2000, "ring8": 2000, "grid25": 2000, "mnist": 1000, "mnist-small": 1000,
-        "faces": 512, "dcgan-faces": 512, "dcgan-mnist": 1000}
+        "faces": 512, "dcgan-faces": 512, "dcgan-mnist": 1000, "ring8-pacgan": 2500, "grid25-pacgan": 2500}
     assert {task.family for task in tasks.TASKS.values()} == set(metrics.FAMILIES)
     assert [name for name, task in tasks.TASKS.items() if task.log_gauges] == ["parabola"]
     with pytest.raises(ValueError, match="family 'cifar' is invalid"):
@@ -228,3 +229,63 @@ def test_a_task_scores_its_samples_with_its_own_family():
     history = {"d_real": [0.5] * 10, "d_loss": [1.0] * 10}
     scores = parabola.score(curves, parabola.load(), history)
     assert scores["in_band"] == 1.0 and scores["d_real_gap"] == 0.0 and scores["d_score"] == -1.0
+
+
+def test_pacgan_tasks_are_the_papers_setup():
+    """Every value against the PacGAN code (fjxmlzn/PacGAN synthetic_data_experiments; the docstring cites lines)."""
+    for name, means_radius, std in (("grid25-pacgan", None, 0.05), ("ring8-pacgan", 1.0, 0.01)):
+        task = tasks.get_task(name)
+        spec = task.spec
+        assert (spec.latent_dim, spec.noise, spec.batch_size, spec.pack, task.steps) == (2, "normal", 100, 1, 400_000)
+        assert spec.init == "normal_0.02" and spec.loss == Loss("nonsaturating")
+        assert spec.updates == Updates("simultaneous", d_steps=1, reuse_fake=True)
+        assert spec.d_optimizer == spec.g_optimizer == Optimizer("adam", lr=1e-4, beta1=0.8, beta2=0.999, eps=1e-8)
+        g = spec.generator.layers
+        assert [layer for layer in g if isinstance(layer, Dense)] == [Dense(400, bias=False)] * 4 + [Dense(2)]
+        assert [layer for layer in g if isinstance(layer, BatchNorm)] == \
+            [BatchNorm(momentum=0.05, eps=1e-4, running_variance="biased")] * 4
+        assert g[1:3] == (BatchNorm(momentum=0.05, eps=1e-4, running_variance="biased"), Activation("relu"))
+        assert spec.discriminator.layers == (Dense(1000), Maxout(5)) * 3 + (Dense(1),)
+        assert task.eval_samples == 2500 and task.family == "mixture"
+        source = task.load().source
+        assert np.all(source.stds == std)
+        if means_radius is None:
+            assert sorted(set(source.means.ravel())) == [-4, -2, 0, 2, 4] and len(source.means) == 25
+        else:
+            np.testing.assert_allclose(np.hypot(*source.means.T), means_radius)
+            assert len(source.means) == 8
+        assert [(p.label, p.pack) for p in task.published] == [("GAN", 1), ("PacGAN2", 2), ("PacGAN3", 3),
+                                                                ("PacGAN4", 4)]
+        assert all(p.trials == 10 and p.spread == "standard error" for p in task.published)
+    grid = tasks.get_task("grid25-pacgan").published
+    assert grid[0].metrics[:2] == (("modes_covered", 17.3, 0.8), ("high_quality_pct", 94.8, 0.7))
+    assert [p.metrics[0][1] for p in grid[1:]] == [23.8, 24.6, 24.8]
+    assert grid[0].std("modes_covered") == pytest.approx(0.8 * 10 ** 0.5)  # a standard error times sqrt(trials)
+    ring = tasks.get_task("ring8-pacgan").published
+    assert ring[0].metrics[:2] == (("modes_covered", 6.3, 0.5), ("high_quality_pct", 98.2, 0.2))
+
+
+def test_configure_pack_widens_only_the_discriminators_input():
+    spec, steps = tasks.configure("grid25-pacgan", pack=4, steps=10)
+    assert spec.pack == 4 and spec.discriminator.input_shape == (8,) and steps == 10
+    assert spec.discriminator.layers == tasks.get_task("grid25-pacgan").spec.discriminator.layers
+    assert spec.examples_per_batch == 400 and spec.generator == tasks.get_task("grid25-pacgan").spec.generator
+    assert GAN.from_dict(spec.to_dict()) == spec
+    weights = init_weights(spec, 0)
+    assert weights["discriminator"][0].shape == (8, 1000)
+    assert np.all(weights["discriminator"][1] == 0) and abs(weights["discriminator"][0].std() - 0.02) < 0.002
+    mlp, _ = tasks.configure("gmm2", pack=3)  # an MLP discriminator: its first size
+    assert mlp.discriminator.sizes == (6, 128, 128, 1)
+    with pytest.raises(ValueError, match="pack=0 is invalid"):
+        tasks.configure("gmm2", pack=0)
+    with pytest.raises(ValueError, match="GAN.pack=2 is invalid; allowed: 1 for a discriminator on images"):
+        tasks.configure("dcgan-mnist", pack=2)
+    spec, steps = tasks.configure("mnist-small", 1000, pack=2)  # epochs count examples: batch 100 packs of 2
+    assert steps == 30 * 5
+
+
+def test_unpacked_specs_keep_their_dict():
+    """pack 1 adds nothing to a spec's dict: records and checkpoints written before packing read as before."""
+    spec = tasks.get_task("gmm2").spec
+    assert "pack" not in spec.to_dict() and GAN.from_dict(spec.to_dict()).pack == 1
+    assert spec.with_pack(2).to_dict()["pack"] == 2

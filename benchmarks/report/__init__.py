@@ -21,6 +21,7 @@ from benchmarks.report.environment import environment_section
 from benchmarks.report.faster import faster_section, task_speed
 from benchmarks.report.flags import flags_section
 from benchmarks.report.multiseed import multiseed_section
+from benchmarks.report.published import published_section
 from benchmarks.report.runs import Histories, load_runs
 from benchmarks.report.speed import speed_section
 from benchmarks.report.summary import summary_section
@@ -33,7 +34,7 @@ REPORT_HTML = "report.html"
 FIGURES = store.FIGURE_DIR
 # Section headings, in order (tests check them; per-task sections are "Task: <name>").
 SECTIONS = ("Summary", "Flags and diverged runs", "Environment", "Data", "Same-seed trajectory divergence",
-            "Faster? Best against best", "Speed", "Scaling sweep", "Multi-seed comparison")
+            "Faster? Best against best", "Speed", "Scaling sweep", "Multi-seed comparison", "Published results")
 
 
 class FigureFolder(type(Path())):
@@ -84,6 +85,7 @@ def build_report(out_dir) -> Path:
     speed_section(body, runs, figures)
     sweep_section(body, out_dir, figures)
     multiseed_section(body, by_task)
+    published_section(body, by_task)
     flags_section(doc, runs, histories.missing)  # after the body: it lists histories found missing there
     doc.blocks += body.blocks
     # Atomic, so an interrupt or a full disk never leaves a truncated report in place of the last good one, and

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.report.doc import BACKEND_NAMES, Doc, fmt, fmt_time, label
-from benchmarks.report.runs import Histories, by_host, config_name, timed_ok
+from benchmarks.report.runs import Histories, by_host, config_name, pack_of, timed_ok
 from common import metrics as judge
 
 
@@ -48,10 +48,15 @@ def timed_steps(runs: list[dict], histories: Histories) -> list[np.ndarray]:
 
 def task_speed(runs: list[dict], histories: Histories) -> dict | None:
     """Best against best for one task: both configurations and the ratio tf / torch with its interval. Runs of
-    several hosts are never compared: the host with the most timed runs is the one judged (named in the verdict)."""
+    several hosts are never compared: the host with the most timed runs is the one judged (named in the verdict).
+    Runs of several packs are never compared either."""
     hosts = by_host([r for r in runs if timed_ok(r)])
     host = max(hosts, key=lambda h: len(hosts[h]), default=None)
     runs = hosts.get(host, [])
+    # Another pack is another GAN (common/spec.py GAN.pack), not a way to run one faster: one pack is judged, the
+    # smallest that was run
+    pack = min((pack_of(r) for r in runs), default=1)
+    runs = [r for r in runs if pack_of(r) == pack]
     best = {b: best_configuration(runs, b) for b in BACKEND_NAMES}
     if not all(best.values()):
         return None

@@ -81,14 +81,20 @@ def optimizer_of(record: dict) -> str:
     return record["config"].get("optimizer", "spec")
 
 
+def pack_of(record: dict) -> int:
+    """The run's pack (common/spec.py GAN.pack; 1 for records written before packing)."""
+    return record["config"].get("pack", 1)
+
+
 def config_name(record: dict) -> str:
     """The run's mode, plus whatever else sets its speed where it is not the default: the optimiser
-    implementation, the steps per call K, the threads asked for, a dtype other than float32."""
+    implementation, the steps per call K, the threads asked for, a dtype other than float32, the pack (which
+    changes the GAN too)."""
     k, threads = record.get("steps_per_call", 1), record["config"].get("threads")
-    dtype = record["config"].get("dtype", "float32")
+    dtype, pack = record["config"].get("dtype", "float32"), pack_of(record)
     return " ".join([record["mode"]] + ([optimizer_of(record)] if optimizer_of(record) != "spec" else [])
                     + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else [])
-                    + ([dtype] if dtype != "float32" else []))
+                    + ([dtype] if dtype != "float32" else []) + ([f"pack {pack}"] if pack != 1 else []))
 
 
 def out_of_the_box(runs: list[dict], backend: str) -> dict | None:
