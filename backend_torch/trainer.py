@@ -43,13 +43,14 @@ class Trainer(trainer.Trainer):
         self._phase_schedule, self._phase_clock = None, None  # time_phases' compiled variant, built on first use
         self.compiled_as = "eager: op by op"
         if mode == "compiled":
-            # Dynamo caches per code object: every new trainer (new parameters, a new torch.optim object) adds
-            # guarded entries to the same schedule and optimiser-step code, so a process that builds many trainers
-            # (a grid of cells) pays a longer guard lookup each call and, past the recompile limit (8), silently
-            # runs torch.optim's step eager: measured, parabola native 757 steps/s for the first trainer, 235-490
-            # for the next ten. A trainer starts from empty caches (trainers built before recompile on next use).
-            torch.compiler.reset()
             native = spec.d_optimizer.kind == "native" or spec.g_optimizer.kind == "native"
+            if native:
+                # Dynamo guards torch.optim's step on the optimiser object, so each new trainer adds a cache entry
+                # to the same code: a process that builds many (a grid of cells) pays a longer guard lookup each
+                # call and, past the recompile limit (8), runs the step eager. Measured, parabola: 757 steps/s for
+                # the first trainer, 235-490 for the next ten. Such a trainer starts from empty caches (the spec
+                # optimisers' whole-step graph is reused across trainers instead: test_compiled_equals_eager).
+                torch.compiler.reset()
             self._schedule = _compiled(self.schedule, device, fullgraph=not native)
             self.compiled_as = (f"whole step, split by torch.optim's graph breaks around step() ({_compile_options(device)})"
                                 if native else f"whole step as one graph ({_compile_options(device)})")

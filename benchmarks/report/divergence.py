@@ -12,7 +12,7 @@ import pandas as pd
 
 from benchmarks.report import plots
 from benchmarks.report.doc import Doc, fmt, label
-from benchmarks.report.runs import Histories
+from benchmarks.report.runs import Histories, pack_of
 from common import metrics as judge
 from common import tolerances as tol
 
@@ -53,7 +53,7 @@ def divergence_pairs(runs: list[dict], histories: Histories) -> list[dict]:
             n = min(len(ha["d_loss"]), len(hb["d_loss"]))
             pairs.append({
                 "label": f"{label('torch', a['mode'])} vs {label('tf', b['mode'])}, seed {a['seed']}",
-                "seed": a["seed"], "sketch_steps": drift[0], "weight_rel_l2": drift[1],
+                "seed": a["seed"], "pack": pack_of(a), "sketch_steps": drift[0], "weight_rel_l2": drift[1],
                 "d_loss_diff": np.abs(ha["d_loss"][:n] - hb["d_loss"][:n]),
                 "g_loss_diff": np.abs(ha["g_loss"][:n] - hb["g_loss"][:n]),
                 # parity at step 1 (same weights, same batch): the float32 bound of the parity tests
@@ -63,8 +63,9 @@ def divergence_pairs(runs: list[dict], histories: Histories) -> list[dict]:
     return pairs
 
 
-def floor_pairs(runs: list[dict], floors: list[dict], histories: Histories) -> dict[int, dict]:
-    """seed -> the floor of that seed: a floor run against its twin (same backend, mode, seed, config)."""
+def floor_pairs(runs: list[dict], floors: list[dict], histories: Histories) -> dict[tuple[int, int], dict]:
+    """(seed, pack) -> the floor of that seed and pack (another pack is another GAN): a floor run against its twin
+    (same backend, mode, seed, config)."""
     out = {}
     for f in floors:
         twins = [r for r in runs if (r["backend"], r["mode"], r["seed"], r["config"]) ==
@@ -72,7 +73,7 @@ def floor_pairs(runs: list[dict], floors: list[dict], histories: Histories) -> d
         hf, ht = histories(f), histories(twins[0]) if twins else None
         drift = None if hf is None or ht is None else sketch_drift(ht, hf)
         if drift is not None:
-            out[f["seed"]] = {"label": f"{label(f['backend'], f['mode'])} vs itself from weights +1 ulp, seed "
+            out[f["seed"], pack_of(f)] = {"label": f"{label(f['backend'], f['mode'])} vs itself from weights +1 ulp, seed "
                                        f"{f['seed']}", "sketch_steps": drift[0], "weight_rel_l2": drift[1]}
     return out
 
@@ -97,7 +98,7 @@ def task_drift(runs: list[dict], floors: list[dict], histories: Histories) -> di
     by_seed = floor_pairs(runs, floors, histories)
     rows = []
     for p in pairs:
-        floor = by_seed.get(p["seed"])
+        floor = by_seed.get((p["seed"], p["pack"]))
         rows.append({"pair": p, "floor": floor, **(against_floor(p, floor) if floor else
                                                    {"max_ratio": math.nan, "at_step": None, "within": None})})
     return {"pairs": pairs, "floors": by_seed, "rows": rows}
