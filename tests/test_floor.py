@@ -1,6 +1,8 @@
 """The chaos floor on real runs of the harness: planned with --backend both, recorded as such, and the verdict it
 gives: within the floor on a toy where the two frameworks compute the same thing, beyond it for a deliberately
 broken TensorFlow (Adam's epsilon moved, injected here by monkeypatching, never in the code)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -113,7 +115,7 @@ def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
     assert [(c.task.name, c.backend, c.mode, c.seed) for c in floors] == [
         (task, "torch", "eager", seed) for task in QUICK_SUITE for seed in (0, 1)]
     for floor in floors:
-        twin = next(c for c in cells if c.key == floor.key[:-1] + ("seed",))
+        twin = next(c for c in cells if c.key == dataclasses.replace(floor, init="seed").key)
         assert (twin.steps, twin.spec, twin.config) == (floor.steps, floor.spec, floor.config)
         assert floor.id == twin.id + "-ulp"
     single = run.parse_args(["--backend", "torch"])

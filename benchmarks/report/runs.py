@@ -93,7 +93,7 @@ def config_name(record: dict) -> str:
     k, threads = record.get("steps_per_call", 1), record["config"].get("threads")
     dtype, pack = record["config"].get("dtype", "float32"), pack_of(record)
     return " ".join([record["mode"]] + ([optimizer_of(record)] if optimizer_of(record) != "spec" else [])
-                    + ([f"K={k}"] if k != 1 else []) + ([f"{threads} threads"] if threads is not None else [])
+                    + ([f"K={k}"] if k != 1 else []) + ([f"{threads} thread{'s' if threads != 1 else ''}"] if threads is not None else [])
                     + ([dtype] if dtype != "float32" else []) + ([f"pack {pack}"] if pack != 1 else []))
 
 
