@@ -120,3 +120,20 @@ def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
         assert floor.id == twin.id + "-ulp"
     single = run.parse_args(["--backend", "torch"])
     assert not [c for c in run.plan(single, {"torch": get_backend("torch")})[0] if c.init != "seed"]
+
+
+def test_the_ratio_is_judged_once_the_floor_has_left_its_one_ulp_start():
+    """dcgan-mnist's shape (quick suite, 2026-12-02): one step's amplified rounding across frameworks against a floor
+    still at one ulp is no verdict; from the snapshot where the floor has grown FLOOR_GROWTH-fold on, it is. A floor
+    that never grows keeps every snapshot; a drift far above a grown floor is still flagged."""
+    from benchmarks.report.divergence import against_floor
+
+    steps = np.array([0, 1, 3, 20])
+    floor = {"sketch_steps": steps, "weight_rel_l2": np.array([1.2e-7, 1.3e-7, 8.6e-6, 1.2e-4])}
+    cross = {"sketch_steps": steps, "weight_rel_l2": np.array([0.0, 4.2e-5, 5.7e-5, 2.2e-4])}
+    verdict = against_floor(cross, floor)
+    assert verdict["within"] is True and verdict["at_step"] == 3 and verdict["max_ratio"] == pytest.approx(5.7e-5 / 8.6e-6)
+    flat = {"sketch_steps": steps, "weight_rel_l2": np.full(4, 1.2e-7)}
+    assert against_floor(cross, flat)["at_step"] == 20 and against_floor(cross, flat)["within"] is False  # all judged
+    broken = {"sketch_steps": steps, "weight_rel_l2": np.array([0.0, 4.2e-5, 5e-3, 9e-2])}
+    assert against_floor(broken, floor)["within"] is False

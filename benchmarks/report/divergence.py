@@ -84,6 +84,12 @@ def against_floor(pair: dict, floor: dict) -> dict:
     steps, i, j = np.intersect1d(pair["sketch_steps"], floor["sketch_steps"], return_indices=True)
     cross, base = pair["weight_rel_l2"][i], floor["weight_rel_l2"][j]
     keep = (steps > 0) & (base > 0) & np.isfinite(cross) & np.isfinite(base)
+    # Where the floor has not yet left its one-ulp start, a ratio compares that start with a step's amplified
+    # rounding (the parity tests' domain, not the floor's): judged from the first snapshot where it has grown
+    # FLOOR_GROWTH-fold, when it ever does
+    start = base[steps == 0]
+    grown = keep & (base >= tol.FLOOR_GROWTH * start[0]) if len(start) and start[0] > 0 else keep
+    keep = grown if grown.any() else keep
     if not keep.any():
         return {"max_ratio": math.nan, "at_step": None, "within": None}
     ratios = cross[keep] / base[keep]
