@@ -48,12 +48,9 @@ def test_nudge_moves_every_weight_by_one_ulp():
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     out = tmp_path_factory.mktemp("floor")
-    patch = pytest.MonkeyPatch()
-    patch.setattr(timing, "SGEMM_SIZE", 128)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timing, "SGEMM_SIZE", 128)
         assert bench(out) == 0
-    finally:
-        patch.undo()
     return out
 
 

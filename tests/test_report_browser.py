@@ -21,13 +21,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-s
 @pytest.fixture(scope="module")
 def page_of_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("browser")
-    patch = pytest.MonkeyPatch()
-    patch.setattr(timing, "SGEMM_SIZE", 128)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timing, "SGEMM_SIZE", 128)
         assert run.main(["--task", "parabola", "--backend", "both", "--mode", "eager", "--steps", "12",
                          "--seeds", "2", "--out", str(out)]) == 0  # the report is built at the end, as users get it
-    finally:
-        patch.undo()
     return out / report.REPORT_HTML
 
 

@@ -88,8 +88,10 @@ def against_floor(pair: dict, floor: dict) -> dict:
     # rounding (the parity tests' domain, not the floor's): judged from the first snapshot where it has grown
     # FLOOR_GROWTH-fold, when it ever does
     start = base[steps == 0]
-    grown = keep & (base >= tol.FLOOR_GROWTH * start[0]) if len(start) and start[0] > 0 else keep
-    keep = grown if grown.any() else keep
+    if len(start) and start[0] > 0:
+        grown = keep & (base >= tol.FLOOR_GROWTH * start[0])
+        if grown.any():
+            keep = grown
     if not keep.any():
         return {"max_ratio": math.nan, "at_step": None, "within": None}
     ratios = cross[keep] / base[keep]
