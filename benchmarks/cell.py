@@ -99,6 +99,9 @@ class RunOptions:
     resume: bool = False
     executor: str = "local"  # where the cell runs: benchmarks/executor.py
     timing_mode: str = "exclusive"  # record.TIMING_MODES; only "exclusive" cells time the phases and sampling
+    # Phase times of a graph mode need the step compiled once more, split at the phases (torch.compile: as long as
+    # the step's own compile, 2 min of the quick suite; XLA 3-5 s a cell): the quick suite leaves them out.
+    graph_phases: bool = True
 
 
 # ----------------------------------------------------------------------------- interrupts
@@ -446,7 +449,8 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> CellResult:
     if status == "finished":
         metrics = cell.task.score(samples, task_data, log.steps)
     timed = status == "finished" and options.timing_mode == "exclusive"  # times of shared cores compare nothing
-    extra = extra_timings(trainer, loop.stream, spec, cell.steps) if timed else {}
+    phases = options.graph_phases or cell.mode == "eager"
+    extra = extra_timings(trainer, loop.stream, spec, cell.steps, phases) if timed else {}
     arrays = log.arrays()
     arrays["samples"] = as_stored(samples[:store.STORED_SAMPLES])
     stats = timing.summarize_steps(arrays["step_time"], arrays["timed"])
@@ -479,11 +483,14 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> CellResult:
     return CellResult(record, arrays)
 
 
-def extra_timings(trainer, stream: Stream, spec: GAN, steps: int = 2 * PHASE_STEPS) -> dict:
-    """Phase times and sampling time, on extra calls after the run: PHASE_STEPS phase-timed steps, or half the run's
-    steps if fewer (a short run of a convolutional GAN would otherwise spend more time on them than training)."""
-    phases = [trainer.time_phases(**stream.next().as_kwargs()) for _ in range(min(PHASE_STEPS, max(1, steps // 2)))]
-    extra = {f"{name}_s": float(np.median([p[name] for p in phases])) for name in phases[0]}
+def extra_timings(trainer, stream: Stream, spec: GAN, steps: int = 2 * PHASE_STEPS, phases: bool = True) -> dict:
+    """Phase times (unless ``phases`` is False) and sampling time, on extra calls after the run: PHASE_STEPS
+    phase-timed steps, or half the run's steps if fewer (a short run of a convolutional GAN would otherwise spend
+    more time on them than training)."""
+    extra = {}
+    if phases:
+        timed = [trainer.time_phases(**stream.next().as_kwargs()) for _ in range(min(PHASE_STEPS, max(1, steps // 2)))]
+        extra = {f"{name}_s": float(np.median([t[name] for t in timed])) for name in timed[0]}
     noise = stream.fixed_noise(spec.batch_size)
     trainer.generate(noise)  # first call may trace
     times = []

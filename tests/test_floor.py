@@ -110,7 +110,7 @@ def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
     cells, *_ = run.plan(args, {name: get_backend(name) for name in ("torch", "tf")})
     floors = [c for c in cells if c.init == "seed+ulp"]
     assert [(c.task.name, c.backend, c.mode, c.seed) for c in floors] == [
-        (task, "torch", "eager", seed) for task in QUICK_SUITE for seed in (0, 1)]
+        (task, "torch", "compiled", seed) for task in QUICK_SUITE for seed in (0, 1)]
     for floor in floors:
         twin = next(c for c in cells if c.key == dataclasses.replace(floor, init="seed").key)
         assert (twin.steps, twin.spec, twin.config) == (floor.steps, floor.spec, floor.config)

@@ -1,5 +1,6 @@
 """The harness end to end on tiny parabola runs with the real backends: records, reproducibility,
 checkpoint/resume, divergence, bad input and signals (subprocesses only where a real process is needed)."""
+import io
 import os
 import signal
 import subprocess
@@ -190,7 +191,7 @@ def test_an_optimizer_one_backend_cannot_run_is_refused(tmp_path, capsys):
 
 def test_the_quick_plan_runs_each_framework_out_of_the_box_too():
     configs = run.config_plan(run.parse_args([]), "quick", {"torch": backend_torch, "tf": None}, [])
-    assert (("torch", "eager", "native"), 0.25) in configs and (("tf", "eager", "native"), 0.05) in configs
+    assert (("torch", "eager", "native"), 0.25) in configs and (("tf", "eager", "native"), 0.025) in configs
     assert {c for c, _ in configs} == set(run.QUICK_PLAN)
 
 
@@ -360,3 +361,24 @@ def test_quick_suite_plan_runs_dcgan_mnist_small_and_without_xla():
     assert all(c.spec.batch_size == c.task.spec.batch_size for c in cells if c.task.name != "dcgan-mnist")
     cells, _, _, _ = run.plan(run.parse_args(["--task", "dcgan-mnist", "--steps", "3"]), backends)
     assert {c.spec.batch_size for c in cells} == {256} and ("tf", "xla") in {(c.backend, c.mode) for c in cells}
+
+
+def test_the_quick_suite_times_the_phases_of_eager_modes_only():
+    """A graph mode's phase times cost a second, split compile (cell.RunOptions.graph_phases): the quick suite
+    leaves them out, and every other run keeps them; sampling is timed either way."""
+    from common.backend import get_backend
+
+    task = tasks.get_task("parabola")
+    machine = {"peak_gflops": 100.0, "sgemm_gflops": {}}
+    phases = {}
+    for mode in ("eager", "compiled"):
+        for graph_phases in (True, False):
+            one = cell.Cell(task, "tf", mode, task.spec, 6, 0)
+            trainer = get_backend("tf").build(task.spec, cell.initial_weights(task.spec, 0), device="cpu", mode=mode)
+            loop = cell.CellLoop(one, trainer, cell.Stream(task.spec, task.load().source, 0),
+                                 cell.RunOptions(out="", device="cpu", graph_phases=graph_phases), out=io.StringIO())
+            while loop.advance():
+                pass
+            phases[mode, graph_phases] = set(cell.finish(loop, task.load(), machine, {}).record.extra_timings)
+    assert phases["eager", True] == phases["eager", False] == phases["compiled", True] == {"d_update_s", "g_update_s", "sample_s"}
+    assert phases["compiled", False] == {"sample_s"}

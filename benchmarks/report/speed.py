@@ -139,6 +139,10 @@ def host_speed(doc: Doc, timed: list[dict], figures: Path, suffix: str, level: i
     if any(times for *_, times in rows):
         doc.image(plots.phase_bars([row for row in rows if row[3]], figures / f"speed-phases{suffix}.png"),
                   "Median time of each phase of a step, measured on extra calls after training")
+        if any(not times and first_seed[(t, b, m)].get("suite") == "quick" for t, b, m, times in rows):
+            doc.text("The quick suite times the phases of eager modes only: a graph mode's phases need its step "
+                     "compiled once more, split at each phase (as long as the step's own compile). "
+                     "A run with --task times them in every mode.")
     else:
         doc.text("D/G phase times: not measured (the trainers offer no time_phases).")
     doc.table(pd.DataFrame([{"task": t, "run": config_label(first_seed[(t, b, m)]), "generate(batch)": fmt_time(first_seed[(t, b, m)].get("sample_s")),
