@@ -488,6 +488,10 @@ SPEED_CONFIDENCE = 0.95
 SPEED_RESAMPLES = 2000
 SPEED_MAX_STEPS = 20_000  # per side: a seeded subset of longer runs' steps keeps the bootstrap to ~1 s
 SPEED_SEED = 0
+# A configuration is a candidate for a framework's fastest only with this many timed steps over its seeds (when
+# any configuration has them): a median of one or two steps picks noise (the quick suite's dcgan-mnist eager cells
+# time one step each).
+SPEED_MIN_TIMED_STEPS = 10
 
 
 def speed_ratio(times_a: Sequence[np.ndarray], times_b: Sequence[np.ndarray]) -> dict:

@@ -287,3 +287,13 @@ def test_published_section_sets_the_papers_rows_beside_each_framework():
     empty = Doc()
     published_section(empty, {"parabola": []})
     assert any(b[0] == "text" and "No run of a task with published figures" in b[1] for b in empty.blocks)
+
+
+def test_a_configuration_timed_on_a_step_or_two_is_no_candidate_for_fastest():
+    """The quick suite's dcgan-mnist eager cells time one step: their median is no evidence of the fastest."""
+    from common.metrics import SPEED_MIN_TIMED_STEPS
+
+    lucky = {**speed_record("torch", "eager", 0.3), "timed_steps": 1}
+    compiled = {**speed_record("torch", "compiled", 0.4), "timed_steps": SPEED_MIN_TIMED_STEPS}
+    assert best_configuration([lucky, compiled], "torch") == [compiled]
+    assert best_configuration([lucky, {**compiled, "timed_steps": SPEED_MIN_TIMED_STEPS - 1}], "torch") == [lucky]

@@ -21,15 +21,17 @@ def configuration(record: dict) -> tuple:
 
 
 def best_configuration(runs: list[dict], backend: str) -> list[dict]:
-    """The backend's fastest configuration (lowest median over its seeds of the median step time), all its
-    finished, timed runs; [] if none. The one place "best" is chosen: extend ``configuration`` to widen it."""
+    """The backend's fastest configuration (lowest median over its seeds of the median step time) among those
+    timed on judge.SPEED_MIN_TIMED_STEPS steps or more (among all when none is), all its finished, timed runs;
+    [] if none. The one place "best" is chosen: extend ``configuration`` to widen it."""
     groups = {}
     for r in runs:
         if r["backend"] == backend and r["status"] == "finished" and timed_ok(r):
             groups.setdefault(configuration(r), []).append(r)
     if not groups:
         return []
-    return min(groups.values(), key=lambda rs: float(np.median([r["median_step_s"] for r in rs])))
+    enough = [rs for rs in groups.values() if sum(r["timed_steps"] for r in rs) >= judge.SPEED_MIN_TIMED_STEPS]
+    return min(enough or groups.values(), key=lambda rs: float(np.median([r["median_step_s"] for r in rs])))
 
 
 def config_label(record: dict) -> str:
