@@ -297,3 +297,25 @@ def test_a_configuration_timed_on_a_step_or_two_is_no_candidate_for_fastest():
     compiled = {**speed_record("torch", "compiled", 0.4), "timed_steps": SPEED_MIN_TIMED_STEPS}
     assert best_configuration([lucky, compiled], "torch") == [compiled]
     assert best_configuration([lucky, {**compiled, "timed_steps": SPEED_MIN_TIMED_STEPS - 1}], "torch") == [lucky]
+
+
+def test_the_environment_names_each_frameworks_settings_from_its_own_runs():
+    """Two one-backend folders read together: the table names both frameworks' versions, devices, threads and peaks,
+    not only the latest run's."""
+    from benchmarks.report.doc import Doc
+    from benchmarks.report.environment import environment_section
+
+    def run_of(backend, package, version, threads, peak):
+        env = {"host": "vm", "cpu": "AMD EPYC", "date": f"2026-12-02 ({backend})", "versions": {"python": "3.11.7", package: version},
+               "devices": {backend: "cpu"}, "configure": {backend: {"intra_op_threads": threads, "inter_op_threads": 1}}}
+        return {"backend": backend, "environment": env, "sgemm_gflops": {backend: peak}}
+
+    doc = Doc()
+    environment_section(doc, [run_of("torch", "torch", "2.13.0", 2, 118.0), run_of("tf", "tensorflow", "2.21.0", 0, 101.0)])
+    [table] = [b[1] for b in doc.blocks if b[0] == "table"]
+    value = dict(zip(table["setting"], table["value"]))
+    assert value["versions"] == "python 3.11.7, torch 2.13.0, tensorflow 2.21.0"
+    assert value["devices"] == "PyTorch: cpu, TensorFlow: cpu"
+    assert value["threads (intra / inter-op; 0 = framework default)"] == "PyTorch 2 / 1; TensorFlow 0 / 1"
+    assert value["matmul peak (sgemm, GFLOP/s)"] == "torch 118, tf 101"
+    assert value["date of the latest run"] == "2026-12-02 (tf)"

@@ -9,17 +9,29 @@ from benchmarks.report.runs import by_host
 PACKAGES = ("python", "numpy", "torch", "tensorflow", "keras")  # the versions the report names and compares
 
 
+def per_backend(runs: list[dict]) -> tuple[dict, dict, dict, dict]:
+    """Versions, devices, thread settings and sgemm peaks of the latest run of each backend, merged: a folder of
+    one-backend runs (or two folders read together) has each framework's in a run of its own."""
+    versions, devices, configure, sgemm = {}, {}, {}, {}
+    for record in {r.get("backend"): r for r in runs}.values():
+        env = record.get("environment", {})
+        versions.update(env.get("versions", {}))
+        devices.update(env.get("devices", {}))
+        configure.update(env.get("configure", {}))
+        sgemm.update(record.get("sgemm_gflops", {}))
+    return versions, devices, configure, sgemm
+
+
 def environment_section(doc: Doc, runs: list[dict]) -> None:
     doc.heading(2, "Environment")
-    env, record = runs[-1].get("environment", {}), runs[-1]
-    versions = env.get("versions", {})
-    configure = env.get("configure", {})
+    env = runs[-1].get("environment", {})
+    versions, devices, configure, sgemm = per_backend(runs)
     git = env.get("git", {})
     rows = [
         ("date of the latest run", env.get("date", "unknown")),
         ("host", env.get("host", "unknown")),
         ("CPU", f"{env.get('cpu', 'unknown')} ({env.get('cpu_count', '?')} logical cores)"),
-        ("devices", ", ".join(f"{BACKEND_NAMES.get(b, b)}: {d}" for b, d in env.get("devices", {}).items())),
+        ("devices", ", ".join(f"{BACKEND_NAMES.get(b, b)}: {d}" for b, d in devices.items())),
         ("platform", env.get("platform", "unknown")),
         ("versions", ", ".join(f"{k} {versions[k]}" for k in PACKAGES if k in versions)),
         ("threads (intra / inter-op; 0 = framework default)",
@@ -30,7 +42,7 @@ def environment_section(doc: Doc, runs: list[dict]) -> None:
         ("oneDNN", f"TF_ENABLE_ONEDNN_OPTS={env.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, TF oneDNN enabled: "
                    f"{versions.get('onednn_enabled', '?')}; PyTorch mkldnn: {versions.get('mkldnn', '?')}, "
                    f"CPU capability {versions.get('cpu_capability', '?')}"),
-        ("matmul peak (sgemm, GFLOP/s)", ", ".join(f"{k} {fmt(v, 3)}" for k, v in record.get("sgemm_gflops", {}).items())),
+        ("matmul peak (sgemm, GFLOP/s)", ", ".join(f"{k} {fmt(v, 3)}" for k, v in sgemm.items())),
         ("git commit", f"{git.get('commit', 'unknown')}" + (" (working tree modified)" if git.get("dirty") else "")),
         ("command", "python -m benchmarks.run " + " ".join(env.get("argv", []))),
     ]
@@ -41,8 +53,8 @@ def environment_section(doc: Doc, runs: list[dict]) -> None:
         doc.table(pd.DataFrame([host_row(host, host_runs) for host, host_runs in hosts.items()]))
     differ = differences(runs)
     if differ:
-        doc.warn(f"the runs in this folder differ in {', '.join(differ)}; the table shows the latest run's. Compare "
-                 "timings only within one environment.")
+        doc.warn(f"the runs in this folder differ in {', '.join(differ)}; the table shows the latest run's (each "
+                 "framework's own settings from its latest run). Compare timings only within one environment.")
 
 
 def differences(runs: list[dict]) -> list[str]:
