@@ -252,6 +252,21 @@ def compiled_against_eager(spec, steps=3):
     return got, want, compiled, eager, torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
 
+def test_each_batch_size_compiles_a_static_graph():
+    """Trainers of three batch sizes in one process (a grid of tasks): each gets a graph of its own shape, as a
+    process training only it would. Dynamo's default would recompile the second with symbolic sizes and run the
+    third on that graph (2 graphs, not 3): a cell's speed then depended on the cells before it."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    rng = np.random.default_rng(0)
+    for batch in (16, 24, 32):
+        spec = small_spec().replace(batch_size=batch)
+        real = rng.standard_normal((1, batch, spec.data_dim)).astype(np.float32)
+        noise = rng.standard_normal((2, batch, spec.latent_dim)).astype(np.float32)
+        build(spec, mode="compiled").train_step(real, noise)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 3
+
+
 def test_compiled_equals_eager():
     """The whole step is one graph, compiled once for every step (the step count is a tensor), and computes what
     eager does. Tolerance: MODE_ATOL on losses and weights after 3 steps."""
