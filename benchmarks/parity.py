@@ -322,13 +322,12 @@ def print_float64() -> None:
         print("per loss and optimiser, worst seed:")
         print(frame.drop(columns="seed").groupby(["loss", "optimizer"], sort=False).max().to_string())
     conv_rows = [measure_conv(loss, opt, dtype="float64") for loss in LOSSES for opt in ("adam", "rmsprop")]
-    with pd.option_context("display.width", 200, "display.float_format", "{:.2e}".format):
-        print("\nfloat64, convolutional parity GAN, seed 0:")
-        print(pd.DataFrame(conv_rows).to_string(index=False))
-    print(f"float64 tolerances (common/tolerances.py): forward {tol.FLOAT64_CONV_FORWARD_ATOL:.2g}, losses "
-          f"{tol.FLOAT64_CONV_LOSS_ATOL:.2g}, one-step weights {tol.FLOAT64_CONV_STEP_WEIGHT_ATOL:.2g}, "
-          f"{tol.TRAJECTORY_STEPS}-step losses {tol.FLOAT64_CONV_TRAJECTORY_LOSS_ATOL:.2g}, relative weight distance "
-          f"{tol.FLOAT64_CONV_TRAJECTORY_WEIGHT_RTOL:.2g}")
+    print_conv_table("float64, convolutional parity GAN, seed 0:", conv_rows,
+                     "float64 tolerances (common/tolerances.py)", ".2g", {
+                         "forward": tol.FLOAT64_CONV_FORWARD_ATOL, "losses": tol.FLOAT64_CONV_LOSS_ATOL,
+                         "one-step weights": tol.FLOAT64_CONV_STEP_WEIGHT_ATOL,
+                         f"{tol.TRAJECTORY_STEPS}-step losses": tol.FLOAT64_CONV_TRAJECTORY_LOSS_ATOL,
+                         "relative weight distance": tol.FLOAT64_CONV_TRAJECTORY_WEIGHT_RTOL})
 
 
 def print_float32(args) -> None:
@@ -355,13 +354,22 @@ def print_float32(args) -> None:
     conv_rows = [measure_conv(loss, opt) for loss in LOSSES for opt in ("adam", "rmsprop")]
     if not args.no_native:
         conv_rows += [measure_conv("nonsaturating", opt, "native") for opt in ("adam", "rmsprop")]
+    print_conv_table("convolutional parity GAN (conv_parity_spec: BatchNorm, Dropout, transposed convolutions), seed 0:",
+                     conv_rows, "tolerances enforced by tests/test_parity.py (common/tolerances.py)", "g", {
+                         "forward": tol.CONV_FORWARD_ATOL, "losses": tol.CONV_LOSS_ATOL,
+                         "one-step weights": tol.CONV_STEP_WEIGHT_ATOL,
+                         f"{tol.TRAJECTORY_STEPS}-step losses": tol.CONV_TRAJECTORY_LOSS_ATOL,
+                         f"{tol.TRAJECTORY_STEPS}-step relative weight distance": tol.CONV_TRAJECTORY_WEIGHT_RTOL})
+
+
+def print_conv_table(title: str, rows: list[dict], source: str, number: str, tolerances: dict[str, float]) -> None:
+    """The convolutional parity GAN's measured differences, then the tolerances they are held to."""
+    import pandas as pd
+
     with pd.option_context("display.width", 200, "display.float_format", "{:.2e}".format):
-        print("\nconvolutional parity GAN (conv_parity_spec: BatchNorm, Dropout, transposed convolutions), seed 0:")
-        print(pd.DataFrame(conv_rows).to_string(index=False))
-    print(f"tolerances enforced by tests/test_parity.py (common/tolerances.py): forward {tol.CONV_FORWARD_ATOL:g}, "
-          f"losses {tol.CONV_LOSS_ATOL:g}, one-step weights {tol.CONV_STEP_WEIGHT_ATOL:g}, {tol.TRAJECTORY_STEPS}-step "
-          f"losses {tol.CONV_TRAJECTORY_LOSS_ATOL:g}, {tol.TRAJECTORY_STEPS}-step relative weight distance "
-          f"{tol.CONV_TRAJECTORY_WEIGHT_RTOL:g}")
+        print(f"\n{title}")
+        print(pd.DataFrame(rows).to_string(index=False))
+    print(f"{source}: " + ", ".join(f"{name} {value:{number}}" for name, value in tolerances.items()))
 
 
 if __name__ == "__main__":
