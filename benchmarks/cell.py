@@ -99,9 +99,6 @@ class RunOptions:
     resume: bool = False
     executor: str = "local"  # where the cell runs: benchmarks/executor.py
     timing_mode: str = "exclusive"  # record.TIMING_MODES; only "exclusive" cells time the phases and sampling
-    # Phase times of a graph mode need the step compiled once more, split at the phases (torch.compile: as long as
-    # the step's own compile, 2 min of the quick suite; XLA 3-5 s a cell): the quick suite leaves them out.
-    graph_phases: bool = True
 
 
 # ----------------------------------------------------------------------------- interrupts
@@ -449,7 +446,9 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> CellResult:
     if status == "finished":
         metrics = cell.task.score(samples, task_data, log.steps)
     timed = status == "finished" and options.timing_mode == "exclusive"  # times of shared cores compare nothing
-    phases = options.graph_phases or cell.mode == "eager"
+    # Phase times of a graph mode need the step compiled once more, split at the phases (torch.compile: as long as
+    # the step's own compile, 2 min of the quick suite; XLA 3-5 s a cell): the quick suite leaves them out.
+    phases = options.suite != "quick" or cell.mode == "eager"
     extra = extra_timings(trainer, loop.stream, spec, cell.steps, phases) if timed else {}
     arrays = log.arrays()
     arrays["samples"] = as_stored(samples[:store.STORED_SAMPLES])

@@ -53,9 +53,10 @@ HISTORY_BYTES_PER_STEP = 250
 # are there for their speed, which needs few steps: TF eager is 15-40x slower per step than tf.function on these
 # small models. The two "native" eager cells are each framework out of the box (eager, its own optimiser, one step
 # per call): the report sets them beside each framework's fastest configuration.
-# Measured on this 2-core CPU (2026-12-02, idle): the plan of 2026-11-23 (eager torch at full length and the floor's
-# twin in it, phase times in graph modes) took 15 min 36 s (each cell's wall time: issue 10's note). dcgan-mnist (TF's DCGAN tutorial) runs 20 steps at batch 64 (common/tasks.py: the
-# tutorial's 256 costs 121 GFLOP a step): its cost is torch.compile's 57 s more than steps.
+# Measured on this 2-core CPU (2026-12-02, idle, back to back): this plan 8 min 2 s; the plan of 2026-11-23 (eager
+# torch at full length and the floor's twin in it, phase times in graph modes) 14 min 51 s (each cell's wall time:
+# issue 10's note). dcgan-mnist (TF's DCGAN tutorial) runs 20 steps at batch 64 (common/tasks.py: the tutorial's
+# 256 costs 121 GFLOP a step): its cost is torch.compile's 13-57 s more than steps.
 QUICK_PLAN = {("torch", "compiled", "spec"): 1.0, ("torch", "eager", "spec"): 0.25,
               ("tf", "eager", "spec"): 0.05, ("tf", "compiled", "spec"): 1.0, ("tf", "xla", "spec"): 1.0,
               ("torch", "eager", "native"): 0.25, ("tf", "eager", "native"): 0.05}
@@ -504,7 +505,7 @@ def run_cells(args, backends, configured, cells, todo, data, skipped, suite, clu
     mode = executor.timing_mode(args.executor, args.no_timing)
     options = RunOptions(out=args.out, suite=suite, device=cluster.device if cluster else args.device,
                          warmup=args.warmup, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                         executor=args.executor, timing_mode=mode, graph_phases=suite != "quick")
+                         executor=args.executor, timing_mode=mode)
     if cluster is None:
         machine = timing.machine_peak(backends.values()) if mode == "exclusive" else executor.NO_PEAK
         env = timing.environment(backends.values(), configured, args.device, args.command)

@@ -364,21 +364,22 @@ def test_quick_suite_plan_runs_dcgan_mnist_small_and_without_xla():
 
 
 def test_the_quick_suite_times_the_phases_of_eager_modes_only():
-    """A graph mode's phase times cost a second, split compile (cell.RunOptions.graph_phases): the quick suite
-    leaves them out, and every other run keeps them; sampling is timed either way."""
+    """A graph mode's phase times cost a second, split compile (cell.finish): the quick suite leaves them out, and
+    every other run keeps them; sampling is timed either way."""
     from common.backend import get_backend
 
     task = tasks.get_task("parabola")
     machine = {"peak_gflops": 100.0, "sgemm_gflops": {}}
     phases = {}
     for mode in ("eager", "compiled"):
-        for graph_phases in (True, False):
+        for suite in ("custom", "quick"):
             one = cell.Cell(task, "tf", mode, task.spec, 6, 0)
             trainer = get_backend("tf").build(task.spec, cell.initial_weights(task.spec, 0), device="cpu", mode=mode)
             loop = cell.CellLoop(one, trainer, cell.Stream(task.spec, task.load().source, 0),
-                                 cell.RunOptions(out="", device="cpu", graph_phases=graph_phases), out=io.StringIO())
+                                 cell.RunOptions(out="", suite=suite, device="cpu"), out=io.StringIO())
             while loop.advance():
                 pass
-            phases[mode, graph_phases] = set(cell.finish(loop, task.load(), machine, {}).record.extra_timings)
-    assert phases["eager", True] == phases["eager", False] == phases["compiled", True] == {"d_update_s", "g_update_s", "sample_s"}
-    assert phases["compiled", False] == {"sample_s"}
+            phases[mode, suite] = set(cell.finish(loop, task.load(), machine, {}).record.extra_timings)
+    assert phases["eager", "custom"] == phases["eager", "quick"] == phases["compiled", "custom"] == \
+        {"d_update_s", "g_update_s", "sample_s"}
+    assert phases["compiled", "quick"] == {"sample_s"}
