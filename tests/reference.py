@@ -210,34 +210,8 @@ class ReferenceGAN:
 # layout comment and layer docstrings: convolutions as sums of shifted products, no framework convention.
 
 
-def conv2d(x, kernel, stride, pads):
-    """Cross-correlation of (B, C, H, W) with a (kh, kw, C, O) kernel, zero padding (top, bottom, left, right)."""
-    top, bottom, left, right = pads
-    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    kh, kw, _, filters = kernel.shape
-    sh, sw = stride
-    ho, wo = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
-    out = np.zeros((x.shape[0], filters, ho, wo))
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
-            out += np.einsum("bchw,co->bohw", patch, kernel[i, j])
-    return out
-
-
-def conv_transpose2d(x, kernel, stride, crops):
-    """The transpose of conv2d: every input pixel adds kernel-weighted copies into the full ((H-1)s+kh) output,
-    which is then cropped (top, bottom, left, right)."""
-    kh, kw, _, filters = kernel.shape
-    sh, sw = stride
-    b, _, h, w = x.shape
-    full = np.zeros((b, filters, (h - 1) * sh + kh, (w - 1) * sw + kw))
-    for i in range(kh):
-        for j in range(kw):
-            full[:, :, i:i + sh * (h - 1) + 1:sh, j:j + sw * (w - 1) + 1:sw] += np.einsum("bchw,co->bohw", x,
-                                                                                         kernel[i, j])
-    top, bottom, left, right = crops
-    return full[:, :, top:full.shape[2] - bottom, left:full.shape[3] - right]
+# The two contractions are common/rounding.py's (the forward bound runs the same float64 pass beside its errors).
+from common.rounding import conv2d, conv_transpose2d  # noqa: E402
 
 
 def batch_norm_axes(x) -> tuple:

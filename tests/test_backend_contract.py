@@ -13,6 +13,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from common import rounding  # noqa: E402
 from common import tolerances as tol  # noqa: E402
 from common.backend import STEP_KEYS, DeviceUnavailableError, get_backend  # noqa: E402
 from common.init import init_weights  # noqa: E402
@@ -85,6 +86,17 @@ def assert_close(name: str, got, want, atol: float) -> None:
     assert worst <= atol, f"{name}: largest difference {worst:.3g} > {atol:g}"
 
 
+def assert_within_bound(name: str, got, want, bound) -> None:
+    """A per-coordinate bound (common/rounding.py): names the output, its worst coordinate and the ratio."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{name}: shape {got.shape} != {want.shape}"
+    bound = np.broadcast_to(np.asarray(bound, np.float64).reshape(got.shape), got.shape)
+    ratio = np.abs(got - want) / np.maximum(bound, np.finfo(np.float64).tiny)
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
+    assert not ratio.size or ratio[worst] <= 1.0, (f"{name}: at {worst} differs by {abs(got - want)[worst]:.3g}, "
+                                                   f"{ratio[worst]:.3g}x its bound {bound[worst]:.3g}")
+
+
 def assert_weights_close(got, want, atol: float = 0.0) -> None:
     for network in ("generator", "discriminator"):
         assert len(got[network]) == len(want[network]), network
@@ -116,12 +128,17 @@ def test_forward_equals_reference(backend):
     z = rng.standard_normal((32, LATENT)).astype(np.float32) * 3
     x = rng.standard_normal((32, DATA)).astype(np.float32) * 3
     fake = trainer.generate(z)
-    assert_close("G(z)", fake, reference.mlp_forward(weights["generator"], gen, z), tol.FORWARD_ATOL)
+    _, spread = rounding.generate_bound(spec, weights, {"generator": []}, z)
+    assert_within_bound("G(z)", fake, reference.mlp_forward(weights["generator"], gen, z),
+                        rounding.reference_bound(spread))
     assert np.abs(fake).max() <= 1 and (fake < 0).any()  # tanh applied, leaky slope kept negatives
     # The network outputs logits (the sigmoid lives in the loss); discriminate() reports the probability.
     logits = reference.mlp_forward(weights["discriminator"], spec.discriminator, x, apply_output=False)[:, 0]
-    assert_close("D logits", backend.numpy(trainer.discriminator(backend.tensor(x)))[:, 0], logits, tol.FORWARD_ATOL)
-    assert_close("D(x)", trainer.discriminate(x), reference.sigmoid(logits), tol.FORWARD_ATOL)
+    _, spread, _, _ = rounding.network_bound(spec.discriminator_network, weights["discriminator"], x)
+    assert_within_bound("D logits", backend.numpy(trainer.discriminator(backend.tensor(x)))[:, 0], logits,
+                        rounding.reference_bound(spread[:, 0]))
+    _, spread = rounding.discriminate_bound(spec, weights, {"discriminator": []}, x)
+    assert_within_bound("D(x)", trainer.discriminate(x), reference.sigmoid(logits), rounding.reference_bound(spread))
 
 
 # ---- losses -----------------------------------------------------------------------------------------
