@@ -31,6 +31,7 @@ class SpecAdam:
     def __init__(self, opt: Optimizer, params):
         self.params = list(params)
         self.lr, self.beta1, self.beta2, self.eps = opt.lr, opt.beta1, opt.beta2, opt.eps
+        self.keras_eps = opt.eps_form == "keras"  # eps / sqrt(1 - b2^t): common/spec.py Optimizer
         self.dtype = tf.as_dtype(self.params[0].dtype)
         self.t = tf.Variable(0, dtype=tf.int64, trainable=False, name="t")
         self.m = [tf.Variable(tf.zeros_like(p), trainable=False, name="m") for p in self.params]
@@ -43,6 +44,8 @@ class SpecAdam:
         bias_correction1 = 1.0 - tf.pow(tf.constant(self.beta1, tf.float64), step)
         bias_correction2 = 1.0 - tf.pow(tf.constant(self.beta2, tf.float64), step)
         neg_step_size = tf.cast(-(self.lr / bias_correction1), self.dtype)
+        eps = tf.cast(self.eps / tf.sqrt(bias_correction2), self.dtype) if self.keras_eps else \
+            self.dtype.as_numpy_dtype(self.eps)
         bias_correction2_sqrt = tf.cast(tf.sqrt(bias_correction2), self.dtype)
         c = self.dtype.as_numpy_dtype  # np.float32 or np.float64
         weight1 = c(1.0 - self.beta1)
@@ -52,7 +55,7 @@ class SpecAdam:
             else:
                 m.assign(g - (g - m) * (c(1.0) - weight1))
             v.assign(v * c(self.beta2) + (c(1.0 - self.beta2) * g) * g)
-            denom = tf.sqrt(v) / bias_correction2_sqrt + c(self.eps)
+            denom = tf.sqrt(v) / bias_correction2_sqrt + eps
             p.assign_add((neg_step_size * m) / denom)
 
     def moments(self) -> dict:

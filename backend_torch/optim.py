@@ -80,6 +80,7 @@ class SpecAdam(SpecOptimizer):
     def __init__(self, opt: Optimizer, params, capturable: bool = False):
         super().__init__(opt, params, capturable)
         self.beta1, self.beta2 = opt.beta1, opt.beta2
+        self.keras_eps = opt.eps_form == "keras"  # eps / sqrt(1 - b2^t): common/spec.py Optimizer
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
 
@@ -96,16 +97,18 @@ class SpecAdam(SpecOptimizer):
             torch._foreach_addcmul_(self.v, grads, grads, value=1 - self.beta2)
             denom = torch._foreach_sqrt(self.v)
             torch._foreach_div_(denom, bias_correction2_sqrt)
-            torch._foreach_add_(denom, self.eps)
+            torch._foreach_add_(denom, self.eps / bias_correction2_sqrt if self.keras_eps else self.eps)
             torch._foreach_addcdiv_(self.params, self.m, denom, value=-step_size)
             return
         # capturable: the same doubles, as tensors of the graph; Inductor fuses each tensor's update
         neg_step_size = (-self.lr / (1 - self.beta1 ** t)).to(self.params[0].dtype)
-        bias_correction2_sqrt = (1 - self.beta2 ** t).sqrt().to(self.params[0].dtype)
+        bias_correction2_sqrt = (1 - self.beta2 ** t).sqrt()
+        eps = (self.eps / bias_correction2_sqrt).to(self.params[0].dtype) if self.keras_eps else self.eps
+        bias_correction2_sqrt = bias_correction2_sqrt.to(self.params[0].dtype)
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
             m.lerp_(g, 1 - self.beta1)
             v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
-            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(eps)
             p.add_(neg_step_size * m / denom)
 
     def moments(self) -> dict:

@@ -53,6 +53,9 @@ OPTIMIZERS = ("adam", "rmsprop")
 # it by default. native-foreach / native-fused: torch.optim's foreach=True / fused=True kernels (PyTorch only:
 # Keras has one implementation of each optimiser; a backend lists what it supports in OPTIMIZER_IMPLEMENTATIONS).
 IMPLEMENTATIONS = ("spec", "native", "native-foreach", "native-fused")
+# Where the spec Adam adds epsilon: PyTorch's form (to the bias-corrected sqrt(v_hat)) or Keras' (to the raw sqrt(v),
+# the TF tutorial's and Blocks' form), equal to PyTorch's with eps / sqrt(1 - beta2^t) in its place.
+EPS_FORMS = ("torch", "keras")
 ORDERS = ("d_then_g", "g_then_d", "simultaneous")
 # torch_default: what nn.Linear/Conv2d/ConvTranspose2d draw; glorot_uniform: Keras' layer defaults; dcgan:
 # PyTorch's DCGAN example (N(0, 0.02) convolutions, BatchNorm gamma N(1, 0.02)). Details: common/init.py.
@@ -518,7 +521,9 @@ class Optimizer:
 
     ``implementation="spec"``: the update below, identical in both backends (PyTorch's formulas):
       Adam:    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
-               w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+               w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps_t)
+               eps_t = eps (``eps_form="torch"``, PyTorch's Adam) or eps / sqrt(1 - b2^t) (``"keras"``: Keras'
+               w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), the same update rearranged)
       RMSprop: v = alpha v + (1-alpha) g^2;  w -= lr * g / (sqrt(v) + eps)
     ``implementation="native"``: the framework's own optimiser with these numbers passed as they are
     (torch.optim.Adam/RMSprop, keras.optimizers.Adam/RMSprop): what users run; the two then differ in
@@ -533,6 +538,7 @@ class Optimizer:
     alpha: float = 0.99  # RMSprop's decay: PyTorch's alpha, Keras' rho
     eps: float = 1e-8
     implementation: str = "spec"
+    eps_form: str = "torch"
 
     def __post_init__(self):
         _check_choice("Optimizer", "name", self.name, OPTIMIZERS)
@@ -543,6 +549,13 @@ class Optimizer:
                 _fail("Optimizer", name, value, "a number in [0, 1)")
         _check_positive_float("Optimizer", "eps", self.eps)
         _check_choice("Optimizer", "implementation", self.implementation, IMPLEMENTATIONS)
+        _check_choice("Optimizer", "eps_form", self.eps_form, EPS_FORMS)
+        if self.eps_form != "torch" and self.name != "adam":
+            _fail("Optimizer", "eps_form", self.eps_form, "'torch' for RMSprop (an Adam setting)")
+
+    def eps_at(self, t: int) -> float:
+        """The epsilon that update ``t`` of the spec Adam adds to the bias-corrected sqrt(v_hat) (``eps_form``)."""
+        return self.eps / (1.0 - self.beta2 ** t) ** 0.5 if self.eps_form == "keras" else self.eps
 
     @property
     def kind(self) -> str:
@@ -707,6 +720,8 @@ class GAN:
                 d[name] = value.to_dict()
             elif dataclasses.is_dataclass(value):
                 d[name] = dataclasses.asdict(value)
+                if isinstance(value, Optimizer) and value.eps_form == "torch":
+                    del d[name]["eps_form"]  # the default: records and checkpoints written before it read the same
         return d
 
     @classmethod

@@ -277,8 +277,9 @@ def dcgan_mnist_spec(width: float = 1.0, batch_size: int = 256) -> GAN:
       and Dense keep Keras' use_bias=True.
     * Loss: BinaryCrossentropy(from_logits=True) (cell 26), D real + fake (cell 28), G against ones (cell 30):
       non-saturating from logits. Adam(1e-4) for both (cell 32): Keras' beta_1 0.9, beta_2 0.999, epsilon 1e-7
-      (keras/src/optimizers/adam.py l.46-48); the suite's "spec" Adam adds that epsilon where PyTorch does
-      (README), ``--optimizer native`` runs Keras' own.
+      (keras/src/optimizers/adam.py l.46-48), added to the raw sqrt(v) (l.117, 132-136): the spec Adam with
+      ``eps_form="keras"``, Keras' update in both frameworks; ``--optimizer native`` runs each framework's own
+      (torch.optim.Adam then adds it PyTorch's way).
     * Keras defaults the tutorial relies on: LeakyReLU() slope 0.3 (keras/src/layers/activations/leaky_relu.py
       l.38); BatchNormalization momentum 0.99 (momentum=0.01 in the suite's convention), epsilon 1e-3, biased
       moving variance (batch_normalization.py l.163-164, 385-390: tf.nn.moments); glorot_uniform kernels and zero
@@ -289,7 +290,7 @@ def dcgan_mnist_spec(width: float = 1.0, batch_size: int = 256) -> GAN:
       share the fake pass's mask (common/spec.py's rules).
     * Samples: generator(test_input, training=False) (cell 41 l.4): running statistics, as the suite's generate().
     """
-    adam = Optimizer(name="adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-7)
+    adam = Optimizer(name="adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-7, eps_form="keras")
     bn = BatchNorm(momentum=0.01, eps=1e-3, running_variance="biased")
     leaky = Activation("leaky_relu", 0.3)
     c1, c2, c3, d1, d2 = (max(1, round(c * width)) for c in (256, 128, 64, 64, 128))

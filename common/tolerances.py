@@ -121,7 +121,8 @@ def update_weight_bounds(opt, t: int, v_list, w_list, gaps=None, dtype: str = "f
     for i, (v, w) in enumerate(zip(v_list, w_list)):
         rms, gain = divisor(opt, t, v)
         gap = rounding_gap if gaps is None else np.maximum(rounding_gap, gaps[i])
-        amplified = np.minimum(2.0 * cap, 2.0 * opt.lr * gain * gap / (rms + opt.eps))
+        eps = opt.eps_at(t) if opt.name == "adam" else opt.eps
+        amplified = np.minimum(2.0 * cap, 2.0 * opt.lr * gain * gap / (rms + eps))
         out.append(amplified + u * (2.0 * np.abs(np.asarray(w, dtype=np.float64)) + 8.0 * cap))
     return out
 

@@ -67,13 +67,13 @@ def g_loss(name: str, l_f) -> float:
 
 
 def adam(opt, w, grad_fn, updates: int):
-    """PyTorch's Adam (the spec's): eps added to the bias-corrected sqrt(v)."""
+    """The spec Adam: eps_t (common/spec.py Optimizer.eps_at) added to the bias-corrected sqrt(v)."""
     m, v = np.zeros_like(w), np.zeros_like(w)
     for t in range(1, updates + 1):
         g = grad_fn(w)
         m = opt.beta1 * m + (1 - opt.beta1) * g
         v = opt.beta2 * v + (1 - opt.beta2) * g * g
-        w = w - (opt.lr / (1 - opt.beta1 ** t)) * m / (np.sqrt(v) / np.sqrt(1 - opt.beta2 ** t) + opt.eps)
+        w = w - (opt.lr / (1 - opt.beta1 ** t)) * m / (np.sqrt(v) / np.sqrt(1 - opt.beta2 ** t) + opt.eps_at(t))
     return w
 
 
@@ -125,7 +125,7 @@ class Adam:
             m += (1 - o.beta1) * (g - m)
             v *= o.beta2
             v += (1 - o.beta2) * g * g
-            w -= (o.lr / (1 - o.beta1 ** self.t)) * m / (np.sqrt(v) / np.sqrt(1 - o.beta2 ** self.t) + o.eps)
+            w -= (o.lr / (1 - o.beta1 ** self.t)) * m / (np.sqrt(v) / np.sqrt(1 - o.beta2 ** self.t) + o.eps_at(self.t))
 
 
 class ReferenceGAN:

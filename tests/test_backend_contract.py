@@ -209,6 +209,7 @@ def quadratic_grad(w):  # f(w) = 0.5 sum a (w - c)^2
 
 @pytest.mark.parametrize("opt", [Optimizer("adam", lr=0.05, beta1=0.9), Optimizer("adam", lr=0.05, beta1=0.5),
                                  Optimizer("adam", lr=0.05, beta1=0.0, beta2=0.9),
+                                 Optimizer("adam", lr=0.05, beta1=0.9, eps=0.5, eps_form="keras"),  # eps matters
                                  Optimizer("rmsprop", lr=0.01, alpha=0.99), Optimizer("rmsprop", lr=0.01, alpha=0.9)])
 def test_spec_optimizers_equal_reference(backend, opt):
     variable = backend.variable(W0)

@@ -105,6 +105,8 @@ def test_keras_native_optimizers_differ_from_spec_where_eps_matters():
         w -= 1e-3 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-8)
     np.testing.assert_allclose(native_adam, w, rtol=1e-5)
     assert abs(native_adam[0]) < 0.5 * abs(spec_adam[0])  # a measured, not a rounding, difference
+    keras_form = run_optimizer(dataclasses.replace(adam, eps_form="keras"), w0, tiny, 5)
+    np.testing.assert_allclose(keras_form, native_adam, rtol=1e-5)  # the spec's Keras form is Keras' update
 
     rms = Optimizer("rmsprop", lr=1e-3, alpha=0.99, eps=1e-8)
     small = lambda w: np.full_like(w, 1e-4)  # noqa: E731
@@ -236,3 +238,22 @@ def test_conv_compiled_mode_equals_eager_and_k_steps_equal_single_steps():
     assert_weights_equal(many.get_statistics(), one.get_statistics())
     assert_weights_equal(many.get_weights(), eager.get_weights(), atol=MODE_ATOL)
     assert_weights_equal(many.get_statistics(), eager.get_statistics(), atol=MODE_ATOL)
+
+
+def test_spec_adam_in_keras_form_is_keras_adam():
+    """dcgan-mnist's optimiser: the spec Adam with eps_form="keras" against keras.optimizers.Adam itself, 20 updates
+    of gradients near epsilon (where the two forms part), within float32 rounding of the update."""
+    from common.tasks import TASKS
+
+    adam = TASKS["dcgan-mnist"].spec.d_optimizer
+    assert adam.eps_form == "keras" and adam.eps == 1e-7
+    rng = np.random.default_rng(0)
+    grads = [np.float32(1e-7) * rng.standard_normal(4).astype(np.float32) for _ in range(20)]
+    feed = iter(grads)
+    spec_form = run_optimizer(adam, np.zeros(4), lambda w: next(feed), 20)
+    feed = iter(grads)
+    keras_own = run_optimizer(dataclasses.replace(adam, implementation="native"), np.zeros(4), lambda w: next(feed), 20)
+    np.testing.assert_allclose(spec_form, keras_own, rtol=1e-5, atol=0)
+    feed = iter(grads)
+    torch_form = run_optimizer(dataclasses.replace(adam, eps_form="torch"), np.zeros(4), lambda w: next(feed), 20)
+    assert np.abs(torch_form - keras_own).max() > 0.1 * np.abs(keras_own).max()  # the other form is not it

@@ -391,3 +391,22 @@ def test_conv_compiled_equals_eager():
             assert abs(got[key] - want[key]) <= MODE_ATOL["torch"], key
     assert_weights_equal(compiled.get_weights(), eager.get_weights(), atol=MODE_ATOL["torch"])
     assert_weights_equal(compiled.get_statistics(), eager.get_statistics(), atol=MODE_ATOL["torch"])
+
+
+@pytest.mark.parametrize("eps_form", ["torch", "keras"])
+def test_capturable_spec_adam_equals_op_by_op(eps_form):
+    """The compiled step's Adam (step count as a tensor, dcgan-mnist's Keras form included) against op by op:
+    20 updates of gradients near epsilon, where the form matters, equal to float32 rounding of the update."""
+    from backend_torch import optim
+
+    opt = Optimizer("adam", lr=1e-4, eps=1e-7, eps_form=eps_form)
+    rng = np.random.default_rng(0)
+    grads = [torch.from_numpy(np.float32(1e-7) * rng.standard_normal(4).astype(np.float32)) for _ in range(20)]
+    out = {}
+    for capturable in (False, True):
+        w = torch.zeros(4)
+        adam = optim.SpecAdam(opt, [w], capturable=capturable)
+        for g in grads:
+            adam.apply([g])
+        out[capturable] = w.numpy()
+    np.testing.assert_allclose(out[True], out[False], rtol=1e-6, atol=0)

@@ -72,7 +72,9 @@ def test_dcgan_mnist_is_tensorflows_tutorial():
     assert (spec.latent_dim, spec.batch_size, spec.data_shape, task.epochs) == (100, 256, (1, 28, 28), 50)
     assert task.data == "mnist" and task.family == "digits" and task.quick_batch_size < spec.batch_size
     assert spec.init == "glorot_uniform" and spec.updates == Updates("simultaneous", d_steps=1, reuse_fake=True)
-    assert spec.d_optimizer == spec.g_optimizer == Optimizer("adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-7)
+    # Keras' Adam: epsilon on the raw sqrt(v) (tests/test_backend_tf.py checks it against keras.optimizers.Adam)
+    assert spec.d_optimizer == spec.g_optimizer == Optimizer("adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-7,
+                                                             eps_form="keras")
     g, d = spec.generator.layers, spec.discriminator.layers
     assert g[0] == Dense(7 * 7 * 256, bias=False) and g[3] == Reshape((256, 7, 7))
     assert [(c.filters, c.kernel, c.stride, c.padding, c.bias) for c in g if isinstance(c, ConvTranspose2D)] == \
@@ -289,3 +291,16 @@ def test_unpacked_specs_keep_their_dict():
     spec = tasks.get_task("gmm2").spec
     assert "pack" not in spec.to_dict() and GAN.from_dict(spec.to_dict()).pack == 1
     assert spec.with_pack(2).to_dict()["pack"] == 2
+
+
+def test_eps_form_is_an_adam_setting_and_the_default_leaves_records_as_they_were():
+    with pytest.raises(ValueError, match="eps_form"):
+        Optimizer("rmsprop", eps_form="keras")
+    with pytest.raises(ValueError, match="eps_form"):
+        Optimizer("adam", eps_form="tf")
+    parabola, mnist = tasks.get_task("parabola").spec, tasks.get_task("dcgan-mnist").spec
+    assert "eps_form" not in parabola.to_dict()["d_optimizer"]
+    assert mnist.to_dict()["d_optimizer"]["eps_form"] == "keras"
+    assert GAN.from_dict(mnist.to_dict()) == mnist and GAN.from_dict(parabola.to_dict()) == parabola
+    adam = mnist.d_optimizer
+    assert adam.eps_at(1) == pytest.approx(1e-7 / (1 - 0.999) ** 0.5) and adam.eps_at(10 ** 6) == pytest.approx(1e-7)
