@@ -10,15 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.rounding import ACTIVATIONS  # the activations as the spec defines them
 from common.spec import GAN, MLP, SIGMOID_LOSSES
-
-ACTIVATIONS = {
-    "relu": lambda h, slope: np.maximum(h, 0.0),
-    "leaky_relu": lambda h, slope: np.where(h > 0, h, slope * h),
-    "tanh": lambda h, slope: np.tanh(h),
-    "sigmoid": lambda h, slope: 1.0 / (1.0 + np.exp(-h)),
-    "linear": lambda h, slope: h,
-}
 
 
 def mlp_forward(weights, mlp: MLP, x, apply_output: bool = True) -> np.ndarray:

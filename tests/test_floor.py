@@ -72,7 +72,7 @@ def test_the_floor_holds_on_a_toy_where_both_compute_the_same(toy):
     [row] = drift["rows"]
     assert row["floor"] is not None and row["within"] is True, row
     assert 0 <= row["max_ratio"] <= tol.FLOOR_RATIO_LIMIT
-    assert model_verdict(drift).startswith("yes: drift within the chaos floor")
+    assert model_verdict(drift).startswith("yes: drift at most") and "x the one-ulp chaos floor (limit 10x)" in model_verdict(drift)
     report.build_report(toy)
     md = (toy / report.REPORT_MD).read_text()
     assert "within the floor" in md and "vs itself from weights +1 ulp, seed 0" in md

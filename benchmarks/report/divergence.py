@@ -125,7 +125,8 @@ def model_verdict(drift: dict) -> str:
         return "drift measured, no chaos floor run (run with --backend both)"
     worst = max(judged, key=lambda r: r["max_ratio"])
     if all(r["within"] for r in judged):
-        return f"yes: drift within the chaos floor (at most {worst['max_ratio']:.2g}x it)"
+        return (f"yes: drift at most {worst['max_ratio']:.2g}x the one-ulp chaos floor (limit "
+                f"{tol.FLOOR_RATIO_LIMIT:g}x)")
     return f"investigate: drift {worst['max_ratio']:.2g}x the chaos floor at step {worst['at_step']}"
 
 
