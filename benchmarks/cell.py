@@ -34,6 +34,7 @@ from common.flops import train_step_flops
 from common.init import initial_weights
 from common.spec import GAN, SIGMOID_LOSSES
 from common.stream import Stream
+from common.twin import TWINS, Twin
 
 # Collapse and divergence checks (flags in the record, never hidden).
 SATURATED_D_FAKE_LOW = 0.01   # sigmoid losses: D(fake) below this ...
@@ -65,7 +66,7 @@ class Cell:
     seed: int
     steps_per_call: int = 1  # K: trainer.train_steps(K) per call
     threads: int | None = None  # intra-op threads asked for (None: the framework's default)
-    init: str = "seed"  # "seed+ulp": the chaos floor's twin (common/init.py), planned by run.py
+    init: str = "seed"  # "seed+order1" to "seed+order3": the chaos floor's twins (common/twin.py), planned by run.py
 
     @property
     def key(self) -> tuple:
@@ -159,6 +160,7 @@ class RunLog:
         self.sketch_index = np.sort(np.random.default_rng(store.SKETCH_SEED).choice(
             total, size=min(store.SKETCH_SIZE, total), replace=False))
         self.data_dim = spec.data_dim
+        self.original_units = lambda weights: weights  # a chaos-floor twin's Twin.restore (common/twin.py)
 
     def add(self, results: dict, step_time: float, data_time: float, timed: bool) -> None:
         n = len(np.atleast_1d(results["d_loss"]))
@@ -177,8 +179,10 @@ class RunLog:
         return self.take_sketch(trainer, step) or samples_problem(samples)
 
     def take_sketch(self, trainer, step: int) -> str | None:
-        """The weight sketch at ``step``; None if every weight is finite and within WEIGHT_LIMIT, else the problem."""
-        weights = trainer.get_weights()
+        """The weight sketch at ``step``; None if every weight is finite and within WEIGHT_LIMIT, else the problem.
+        A twin's weights are sketched in the original units' order (``original_units``), to be compared with its
+        run's."""
+        weights = self.original_units(trainer.get_weights())
         flat = np.concatenate([w.ravel() for net in ("generator", "discriminator") for w in weights[net]])
         self.sketch_steps.append(step)
         self.sketch.append(flat[self.sketch_index].astype(np.float32))
@@ -378,9 +382,14 @@ def train_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: d
     module = get_backend(cell.backend)
     started = time.perf_counter()
     weights = initial_weights(cell.spec, cell.seed, cell.init)
-    trainer = module.build(cell.spec, weights, device=options.device, mode=cell.mode)
-    stream = Stream(cell.spec, copy.copy(task_data.source), cell.seed)  # a fresh copy: same epoch order every cell
+    twin = Twin(cell.spec, cell.seed, cell.init) if cell.init in TWINS else None
+    trainer = module.build(cell.spec, weights if twin is None else twin.weights(weights), device=options.device,
+                           mode=cell.mode)
+    # a fresh copy of the source: the same epoch order every cell
+    stream = Stream(cell.spec, copy.copy(task_data.source), cell.seed, None if twin is None else twin.inputs)
     loop = CellLoop(cell, trainer, stream, options, out=out, started=started)
+    if twin is not None:
+        loop.log.original_units = twin.restore
     tqdm.write(f"{cell.id}: {cell.steps} steps of batch {cell.spec.batch_size} on {module.device_name(options.device)}",
                file=out)
     while loop.advance():

@@ -31,6 +31,7 @@ from benchmarks.cell import Cell, Interrupted, RunOptions, checkpoint_of, interr
 from common import metrics
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, get_backend
+from common.twin import TWINS
 from common.data import DataError
 from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES
 
@@ -148,7 +149,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "batch size or layer width (task mnist-small unless --task names one) into OUT/sweep.csv")
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     parser.add_argument("--no-floor", action="store_true", help="with --backend both, skip the chaos floor: the "
-                        "extra run per task and seed of the first backend from initial weights one ulp away")
+                        "three extra runs per task and seed of the first backend, each with its batches in another order")
     parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's losses, D outputs, step times "
                         "and sample grids as TensorBoard event files under DIR, one folder per run")
     parser.add_argument("--executor", choices=executor.EXECUTORS, default="local",
@@ -231,14 +232,15 @@ def plan(args, backends: dict) -> tuple[list[Cell], dict, list[str], str]:
 
 
 def floor_cells(cells: list[Cell]) -> list[Cell]:
-    """The chaos floor: per task and seed, the first planned cell of the first backend once more, from initial
-    weights one ulp away (common.init.nudge_ulp), same data and noise. The report sets the cross-framework
-    same-seed drift against the drift of this same-framework pair (benchmarks/report/divergence.py)."""
+    """The chaos floor's twins: per task and seed, the first planned cell of the first backend three times more, each
+    with every batch in another order (common/stream.py): the same training with other summation orders. The
+    report sets the cross-framework same-seed drift against the band of these same-framework drifts
+    (benchmarks/report/divergence.py)."""
     first = {}
     for cell in cells:
         if cell.backend == cells[0].backend:
             first.setdefault((cell.task.name, cell.seed), cell)
-    return [dataclasses.replace(cell, init="seed+ulp") for cell in first.values()]
+    return [dataclasses.replace(cell, init=init) for init in TWINS for cell in first.values()]
 
 
 def check_data(name: str, task_data) -> None:

@@ -30,7 +30,7 @@ estimates their weight divergence (exactly the full weights when P <= 16 384, e.
 
 A record (a flat-ish dict) always has: ``schema`` (SCHEMA_VERSION), ``producer`` (PRODUCER), ``suite``
 ("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed`` and ``init`` ("seed", or
-"seed+ulp" for a chaos-floor twin: initial weights one ulp away, common/init.py), ``config``
+"seed+order1", "seed+order2" for the chaos-floor twins, "seed+ulp" for older ones: common/init.py), ``config``
 (steps, batch_size, d_lr, g_lr, optimizer: what must match for --resume to skip a cell), ``status``, and
 the timing, FLOP, metric, data and environment fields typed in benchmarks/record.py. A results folder is input
 too: every record read (or appended) is checked first (``check_record``): the fields that name files or pick
@@ -66,6 +66,8 @@ from common.tasks import TASKS
 
 SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host, init
 READABLE_SCHEMAS = (2, 3)  # a schema-2 record reads as a local run (record.py's defaults)
+INIT_SUFFIXES = {"seed": "", "seed+ulp": "-ulp", "seed+order1": "-order1", "seed+order2": "-order2",
+                 "seed+order3": "-order3"}  # in run ids
 PRODUCER = "gan-parity-suite"
 RUNS_FILE = "runs.jsonl"
 CSV_FILE = "results.csv"
@@ -289,7 +291,7 @@ def cell_id(task: str, backend: str, mode: str, loss: str, seed: int, optimizer:
     """A file-name-safe id; the defaults (spec optimiser, K = 1, default threads, init "seed", float32, pack 1) add
     nothing to it."""
     extra = (f"-{optimizer}" if optimizer != "spec" else "") + (f"-k{steps_per_call}" if steps_per_call != 1 else "") \
-        + (f"-t{threads}" if threads is not None else "") + ("" if init == "seed" else "-ulp") \
+        + (f"-t{threads}" if threads is not None else "") + INIT_SUFFIXES[init] \
         + ("" if dtype == "float32" else f"-{dtype}") + (f"-p{pack}" if pack != 1 else "")
     return f"{task}-{backend}-{mode}-{loss}-s{seed}{extra}"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import store
 from common.checkpoint import atomic_write
 
 SCALARS = (("d_loss", "loss/D"), ("g_loss", "loss/G"), ("d_real", "D/real"), ("d_fake", "D/fake"))
@@ -33,7 +34,7 @@ def available() -> bool:
 
 
 def run_folder(record: dict) -> str:
-    suffix = "" if record.get("init", "seed") == "seed" else "-ulp"
+    suffix = store.INIT_SUFFIXES.get(record.get("init", "seed"), "")
     return f"{record['task']}/{record['backend']}-{record['mode']}-{record['loss']}-s{record['seed']}{suffix}"
 
 

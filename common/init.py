@@ -40,9 +40,11 @@ NORMAL_STD = 0.02  # the normal_0.02 scheme: PacGAN's weights_init_std (2DGrid_G
 
 Weights = dict[str, list[np.ndarray]]  # {"generator": [...], "discriminator": [...]}
 
-# How a run's initial weights are made: the seed's own ("seed"), or those moved by one ulp ("seed+ulp"), the
-# chaos floor's twin: the same framework from weights one unit in the last place away, same data and noise.
-INITS = ("seed", "seed+ulp")
+# How a run starts: the seed's own weights ("seed"); the chaos floor's twins ("seed+order1" to "seed+order3"): the
+# same GAN with its hidden units and every batch in another order (common/twin.py: the same training, other
+# summation orders at every step, as between two frameworks); or, in records written before the twins, weights
+# moved by one ulp ("seed+ulp").
+INITS = ("seed", "seed+ulp", "seed+order1", "seed+order2", "seed+order3")
 
 
 def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator, dtype=DTYPE) -> list[np.ndarray]:
@@ -149,7 +151,8 @@ def nudge_ulp(weights: Weights) -> Weights:
 
 
 def initial_weights(spec: GAN, seed: int, init: str = "seed") -> Weights:
-    """The run's initial weights: ``init_weights`` of the seed, nudged by one ulp for ``init="seed+ulp"``."""
+    """The run's initial weights: ``init_weights`` of the seed, nudged by one ulp for ``init="seed+ulp"`` (a twin
+    holds them in its own unit order: common/twin.py Twin.weights)."""
     if init not in INITS:
         raise ValueError(f"init {init!r} is invalid; allowed: {', '.join(INITS)}")
     weights = init_weights(spec, seed)

@@ -64,11 +64,13 @@ def draw_noise(rng: np.random.Generator, kind: str, shape) -> np.ndarray:
 
 
 class Stream:
-    """The seeded stream of step inputs for one run: ``for inputs in Stream(spec, source, seed): ...``."""
+    """The seeded stream of step inputs for one run: ``for inputs in Stream(spec, source, seed): ...``.
+    ``transform``: applied to each step's inputs (a chaos-floor twin's reordering, common/twin.py)."""
 
-    def __init__(self, spec: GAN, source: RealSource, seed: int):
+    def __init__(self, spec: GAN, source: RealSource, seed: int, transform=None):
         self.spec = spec
         self.source = source
+        self.transform = transform
         data_seq, noise_seq, eps_seq, mask_seq, gp_mask_seq = np.random.SeedSequence(seed).spawn(5)
         self.data_rng = np.random.default_rng(data_seq)
         self.noise_rng = np.random.default_rng(noise_seq)
@@ -88,9 +90,10 @@ class Stream:
             gp_eps = self.eps_rng.random((k, spec.batch_size), dtype=np.float32)
         if gp_eps is not None:
             gp_eps = gp_eps.astype(self.dtype, copy=False)
-        return StepInputs(real=real.astype(np.float32, copy=False).astype(self.dtype, copy=False),
-                          noise=noise.astype(self.dtype, copy=False), gp_eps=gp_eps,
-                          dropout=self.draw_masks() if self.rate is not None else None)
+        inputs = StepInputs(real=real.astype(np.float32, copy=False).astype(self.dtype, copy=False),
+                            noise=noise.astype(self.dtype, copy=False), gp_eps=gp_eps,
+                            dropout=self.draw_masks() if self.rate is not None else None)
+        return inputs if self.transform is None else self.transform(inputs)
 
     def draw_masks(self) -> np.ndarray:
         """One step's masks, (dropout_passes, batch, units), in the pass order of common/spec.py."""

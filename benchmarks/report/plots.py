@@ -98,7 +98,7 @@ def d_outputs(curves: dict[str, dict[str, np.ndarray]], labels: dict[str, str], 
 def divergence(pairs: list[dict], path: Path, title: str, floors: list[dict] = ()) -> Path:
     """Per same-seed pair of runs: relative L2 between the weights (left) and |D loss| / |G loss|
     differences per step (right), log y. Zeros (bit-identical values) cannot show on a log axis. ``floors``:
-    the chaos floor's curves (same framework, weights one ulp apart), grey dashed on the left."""
+    the chaos floor's band (same-framework pairs with other rounding), grey dashed on the left."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
     for floor in floors:
         w = np.where(floor["weight_rel_l2"] > 0, floor["weight_rel_l2"], np.nan)

@@ -49,6 +49,6 @@ def summary_section(doc: Doc, runs: list[dict], by_task: dict[str, list[dict]], 
     hosts = by_host([r for r in runs if timed_ok(r)])
     where = machine_phrase(env) if len(hosts) <= 1 else f"On {len(hosts)} hosts (speed compared within one host: faster.py)"
     doc.text(f"{where}. {tail} Each verdict links to its evidence. Same model: the frameworks' same-seed "
-             "weight drift against the chaos floor (the same framework from weights one ulp away). Same samples: "
+             "weight drift against the chaos floor (a band of same-framework pairs with other rounding at every step). Same samples: "
              "equivalence tests over seeds of each backend's representative mode. Faster: each framework's fastest "
              "configuration, with a bootstrap interval.")
