@@ -79,7 +79,7 @@ class RunRecord:
     environment: dict  # benchmarks/timing.py environment()
     wall_s: float  # build to record, in this process
     history: str | None = field(default=None)  # histories/<run_id>.npz, relative to the output folder
-    init: str = "seed"  # or "seed+order1/2": a chaos-floor twin, batches in another order (common/init.py)
+    init: str = "seed"  # or "seed+order1" to "seed+order3": a chaos-floor twin (common/twin.py)
     # Schema 3. A schema-2 record has none of these and reads as the defaults: the local executor was the only one.
     executor: str = "local"  # "local" or "ray" (benchmarks/executor.py)
     timing_mode: str = "exclusive"  # a key of TIMING_MODES

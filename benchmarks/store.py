@@ -30,7 +30,7 @@ estimates their weight divergence (exactly the full weights when P <= 16 384, e.
 
 A record (a flat-ish dict) always has: ``schema`` (SCHEMA_VERSION), ``producer`` (PRODUCER), ``suite``
 ("quick", "full" or "custom"), ``run_id``, the cell keys ``task backend mode loss seed`` and ``init`` ("seed", or
-"seed+order1", "seed+order2" for the chaos-floor twins, "seed+ulp" for older ones: common/init.py), ``config``
+"seed+order1" to "seed+order3" for the chaos-floor twins, "seed+ulp" for older ones: common/twin.py), ``config``
 (steps, batch_size, d_lr, g_lr, optimizer: what must match for --resume to skip a cell), ``status``, and
 the timing, FLOP, metric, data and environment fields typed in benchmarks/record.py. A results folder is input
 too: every record read (or appended) is checked first (``check_record``): the fields that name files or pick

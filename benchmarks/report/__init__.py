@@ -56,7 +56,7 @@ def build_report(out_dir) -> Path:
         raise ValueError("DIR '' is invalid; allowed: an output folder of python -m benchmarks.run")
     out_dir = Path(out_dir)
     runs = load_runs(out_dir)
-    # The chaos floor's twins (init "seed+order1/2", older "seed+ulp") only serve the divergence section: every other section, the
+    # The chaos floor's twins (init "seed+order1..3", older "seed+ulp") only serve the divergence section: every other section, the
     # speed tables and the sample tests among them, sees the seed's own runs.
     floors = [r for r in runs if r.get("init", "seed") != "seed"]
     runs = [r for r in runs if r.get("init", "seed") == "seed"]
