@@ -106,7 +106,7 @@ class Parser(argparse.ArgumentParser):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = Parser(
         prog="python -m benchmarks.run", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train the same MLP GANs in PyTorch and TensorFlow from identical weights and data, time "
+        description="Train the same GANs in PyTorch and TensorFlow from identical weights and data, time "
                     "every step, score the samples, and append one record per run to OUT/runs.jsonl.")
     parser.add_argument("--backend", default="both", choices=[*BACKENDS, "both"], help="framework(s) to run (default both)")
     what = parser.add_mutually_exclusive_group()

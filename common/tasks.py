@@ -550,12 +550,17 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
 
 
 def sizes_text(net: MLP | Network) -> str:
-    """An MLP's sizes, or a Network's shape after each weight layer (C x H x W for images)."""
+    """An MLP's sizes, or a Network's shape after each weight layer (C x H x W for images), a Maxout shown on the
+    layer it pools: "1000 (maxout 5) -> 200"."""
     if isinstance(net, MLP):
         return " -> ".join(map(str, net.sizes))
-    shapes = [net.input_shape] + [info.out_shape for info in net.layer_info
-                                  if isinstance(info.layer, (Dense, Conv2D, ConvTranspose2D))]
-    return " -> ".join("x".join(map(str, shape)) for shape in shapes)
+    parts = ["x".join(map(str, net.input_shape))]
+    for info in net.layer_info:
+        if isinstance(info.layer, (Dense, Conv2D, ConvTranspose2D)):
+            parts.append("x".join(map(str, info.out_shape)))
+        elif isinstance(info.layer, Maxout):
+            parts[-1] += f" (maxout {info.layer.pieces}) -> {info.out_shape[0]}"
+    return " -> ".join(parts)
 
 
 def describe_tasks() -> list[dict]:

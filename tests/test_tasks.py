@@ -25,6 +25,10 @@ def test_registry_lists_every_task_in_order():
     for row in rows:
         assert set(row) == {"name", "seed", "data", "sizes", "loss", "batch", "steps"}
     assert rows[0]["steps"] == 10_000 and rows[4]["steps"] == "30 epochs"
+    by_name = {row["name"]: row for row in rows}
+    # PacGAN's discriminator is maxout: each Dense(1000) is pooled to 200 units, which --list must say
+    assert by_name["ring8-pacgan"]["sizes"].endswith(
+        "D 2 -> 1000 (maxout 5) -> 200 -> 1000 (maxout 5) -> 200 -> 1000 (maxout 5) -> 200 -> 1")
     with pytest.raises(ValueError, match="task 'cifar' is invalid; allowed: parabola, gmm2"):
         tasks.get_task("cifar")
 
