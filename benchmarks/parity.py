@@ -20,7 +20,7 @@ from common import tolerances as tol
 from common.backend import get_backend
 from common.init import init_weights
 from common.spec import (GAN, LOSSES, MLP, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten,
-                         Loss, Network, Optimizer, Reshape, Updates)
+                         Loss, Network, Optimizer, Reshape, Updates, dropout_pass)
 from common.stream import Stream
 
 PARITY_DATA_DIM = 6
@@ -231,6 +231,49 @@ def measure_seed(pair: SeededPair, seed: int, steps: int) -> dict:
     out[f"step{steps}_weight_ratio"] = bound.ratio(wa, wb)
     out[f"step{steps}_weight_rel_l2"] = relative_distance(wa, wb)
     out[f"step{steps}_bound_rel_l2"] = bound.relative(wa)
+    return out
+
+
+def step1_loss_bounds(spec: GAN, before: dict, inputs: dict, d_after: tuple[list, list]) -> dict:
+    """(value, spread) of each reported value of a d_then_g, one-D-step GAN's first step (common/rounding.py), from
+    the state both backends shared before it (``before``: a trainer's ``state()``), the step's inputs, and D's
+    weights after it in each backend (``d_after``: G's loss is taken through the updated D, whose two copies then
+    differ by that gap). WGAN-GP's d_loss holds the penalty, a first derivative: not bounded here."""
+    if spec.updates.order != "d_then_g" or spec.updates.d_steps != 1:
+        raise ValueError("step1_loss_bounds: d_then_g with one D step only")
+    g_net, d_net, name, dtype = spec.generator_network, spec.discriminator_network, spec.loss.name, spec.dtype
+    w = {net: checkpoint.numbered(before, f"{net}/") for net in checkpoint.NETWORKS}
+    stats = {net: checkpoint.numbered(before, f"stats/{net}/") for net in checkpoint.NETWORKS}
+    masks = inputs.get("dropout")
+    mask = (lambda which: None if masks is None else masks[dropout_pass(spec, 0, which)])  # noqa: E731
+    pack = (lambda a: np.asarray(a).reshape(spec.batch_size, -1))  # noqa: E731
+
+    def critic(weights, x, x_spread, which, gap=None):
+        value, spread, _, _ = rounding.network_bound(d_net, weights, pack(x), True, mask(which), stats["discriminator"],
+                                                     dtype, x_spread=None if x_spread is None else pack(x_spread),
+                                                     weight_gap=gap)
+        return value[:, 0], spread[:, 0]
+
+    def generated(noise):
+        value, spread, _, _ = rounding.network_bound(g_net, w["generator"], noise, True, None, stats["generator"], dtype)
+        return value, spread
+
+    fake, fake_spread = generated(inputs["noise"][0])
+    l_r, s_r = critic(w["discriminator"], inputs["real"][0], None, "real")
+    l_f, s_f = critic(w["discriminator"], fake, fake_spread, "fake")
+    (real_term, s_real), (fake_term, s_fake) = (rounding.mean_term_bound(name, "real", l_r, s_r, dtype),
+                                                rounding.mean_term_bound(name, "fake", l_f, s_f, dtype))
+    scale = 0.5 if spec.loss.d_average else 1.0
+    d_loss = scale * (real_term + fake_term)
+    out = {"d_loss": (d_loss, scale * float(np.hypot(s_real, s_fake)) + tol.ROUNDOFF[dtype] * abs(d_loss)),
+           "d_real": rounding.d_output_bound(name, l_r, s_r, dtype),
+           "d_fake": rounding.d_output_bound(name, l_f, s_f, dtype)}
+    if name == "wgan-gp":
+        del out["d_loss"]
+    g_fake, g_spread = generated(inputs["noise"][0 if spec.updates.reuse_fake else 1])
+    gap = [np.abs(np.asarray(a, np.float64) - b) for a, b in zip(*d_after)]
+    l_g, s_g = critic(d_after[0], g_fake, g_spread, "g", gap)
+    out["g_loss"] = rounding.mean_term_bound(name, "g", l_g, s_g, dtype)
     return out
 
 

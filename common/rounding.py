@@ -237,3 +237,50 @@ def discriminate_bound(spec, weights, statistics, x):
     if spec.loss.name in SIGMOID_LOSSES:
         value, spread = activation_bound(Activation("sigmoid"), value, spread, spec.dtype)
     return value[:, 0], spread[:, 0]
+
+
+# ---- losses of one step from D's logits and their spreads ---------------------------------------------------------
+def _loss_term(loss_name: str, role: str, l, e):
+    """(phi(l), the steepest |phi'| within e of l, function ulps) of one per-example loss term (common/spec.py's
+    formulas, as backend_*/losses.py write them: softplus as max(x, 0) + log1p(exp(-|x|)))."""
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    softplus = lambda x: np.logaddexp(0.0, x)  # noqa: E731
+    if loss_name in SIGMOID_LOSSES:
+        sign = {"real": -1.0, "fake": 1.0, "g": -1.0 if loss_name == "nonsaturating" else 1.0}[role]
+        value = softplus(sign * l) * (-1.0 if (role == "g" and loss_name == "minimax") else 1.0)
+        return value, sig(sign * l + e), FUNCTION_ULPS
+    if loss_name in ("wasserstein", "wgan-gp"):
+        return {"real": -l, "fake": l, "g": -l}[role], np.ones_like(l), 1
+    if loss_name == "hinge":
+        if role == "g":
+            return -l, np.ones_like(l), 1
+        margin = 1.0 - l if role == "real" else 1.0 + l
+        return np.maximum(margin, 0.0), (margin + e > 0).astype(float), 2
+    target = {"real": 1.0, "fake": 0.0, "g": 1.0}[role]  # least-squares: 0.5 (l - target)^2
+    return 0.5 * (l - target) ** 2, np.abs(l - target) + e, 3
+
+
+def mean_term_bound(loss_name: str, role: str, logits, spread, dtype: str = "float32"):
+    """(the mean of one loss term over the batch, its spread) from D's logits and their spreads (B,)."""
+    u = ROUNDOFF[dtype]
+    logits, spread = np.asarray(logits, np.float64), np.asarray(spread, np.float64)
+    value, slope, ulps = _loss_term(loss_name, role, logits, CONFIDENCE * spread)
+    n = len(value)
+    carried = np.sum((slope * spread) ** 2 + (ulps * u * value) ** 2)
+    mean = value.mean()
+    rounding = sum_rounding(n, value.sum(), np.sum(value ** 2), u) / n
+    return mean, float(np.sqrt(carried / n ** 2 + rounding ** 2 + (u * mean) ** 2))
+
+
+def d_output_bound(loss_name: str, logits, spread, dtype: str = "float32"):
+    """(the batch mean of what a step reports for D, its spread): the probability for sigmoid losses, else the
+    critic value."""
+    if loss_name in SIGMOID_LOSSES:
+        value, spread = activation_bound(Activation("sigmoid"), np.asarray(logits, np.float64), spread, dtype)
+    else:
+        value = np.asarray(logits, np.float64)
+    u = ROUNDOFF[dtype]
+    n = len(value)
+    mean = value.mean()
+    rounding = sum_rounding(n, value.sum(), np.sum(value ** 2), u) / n
+    return mean, float(np.sqrt(np.sum(np.asarray(spread) ** 2) / n ** 2 + rounding ** 2))

@@ -35,8 +35,13 @@ CONFIDENCE = 6.0
 FUNCTION_ULPS = 4
 PAIR_FACTOR = 2.0 ** 0.5
 
-# Losses reported by one training step (values of order 1, means over the batch): measured 4.8e-7 at worst
-# (wgan-gp, whose penalty is a first derivative, out of the forward bound's reach), 2026-12-01; not derived yet.
+# Losses of the first step are derived too (benchmarks/parity.py step1_loss_bounds, common/rounding.py
+# mean_term_bound): each per-example term carries its logit's spread through the term's steepest slope, plus its
+# own rounding and the mean's; G's loss goes through the updated D with the step's weight gap as a spread. Measured
+# (tests/test_parity.py, 5 seeds x 6 losses x 2 optimisers and the conv GAN, 2026-12-02): worst 0.083 of the bound;
+# TF's real term 10 ppm too large is outside it on every seed. What stays measured: later steps' losses (loss_bound
+# below, whose rounding part is this constant) and WGAN-GP's d_loss, whose penalty is a first derivative, out of a
+# forward bound's reach: 4.8e-7 at worst, 2026-12-01.
 LOSS_ATOL = 1e-6
 
 # ---- weights after training steps: a bound derived per coordinate, not a constant -------------------------------

@@ -17,6 +17,7 @@ from common import tolerances as tol
 from common.backend import get_backend
 from common.init import init_weights
 from benchmarks.parity import (SeededPair, UniformSource, WeightBound, build_pair, conv_parity_spec, first_gradients,
+                               step1_loss_bounds,
                                gradient_gap, measure_seed, parity_spec, relative_distance, run_both, source_for)
 from common.spec import LOSSES, Activation, Dropout, Network, Updates
 from common.stream import Stream
@@ -468,3 +469,43 @@ def test_forward_bound_catches_a_planted_error():
         assert_within_bound(f"{name}: the right computation", got, right, rounding.reference_bound(spread))
         with pytest.raises(AssertionError, match="its bound"):
             assert_within_bound(f"{name}: planted", got, other, rounding.pair_bound(spread))
+
+
+def step1_loss_ratios(spec, pt, tf, inputs) -> dict:
+    before = pt.state()
+    out_pt, out_tf = pt.train_step(**inputs), tf.train_step(**inputs)
+    bounds = step1_loss_bounds(spec, before, inputs, (pt.get_weights()["discriminator"], tf.get_weights()["discriminator"]))
+    return {key: abs(out_pt[key] - out_tf[key]) / float(rounding.pair_bound(spread))
+            for key, (_, spread) in bounds.items()}
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_first_step_losses_within_the_derived_bound(loss, optimizer):
+    """Step 1's reported losses and D outputs, torch eager vs tf.function, within the bound derived from D's logits
+    (common/rounding.py, benchmarks/parity.py step1_loss_bounds): the MLP parity GAN over 5 of PARITY_SEEDS, the
+    convolutional one (BatchNorm, dropout) at seed 0. G's loss goes through the updated D, whose two copies then
+    differ by the step's weight gap; WGAN-GP's d_loss (the penalty) is out of reach and checked by loss_bound."""
+    pair = SeededPair(parity_spec(loss, optimizer))
+    for seed in tol.PARITY_SEEDS[:5]:
+        inputs = pair.reset(seed).next().as_kwargs()
+        ratios = step1_loss_ratios(pair.spec, pair.pt, pair.tf, inputs)
+        assert max(ratios.values()) <= 1.0, (seed, ratios)
+    spec = conv_parity_spec(loss, optimizer)
+    pt, tf = build_pair(spec)
+    ratios = step1_loss_ratios(spec, pt, tf, Stream(spec, source_for(spec), seed=0).next().as_kwargs())
+    assert max(ratios.values()) <= 1.0, ("conv", ratios)
+
+
+def test_first_step_loss_bound_catches_a_term_off_by_ten_ppm(monkeypatch):
+    """The derived loss bound is tight: TensorFlow's real term of L_D 10 parts per million too large (a constant
+    rounded to another value, a mean over one example too many) is outside it, on every seed."""
+    import backend_tf.losses
+
+    original = backend_tf.losses.d_loss_terms
+    monkeypatch.setattr(backend_tf.losses, "d_loss_terms",
+                        lambda loss, l_r, l_f: (lambda r, f: (r * (1 + 1e-5), f))(*original(loss, l_r, l_f)))
+    pair = SeededPair(parity_spec("nonsaturating", "adam"))
+    for seed in tol.PARITY_SEEDS[:5]:
+        ratios = step1_loss_ratios(pair.spec, pair.pt, pair.tf, pair.reset(seed).next().as_kwargs())
+        assert ratios["d_loss"] > 1.0, (seed, ratios)
