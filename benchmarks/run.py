@@ -26,14 +26,19 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks import executor, store, tensorboard, timing
+if __name__ == "__main__":
+    from benchmarks import exit_on_early_interrupt
+
+    exit_on_early_interrupt()
+
+from benchmarks import executor, store, tensorboard, timing  # noqa: E402
 from benchmarks.cell import Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raising, stop_if_interrupted
 from common import metrics
 from common import tasks as task_registry
 from common.backend import BACKENDS, DEVICES, MODES, DeviceUnavailableError, get_backend
-from common.twin import TWINS
 from common.data import DataError
-from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES
+from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES, LR_RANGE
+from common.twin import TWINS
 
 EXIT_CELLS_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -93,6 +98,15 @@ def positive_float(text):
     return value
 
 
+def learning_rate(text):
+    """A positive float the float32 optimisers can hold as a normal number (common/spec.py LR_RANGE)."""
+    value = positive_float(text)
+    if not LR_RANGE[0] <= value <= LR_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: a number in {LR_RANGE[0]:.3g}.."
+                                         f"{LR_RANGE[1]:.3g} (float32's normal range)")
+    return value
+
+
 CPUS = os.cpu_count() or 1
 
 
@@ -117,7 +131,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--loss", choices=LOSSES, help="override the task's loss (applies that loss's defaults)")
     parser.add_argument("--steps", type=integer(1), help="training steps per run (default: the task's or the suite's)")
     parser.add_argument("--batch-size", type=integer(1), help="batch size (default: the task's)")
-    parser.add_argument("--lr", type=positive_float, help="learning rate of both networks (default: the task's)")
+    parser.add_argument("--lr", type=learning_rate, help="learning rate of both networks (default: the task's)")
     parser.add_argument("--seed", type=integer(0), default=0, help="first seed (default 0)")
     parser.add_argument("--seeds", type=integer(1, MAX_RUNS), default=1, help="number of seeds: seed, seed+1, ... (default 1)")
     parser.add_argument("--mode", choices=[*MODES, "all"],

@@ -192,6 +192,8 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if found != magic:
         raise DataError(f"{path}: IDX magic number {found} is invalid; expected {magic}")
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(n_dims)]
+    if dims[0] == 0:
+        raise DataError(f"{path}: holds 0 {'images' if n_dims == 3 else 'labels'}; allowed: at least one")
     if n_dims == 3 and dims[1:] != [MNIST_SIDE, MNIST_SIDE]:
         raise DataError(f"{path}: images of {dims[1]}x{dims[2]} are invalid; expected 28x28")
     expected = header + math.prod(dims)

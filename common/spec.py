@@ -515,6 +515,11 @@ class Loss:
         return "sigmoid" if self.name in SIGMOID_LOSSES else "linear"
 
 
+# A learning rate the optimisers can hold in float32 as a normal number: a larger one overflows inside the optimiser
+# (PyTorch: "value cannot be converted to type float without overflow"), a subnormal one loses its precision.
+LR_RANGE = (2.0 ** -126, float.fromhex("0x1.fffffep+127"))
+
+
 @dataclass(frozen=True)
 class Optimizer:
     """One optimiser's exact settings.
@@ -547,6 +552,11 @@ class Optimizer:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 _fail("Optimizer", name, value, "a number in [0, 1)")
+        # Adam's first step multiplies by lr / (1 - beta1): that scalar must be a float32 number too
+        top = LR_RANGE[1] * (1 - self.beta1) if self.name == "adam" else LR_RANGE[1]
+        if not LR_RANGE[0] <= self.lr <= top:
+            _fail("Optimizer", "lr", self.lr, f"a number in {LR_RANGE[0]:.3g}..{top:.3g} (float32's normal range"
+                  + (", after Adam's bias correction)" if self.name == "adam" else ")"))
         _check_positive_float("Optimizer", "eps", self.eps)
         _check_choice("Optimizer", "implementation", self.implementation, IMPLEMENTATIONS)
         _check_choice("Optimizer", "eps_form", self.eps_form, EPS_FORMS)

@@ -222,6 +222,8 @@ def corrupt(folder: pathlib.Path, how: str) -> None:
         raw = raw[:-5]
     elif how == "shape":  # a header claiming 32x32 images
         raw[8:16] = (32).to_bytes(4, "big") * 2
+    elif how == "empty":  # a well-formed header of zero images
+        raw = raw[:4] + (0).to_bytes(4, "big") + raw[8:16]
     elif how == "labels":
         (folder / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.arange(2), 2049))
     path.write_bytes(bytes(raw))
@@ -229,6 +231,7 @@ def corrupt(folder: pathlib.Path, how: str) -> None:
 
 @pytest.mark.parametrize("how, message", [
     ("magic", "magic number"), ("truncated", "bytes"), ("shape", "28x28"), ("labels", "labels for"),
+    ("empty", r"train-images-idx3-ubyte: holds 0 images; allowed: at least one"),
 ])
 def test_mnist_bad_idx_raises(tmp_path, how, message):
     write_idx_folder(tmp_path)

@@ -230,6 +230,9 @@ def refused_cases(tmp_path: Path, results: Path, unwritable: Path) -> dict[str, 
                           "allowed: at most 100000"),
         "threads beyond the CPUs": ([*PARABOLA, "--threads", "100000"], "logical CPUs"),
         "lr overflows to inf": ([*PARABOLA, "--lr", "1e309"], "a finite number > 0"),
+        "lr overflows float32": ([*PARABOLA, "--lr", "1e39"], "allowed: a number in 1.18e-38..3.4e+38 (float32's normal"),
+        "lr subnormal in float32": ([*PARABOLA, "--lr", "1e-45"], "float32's normal range"),
+        "lr overflowing Adam's first step": ([*PARABOLA, "--lr", "3e38"], "after Adam's bias correction"),
         "empty --out": ([*PARABOLA, "--out", ""], "output folder '' is invalid"),
         "--out not writable": ([*PARABOLA, "--steps", "3", "--out", str(unwritable)], "is not writable"),
         "--out is a file": ([*PARABOLA, "--out", str(tmp_path / "file")], "is a file"),
@@ -526,3 +529,21 @@ def test_figures_are_plain_names_inside_the_figures_folder(tmp_path):
     for name in ("../../escaped-losses.png", "/etc/x-losses.png", "a/b.png", ".."):
         with pytest.raises(ValueError, match="would leave"):
             figures / name
+
+
+@pytest.mark.parametrize("module", ["benchmarks.run", "benchmarks"])
+@pytest.mark.parametrize("after_s", [0.05, 0.4])
+def test_ctrl_c_while_starting_is_one_line_and_130(tmp_path, module, after_s):
+    """Ctrl-C while the command's libraries still import (or just after, in main's own handlers): exit 130 with a
+    line that says so, never a KeyboardInterrupt traceback, and nothing written."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", module, "--task", "parabola", "--steps", "100000", "--backend",
+                             "both", "--no-report", "--out", str(out)], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err, err
+    assert not (out / "runs.jsonl").exists()

@@ -308,3 +308,12 @@ def test_eps_form_is_an_adam_setting_and_the_default_leaves_records_as_they_were
     assert GAN.from_dict(mnist.to_dict()) == mnist and GAN.from_dict(parabola.to_dict()) == parabola
     adam = mnist.d_optimizer
     assert adam.eps_at(1) == pytest.approx(1e-7 / (1 - 0.999) ** 0.5) and adam.eps_at(10 ** 6) == pytest.approx(1e-7)
+
+
+def test_a_learning_rate_must_fit_float32_through_the_update():
+    """An lr whose update scalar overflows float32 ended in the optimiser's RuntimeError; a subnormal one lost its
+    precision silently: both are refused when the spec is made, naming the range."""
+    for lr in (1e39, 1e-45, 3e38):  # 3e38 fits float32, but Adam's first step multiplies by lr / (1 - beta1)
+        with pytest.raises(ValueError, match=r"Optimizer.lr=.*\(float32's normal range"):
+            Optimizer("adam", lr=lr)
+    assert Optimizer("rmsprop", lr=3e38).lr == 3e38 and Optimizer("adam", lr=3e37, beta1=0.5).lr == 3e37
