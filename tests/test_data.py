@@ -444,3 +444,17 @@ def test_a_damaged_mnist_npz_is_one_data_error_naming_it(tmp_path, damage, messa
     with pytest.raises(DataError, match=message) as refused:
         data.load_mnist(tmp_path, allow_download=False)
     assert str(path) in str(refused.value)
+
+
+def test_sixteen_bit_faces_keep_their_range_and_rangeless_modes_are_skipped(tmp_path):
+    """A 16-bit grey PNG (Pillow's "I;16") used to decode as all white (convert("RGB") clips it): now scaled to
+    8 bits; 32-bit integer and float images, which carry no range, are undecodable (skipped and counted)."""
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    with Image.open(tmp_path / "grey16.png") as image:
+        assert image.mode == "I;16"
+    pixels = data.decode_face(tmp_path / "grey16.png").reshape(3, 64, 64)
+    np.testing.assert_array_equal(pixels[0], np.round(ramp / 257.0).astype(np.uint8))
+    assert pixels.min() == 0 and pixels.max() == 255 and pixels.mean() < 130 and (pixels[0] == pixels[2]).all()
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "float.tiff")
+    assert data.decode_face(tmp_path / "float.tiff") is None
