@@ -66,6 +66,7 @@ from common.tasks import TASKS
 
 SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host, init
 READABLE_SCHEMAS = (2, 3)  # a schema-2 record reads as a local run (record.py's defaults)
+PENDING_FILE = ".histories-begun"  # one line per history the suite began to write (sweep_leftovers)
 INIT_SUFFIXES = {"seed": "", "seed+ulp": "-ulp", "seed+order1": "-order1", "seed+order2": "-order2",
                  "seed+order3": "-order3"}  # in run ids
 PRODUCER = "gan-parity-suite"
@@ -351,23 +352,36 @@ def repair_csv(out_dir) -> str | None:
     return f"{out_dir / CSV_FILE} did not match {RUNS_FILE} ({rows} for {len(records)} runs): rebuilt from {RUNS_FILE}"
 
 
+def pending_histories(out_dir) -> set[str]:
+    """The histories this suite began to write in ``out_dir`` (PENDING_FILE), relative paths."""
+    path = Path(out_dir) / PENDING_FILE
+    try:
+        return {line for line in path.read_text(encoding="utf-8").splitlines() if line}
+    except (FileNotFoundError, UnicodeDecodeError):
+        return set()
+
+
 def sweep_leftovers(out_dir) -> list[str]:
-    """Remove what only a SIGKILL (or a power cut) leaves behind: atomic_write's temp files in the folder and its
-    histories/, checkpoints/ and figures/, and histories no record names (killed between its history and its
+    """Remove what only a SIGKILL (or a power cut) leaves behind, and nothing the suite did not write: atomic_write's
+    temp files (named with the suite's own suffix) in the folder and its histories/, checkpoints/ and figures/, and
+    the histories the suite began to write (PENDING_FILE) that no record names (killed between its history and its
     record). Returns the removed paths. Call it as the folder's writer(): another writer's files would look alike."""
     out_dir = Path(out_dir)
     with locked(out_dir):
         named = {r["history"] for r in read_records(out_dir) if r.get("history")}
+        begun = pending_histories(out_dir)
         removed = []
         for folder in (out_dir, out_dir / HISTORY_DIR, out_dir / CHECKPOINT_DIR, out_dir / FIGURE_DIR):
             if not folder.is_dir():
                 continue
             for path in sorted(folder.iterdir()):
-                orphan = folder == out_dir / HISTORY_DIR and path.suffix == ".npz" \
-                    and f"{HISTORY_DIR}/{path.name}" not in named
-                if path.is_file() and (is_temp_file(path) or orphan):
+                relative = f"{HISTORY_DIR}/{path.name}"
+                orphan = folder == out_dir / HISTORY_DIR and relative in begun and relative not in named
+                if path.is_file() and not path.is_symlink() and (is_temp_file(path) or orphan):
                     path.unlink()
                     removed.append(str(path))
+        if begun:  # every history begun is now recorded or removed
+            atomic_write(out_dir / PENDING_FILE, lambda f: f.write(b""))
     return removed
 
 
@@ -380,6 +394,11 @@ def write_history(out_dir, run_id: str, arrays: dict[str, np.ndarray]) -> str:
         raise ValueError(f"run_id {run_id!r} is invalid; allowed: letters, digits, '.', '_', '-' (a file name)")
     relative = f"{HISTORY_DIR}/{run_id}.npz"
     with locked(out_dir):
+        # first the note that this file is the suite's: only what it notes can a --resume remove as half-done
+        with open(Path(out_dir) / PENDING_FILE, "a", encoding="utf-8") as f:
+            f.write(relative + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         atomic_write(inside(out_dir, relative), lambda f: np.savez_compressed(f, **arrays))
     return relative
 

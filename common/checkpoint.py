@@ -44,7 +44,9 @@ CHECKPOINT_FIELDS = ("latent_dim", "data_shape", "generator", "discriminator")
 OPTIMIZER_FIELDS = ("g_optimizer", "d_optimizer")
 MOMENTS = {"adam": ("m", "v"), "rmsprop": ("v",)}  # an optimiser's moments in the state, per weight
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-TEMP_SUFFIX = ".tmp"  # atomic_write's temp files are ".<name>.<random>.tmp" next to their target
+# atomic_write's temp files are ".<name>.<random>.gan-parity.tmp" next to their target: a suffix of the suite's own,
+# so that a user's ".something.tmp" is never taken for one and swept away
+TEMP_SUFFIX = ".gan-parity.tmp"
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once (os.umask can only be read by setting it)

@@ -15,6 +15,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from benchmarks import executor, run, store, timing  # noqa: E402
+from common import checkpoint  # noqa: E402
 from benchmarks.record import RunRecord  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def intact(out: Path) -> list[dict]:
     assert pd.read_csv(out / store.CSV_FILE)["run_id"].tolist() == [r["run_id"] for r in records]
     assert sorted(p.name for p in (out / store.HISTORY_DIR).iterdir()) == sorted(
         Path(r["history"]).name for r in records)
-    assert [p for p in out.rglob(".*")] == []
+    assert [p for p in out.rglob(".*") if checkpoint.is_temp_file(p)] == []
     return records
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import store
+from common import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join(
@@ -97,7 +98,7 @@ def files_under(folder: Path) -> list[str]:
 
 
 def temp_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob(".*") if p.is_file()]
+    return [p for p in folder.rglob(".*") if p.is_file() and checkpoint.is_temp_file(p)]
 
 
 # ----------------------------------------------------------------------------- real files to damage
@@ -421,17 +422,22 @@ def test_after_a_sigkill_resume_sweeps_leftovers_and_repairs_the_csv(tmp_path, r
     assert recorded in ([0], [0, 1])
     # What a SIGKILL at a less lucky moment leaves: a half-written file, a history without its record, a CSV
     # written before its last row (the kill landed between runs.jsonl and results.csv).
-    leftovers = [out / ".runs.jsonl.k1ll3d.tmp", out / store.HISTORY_DIR / ".x.npz.k1ll3d.tmp"]
+    suffix = checkpoint.TEMP_SUFFIX
+    leftovers = [out / f".runs.jsonl.k1ll3d{suffix}", out / store.HISTORY_DIR / f".x.npz.k1ll3d{suffix}"]
     for path in leftovers:
         path.write_bytes(b"half a file")
-    orphan = out / store.HISTORY_DIR / "parabola-torch-eager-minimax-s1-orphan.npz"
-    orphan.write_bytes((results / store.read_records(results)[0]["history"]).read_bytes())
+    orphan = out / store.write_history(out, "parabola-torch-eager-minimax-s1-orphan",
+                                       store.read_history(results, store.read_records(results)[0]["history"]))
+    users = [out / ".my-notes.tmp", out / store.HISTORY_DIR / "mine.npz"]  # the user's: never removed
+    for path in users:
+        path.write_bytes(b"the user's")
     pd.read_csv(out / store.CSV_FILE).iloc[:0].to_csv(out / store.CSV_FILE, index=False)
     done = cli(*PARABOLA, "--steps", 20, "--seeds", 2, "--checkpoint-every", 5, "--out", out, "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "repaired:" in done.stdout and "0 rows for" in done.stdout
     for path in [*leftovers, orphan]:
         assert f"resume: removed {path}" in done.stdout and not path.exists()
+    assert all(path.exists() for path in users)
     assert [r["seed"] for r in store.read_records(out)] == [0, 1]
     assert [int(s) for s in pd.read_csv(out / store.CSV_FILE)["seed"]] == [0, 1]
     assert temp_files(out) == []

@@ -15,7 +15,7 @@ import pytest
 import backend_torch
 from benchmarks import cell, run, store, timing
 from benchmarks.record import RunRecord
-from common import tasks
+from common import checkpoint, tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -313,7 +313,7 @@ def test_sigint_keeps_finished_runs_and_resume_completes(tmp_path):
     if first.returncode == 130:
         assert "--resume" in first.stderr
     assert [int(s) for s in pd.read_csv(out / store.CSV_FILE)["seed"]] == recorded
-    assert [p for p in out.rglob(".*")] == []  # no temp file left behind
+    assert [p for p in out.rglob(".*") if checkpoint.is_temp_file(p)] == []  # no temp file left behind
     done = subprocess.run(command(out, "--resume"), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [r["seed"] for r in store.read_records(out)] == [0, 1]  # every cell once: none lost, none duplicated
@@ -321,7 +321,7 @@ def test_sigint_keeps_finished_runs_and_resume_completes(tmp_path):
     if recorded == [0]:  # seed 1 continued from its checkpoint, and left none behind
         assert "parabola-torch-eager-minimax-s1 continues from its checkpoint at step" in done.stdout
         assert store.read_records(out)[1]["resumed_from_step"] > 0 and not seed_1.exists()
-    assert [p for p in out.rglob(".*")] == []
+    assert [p for p in out.rglob(".*") if checkpoint.is_temp_file(p)] == []
 
 
 def test_command_line_bad_input_has_no_traceback_and_list_prints_tasks(tmp_path):

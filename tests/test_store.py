@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import store
+from common import checkpoint
 from common.checkpoint import signals_deferred
 from common.tasks import TASKS
 
@@ -55,7 +56,7 @@ def test_append_and_read_back(tmp_path):
     assert list(table["seed"]) == [0, 1]
     assert list(table["metrics.w1"]) == [0.5, 0.5]  # nested keys flattened with "."
     assert list(table["flags"]) == ["a;b", "a;b"]
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+    assert [p.name for p in tmp_path.iterdir() if checkpoint.is_temp_file(p)] == []  # no temp file left
     store.append_records(tmp_path, [record(seed=2), record(seed=3)])  # several at once: one rewrite
     assert [r["seed"] for r in store.read_records(tmp_path)] == list(pd.read_csv(tmp_path / store.CSV_FILE)["seed"]) \
         == [0, 1, 2, 3]
@@ -194,20 +195,26 @@ def test_repair_rebuilds_a_csv_that_disagrees_with_runs_jsonl(tmp_path):
     assert list(pd.read_csv(tmp_path / store.CSV_FILE)["seed"]) == [0, 1]
 
 
-def test_sweep_removes_temp_files_and_orphan_histories_only(tmp_path):
+def test_sweep_removes_the_suites_leftovers_and_nothing_of_the_users(tmp_path):
+    """Temp files of atomic_write's own naming and histories the suite began but never recorded go; the user's
+    files stay, even named like ours were before (".x.tmp") or an unrecorded .npz under histories/."""
     relative = store.write_history(tmp_path, "parabola-0", history())
     store.append_record(tmp_path, record(history=relative))
     store.write_history(tmp_path, "orphan", history())  # killed after its history, before its record
-    leftovers = [tmp_path / ".runs.jsonl.x1.tmp", tmp_path / "histories" / ".orphan.npz.x2.tmp",
-                 tmp_path / "checkpoints" / ".cell.npz.x3.tmp"]
-    for path in leftovers:
+    suffix = checkpoint.TEMP_SUFFIX
+    leftovers = [tmp_path / f".runs.jsonl.x1{suffix}", tmp_path / "histories" / f".orphan.npz.x2{suffix}",
+                 tmp_path / "checkpoints" / f".cell.npz.x3{suffix}"]
+    users = [tmp_path / "notes.txt", tmp_path / ".draft.tmp", tmp_path / "histories" / "mine.npz",
+             tmp_path / "histories" / ".mine.npz.x.tmp"]
+    for path in leftovers + users:
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"half")
-    (tmp_path / "notes.txt").write_text("the user's")
     with store.writer(tmp_path):
         removed = store.sweep_leftovers(tmp_path)
     assert sorted(removed) == sorted(map(str, leftovers + [tmp_path / "histories" / "orphan.npz"]))
-    assert (tmp_path / relative).exists() and (tmp_path / "notes.txt").exists()
+    assert (tmp_path / relative).exists() and all(path.exists() for path in users)
+    with store.writer(tmp_path):
+        assert store.sweep_leftovers(tmp_path) == []  # the note of begun histories was cleared
 
 
 def test_history_round_trip_and_a_history_of_another_layout(tmp_path):
@@ -312,4 +319,4 @@ def test_a_signal_at_any_line_of_the_append_never_leaves_the_csv_a_row_short(tmp
         seeds = [r["seed"] for r in store.read_records(folder)]
         assert seeds in ([0], [0, 1]), at
         assert list(pd.read_csv(folder / store.CSV_FILE)["seed"]) == seeds, at
-        assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [], at
+        assert [p.name for p in folder.iterdir() if checkpoint.is_temp_file(p)] == [], at
