@@ -19,6 +19,11 @@ Where the cells run (this process, or Ray tasks on a cluster) is benchmarks/exec
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # first, before the libraries import: a Ctrl-C there is one line and 130
+    from benchmarks import exit_on_early_interrupt
+
+    exit_on_early_interrupt()
+
 import argparse
 import dataclasses
 import math
@@ -26,12 +31,7 @@ import os
 import sys
 from pathlib import Path
 
-if __name__ == "__main__":
-    from benchmarks import exit_on_early_interrupt
-
-    exit_on_early_interrupt()
-
-from benchmarks import executor, store, tensorboard, timing  # noqa: E402
+from benchmarks import executor, store, tensorboard, timing
 from benchmarks.cell import Cell, Interrupted, RunOptions, checkpoint_of, interrupts_raising, stop_if_interrupted
 from common import metrics
 from common import tasks as task_registry

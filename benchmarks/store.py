@@ -108,12 +108,25 @@ def check_out_dir(out_dir) -> None:
             raise ValueError(f"output folder {str(out_dir)!r} is a file; give a folder path with --out")
         if not os.access(path, os.W_OK | os.X_OK):
             raise ValueError(f"output folder {str(out_dir)!r} is not writable; choose another with --out")
+        check_subfolders(out_dir)
         return
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
+
+
+def check_subfolders(out_dir) -> None:
+    """ValueError if a folder the suite writes into (histories/, checkpoints/, figures/) is a symlink or lies
+    outside ``out_dir`` once resolved: every write stays inside --out, whatever its folders point to."""
+    real = os.path.realpath(out_dir)
+    for name in (HISTORY_DIR, CHECKPOINT_DIR, FIGURE_DIR):
+        folder = Path(out_dir) / name
+        target = os.path.realpath(folder)
+        if folder.is_symlink() or (folder.exists() and os.path.commonpath([real, target]) != real):
+            raise ValueError(f"{str(folder)!r} is a link to {target!r}: the suite writes only inside the output "
+                             f"folder; allowed: a real folder {name}/ inside {str(out_dir)!r}, or none")
 
 
 def prepare_out_dir(out_dir, keep: bool = True) -> None:
@@ -219,7 +232,12 @@ def inside(out_dir, relative) -> Path:
     normal = os.path.normpath(str(relative))
     if os.path.isabs(normal) or normal == "." or normal == ".." or normal.startswith(".." + os.sep):
         raise ValueError(f"{str(relative)!r} is invalid: it leaves the output folder {str(out_dir)!r}")
-    return Path(out_dir) / normal
+    path = Path(out_dir) / normal
+    real, parent = os.path.realpath(out_dir), os.path.realpath(path.parent)  # the text alone misses a symlink
+    if os.path.commonpath([real, parent]) != real:
+        raise ValueError(f"{str(relative)!r} is invalid: {str(path.parent)!r} leads to {parent!r}, outside the "
+                         f"output folder {str(out_dir)!r}")
+    return path
 
 
 # ----------------------------------------------------------------------------- runs.jsonl and results.csv

@@ -55,6 +55,7 @@ def build_report(out_dir) -> Path:
     if str(out_dir) == "":
         raise ValueError("DIR '' is invalid; allowed: an output folder of python -m benchmarks.run")
     out_dir = Path(out_dir)
+    store.check_subfolders(out_dir)  # figures/ must not lead outside the folder
     runs = load_runs(out_dir)
     # The chaos floor's twins (init "seed+order1..3", older "seed+ulp") only serve the divergence section: every other section, the
     # speed tables and the sample tests among them, sees the seed's own runs.
