@@ -151,7 +151,7 @@ class RunLog:
 
     STEP_FIELDS = store.STEP_ARRAYS
 
-    def __init__(self, spec: GAN, started: float | None = None):
+    def __init__(self, spec: GAN, started: float | None = None, original_units=None):
         # wall clock of the whole run in this process: build to record
         self.started = time.perf_counter() if started is None else started
         self.steps = {key: [] for key in self.STEP_FIELDS}
@@ -160,7 +160,8 @@ class RunLog:
         self.sketch_index = np.sort(np.random.default_rng(store.SKETCH_SEED).choice(
             total, size=min(store.SKETCH_SIZE, total), replace=False))
         self.data_dim = spec.data_dim
-        self.original_units = lambda weights: weights  # a chaos-floor twin's Twin.restore (common/twin.py)
+        # a chaos-floor twin's Twin.restore (common/twin.py): its weights sketched in the original units' order
+        self.original_units = original_units or (lambda weights: weights)
 
     def add(self, results: dict, step_time: float, data_time: float, timed: bool) -> None:
         n = len(np.atleast_1d(results["d_loss"]))
@@ -254,9 +255,10 @@ class CellLoop:
     """The training loop of one cell, one iteration per ``advance()``. ``out``: where the progress bar and log
     lines go (None: the terminal)."""
 
-    def __init__(self, cell: Cell, trainer, stream: Stream, options: RunOptions, out=None, started=None):
+    def __init__(self, cell: Cell, trainer, stream: Stream, options: RunOptions, out=None, started=None,
+                 original_units=None):
         self.cell, self.trainer, self.stream, self.options, self.out = cell, trainer, stream, options, out
-        self.log = RunLog(cell.spec, started)
+        self.log = RunLog(cell.spec, started, original_units)
         self.view_noise = stream.fixed_noise(SNAPSHOT_SAMPLES)
         self.done = self.first_done = resume_from_checkpoint(self)
         planned = np.unique(np.linspace(0, cell.steps, SNAPSHOTS).round().astype(int)).tolist()
@@ -387,9 +389,8 @@ def train_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: d
                            mode=cell.mode)
     # a fresh copy of the source: the same epoch order every cell
     stream = Stream(cell.spec, copy.copy(task_data.source), cell.seed, None if twin is None else twin.inputs)
-    loop = CellLoop(cell, trainer, stream, options, out=out, started=started)
-    if twin is not None:
-        loop.log.original_units = twin.restore
+    loop = CellLoop(cell, trainer, stream, options, out=out, started=started,
+                    original_units=None if twin is None else twin.restore)
     tqdm.write(f"{cell.id}: {cell.steps} steps of batch {cell.spec.batch_size} on {module.device_name(options.device)}",
                file=out)
     while loop.advance():

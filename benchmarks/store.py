@@ -61,14 +61,14 @@ import pandas as pd
 from common import checkpoint
 from common.backend import BACKENDS, MODES
 from common.checkpoint import FILE_MODE, atomic_write, is_temp_file, load_npz, signals_deferred
+from common.init import INITS
 from common.spec import LOSSES
 from common.tasks import TASKS
 
 SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host, init
 READABLE_SCHEMAS = (2, 3)  # a schema-2 record reads as a local run (record.py's defaults)
 PENDING_FILE = ".histories-begun"  # one line per history the suite began to write (sweep_leftovers)
-INIT_SUFFIXES = {"seed": "", "seed+ulp": "-ulp", "seed+order1": "-order1", "seed+order2": "-order2",
-                 "seed+order3": "-order3"}  # in run ids
+INIT_SUFFIXES = {init: "" if init == "seed" else "-" + init.split("+")[1] for init in INITS}  # in run ids: "-order1"
 PRODUCER = "gan-parity-suite"
 RUNS_FILE = "runs.jsonl"
 CSV_FILE = "results.csv"
@@ -117,14 +117,20 @@ def check_out_dir(out_dir) -> None:
         raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
 
 
+def resolves_inside(out_dir, path) -> bool:
+    """Whether ``path``, its symlinks resolved, lies in ``out_dir`` (resolved too): the path text alone misses a
+    link."""
+    real = os.path.realpath(out_dir)
+    return os.path.commonpath([real, os.path.realpath(path)]) == real
+
+
 def check_subfolders(out_dir) -> None:
     """ValueError if a folder the suite writes into (histories/, checkpoints/, figures/) is a symlink or lies
     outside ``out_dir`` once resolved: every write stays inside --out, whatever its folders point to."""
-    real = os.path.realpath(out_dir)
     for name in (HISTORY_DIR, CHECKPOINT_DIR, FIGURE_DIR):
         folder = Path(out_dir) / name
         target = os.path.realpath(folder)
-        if folder.is_symlink() or (folder.exists() and os.path.commonpath([real, target]) != real):
+        if folder.is_symlink() or (folder.exists() and not resolves_inside(out_dir, folder)):
             raise ValueError(f"{str(folder)!r} is a link to {target!r}: the suite writes only inside the output "
                              f"folder; allowed: a real folder {name}/ inside {str(out_dir)!r}, or none")
 
@@ -233,10 +239,9 @@ def inside(out_dir, relative) -> Path:
     if os.path.isabs(normal) or normal == "." or normal == ".." or normal.startswith(".." + os.sep):
         raise ValueError(f"{str(relative)!r} is invalid: it leaves the output folder {str(out_dir)!r}")
     path = Path(out_dir) / normal
-    real, parent = os.path.realpath(out_dir), os.path.realpath(path.parent)  # the text alone misses a symlink
-    if os.path.commonpath([real, parent]) != real:
-        raise ValueError(f"{str(relative)!r} is invalid: {str(path.parent)!r} leads to {parent!r}, outside the "
-                         f"output folder {str(out_dir)!r}")
+    if not resolves_inside(out_dir, path.parent):
+        raise ValueError(f"{str(relative)!r} is invalid: {str(path.parent)!r} leads to "
+                         f"{os.path.realpath(path.parent)!r}, outside the output folder {str(out_dir)!r}")
     return path
 
 

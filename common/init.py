@@ -44,7 +44,8 @@ Weights = dict[str, list[np.ndarray]]  # {"generator": [...], "discriminator": [
 # same GAN with its hidden units and every batch in another order (common/twin.py: the same training, other
 # summation orders at every step, as between two frameworks); or, in records written before the twins, weights
 # moved by one ulp ("seed+ulp").
-INITS = ("seed", "seed+ulp", "seed+order1", "seed+order2", "seed+order3")
+TWIN_INITS = ("seed+order1", "seed+order2", "seed+order3")
+INITS = ("seed", "seed+ulp", *TWIN_INITS)
 
 
 def init_mlp(mlp: MLP, scheme: str, rng: np.random.Generator, dtype=DTYPE) -> list[np.ndarray]:

@@ -1,16 +1,18 @@
 """How far a forward pass can round away from exact arithmetic, per output coordinate: the forward tolerances.
 
-A second pass over the same network in float64 (numpy, NCHW, neutral kernels), carrying beside each value a bound
-on how far one framework's computed value can lie from the exact one, for the same float32 (or float64) weights
-and inputs. Two frameworks then differ by at most twice that bound (``pair_bound``). Each layer adds its own
-rounding and passes on its input's error (common/tolerances.py, the forward section, says why each rule holds):
+A second pass over the same network in float64 (numpy, NCHW, neutral kernels), carrying beside each value the
+spread (standard deviation) of one framework's rounding error, for the same float32 (or float64) weights and
+inputs. Two frameworks may differ by ``pair_bound`` (CONFIDENCE x sqrt(2) spreads), one framework and the float64
+value by ``reference_bound``. Each layer adds its own rounding and carries its input's spread on
+(common/tolerances.py, the forward section, says why each rule holds):
 
-* a dot product of n terms (Dense, Conv2D, ConvTranspose2D, a BatchNorm mean or variance): ``gamma(n) x sum|w||x|``
-  from the same contraction over absolute values (Higham & Mary's probabilistic bound), plus ``|W| . error``;
-* an elementwise function f: ``sup |f'| x error`` over the interval the input can be in, plus FUNCTION_ULPS of
-  rounding relative to |f|;
-* BatchNorm: the mean's, the centred value's, the variance's and the square root's errors composed to first
-  order; Dropout scales, Maxout takes the largest of its pieces' errors, Reshape and Flatten move them.
+* a sum of n terms t (Dense, Conv2D, ConvTranspose2D, a BatchNorm mean or variance): ``sum_rounding``,
+  u sqrt(n (sum t^2 + (sum t)^2)), with sum t^2 from the same contraction over squares; the input's spread
+  carried through the contraction over w^2;
+* an elementwise function f: its steepest slope within CONFIDENCE spreads times the spread, plus FUNCTION_ULPS of
+  rounding relative to |f| (``activation_bound``);
+* BatchNorm: the mean's, the centred value's, the variance's and the square root's spreads composed to first
+  order; Dropout scales, Maxout takes the largest of its pieces' spreads, Reshape and Flatten move them.
 """
 from __future__ import annotations
 
@@ -265,11 +267,8 @@ def mean_term_bound(loss_name: str, role: str, logits, spread, dtype: str = "flo
     u = ROUNDOFF[dtype]
     logits, spread = np.asarray(logits, np.float64), np.asarray(spread, np.float64)
     value, slope, ulps = _loss_term(loss_name, role, logits, CONFIDENCE * spread)
-    n = len(value)
-    carried = np.sum((slope * spread) ** 2 + (ulps * u * value) ** 2)
-    mean = value.mean()
-    rounding = sum_rounding(n, value.sum(), np.sum(value ** 2), u) / n
-    return mean, float(np.sqrt(carried / n ** 2 + rounding ** 2 + (u * mean) ** 2))
+    mean, spread_of_mean = _batch_mean(value, np.sqrt((slope * spread) ** 2 + (ulps * u * value) ** 2), u)
+    return mean, float(np.hypot(spread_of_mean, u * mean))
 
 
 def d_output_bound(loss_name: str, logits, spread, dtype: str = "float32"):
@@ -279,8 +278,11 @@ def d_output_bound(loss_name: str, logits, spread, dtype: str = "float32"):
         value, spread = activation_bound(Activation("sigmoid"), np.asarray(logits, np.float64), spread, dtype)
     else:
         value = np.asarray(logits, np.float64)
-    u = ROUNDOFF[dtype]
+    return _batch_mean(value, spread, ROUNDOFF[dtype])
+
+
+def _batch_mean(value, spread, u: float):
+    """(the mean of ``value`` over the batch, its spread): the terms' own spreads averaged, and the sum's rounding."""
     n = len(value)
-    mean = value.mean()
     rounding = sum_rounding(n, value.sum(), np.sum(value ** 2), u) / n
-    return mean, float(np.sqrt(np.sum(np.asarray(spread) ** 2) / n ** 2 + rounding ** 2))
+    return value.mean(), float(np.sqrt(np.sum(np.asarray(spread) ** 2) / n ** 2 + rounding ** 2))

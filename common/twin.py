@@ -16,12 +16,13 @@ import math
 
 import numpy as np
 
+from common.init import TWIN_INITS
 from common.spec import GAN, BatchNorm, Conv2D, ConvTranspose2D, Dense, Dropout, Flatten, Maxout, Network, Reshape
 from common.stream import StepInputs
 
-# init -> the seed's child stream its permutations come from (common/init.py INITS); spawn(n)'s first children do
-# not depend on n, so the stream's own children 0-4 stay what they are.
-TWINS = {"seed+order1": 5, "seed+order2": 6, "seed+order3": 7}
+# init -> the seed's child stream its permutations come from (common/init.py TWIN_INITS): 5, 6, 7, after the
+# stream's own children 0-4, which stay what they are (spawn(n)'s first children do not depend on n).
+TWINS = {init: 5 + i for i, init in enumerate(TWIN_INITS)}
 WEIGHTED = (Dense, Conv2D, ConvTranspose2D)
 
 
@@ -112,7 +113,7 @@ class Twin:
     """One twin of a run: its unit orders (G's, D's) and its batch orders, all drawn from the seed's child stream."""
 
     def __init__(self, spec: GAN, seed: int, init: str):
-        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(8)[TWINS[init]])
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5 + len(TWINS))[TWINS[init]])
         self.spec = spec
         self.plans = {"generator": NetworkPlan(spec.generator_network, rng),
                       "discriminator": NetworkPlan(spec.discriminator_network, rng)}

@@ -1,7 +1,8 @@
 """Same-seed trajectory divergence: how far the two backends drift apart from the same start, against the chaos
 floor: a band of same-framework drifts of the same kind, each the same training computed with other summation
-orders at every step (benchmarks/run.py plans two twins whose batches come in another order, ``init`` "seed+order1"
-to "seed+order3"; a framework's two modes that round differently, e.g. tf.function and XLA, add to the band). A
+orders at every step (benchmarks/run.py plans three twins with their hidden units and batches in another order,
+``init`` "seed+order1" to "seed+order3", common/twin.py; a framework's two modes that round differently, e.g.
+tf.function and XLA, add to the band). A
 cross-framework curve within the band's prediction limit is float32 chaos; one above it is a difference in what
 is computed. The rule and its reasoning: common/tolerances.py."""
 from __future__ import annotations
@@ -27,9 +28,9 @@ DIVERGENCE_SENTENCE = (
     "Both backends start from the same weights and see the same data and noise at every step, so any gap "
     "here is floating-point rounding (other kernels, other summation orders) amplified by training, or a "
     "difference in what is computed. The chaos floor tells the two apart: a band of same-framework pairs that "
-    "compute the very same training with other rounding at every step (twins whose batches come in another "
-    "order, so every sum over the batch is taken in another order; a framework's two modes where they round "
-    "differently). A cross-framework curve inside the band is float32 chaos. It is flagged where it stands "
+    "compute the very same training with other rounding at every step (twins whose hidden units and batches come "
+    "in another order, so every matmul, convolution and batch sum is taken in another order; a framework's two "
+    "modes where they round differently). A cross-framework curve inside the band is float32 chaos. It is flagged where it stands "
     f"above the band's {tol.FLOOR_CONFIDENCE:.1%} prediction limit: where one more run of the band's kind would "
     "lie with that probability, from the band's own centre and spread (log scale, Student's t).")
 
@@ -90,11 +91,15 @@ def floor_band(runs: list[dict], floors: list[dict], histories: Histories) -> di
         twins = [r for r in runs if (r["backend"], r["mode"], r["seed"], r["config"]) ==
                  (f["backend"], f["mode"], f["seed"], f["config"])]
         if twins:
-            add(twins[0], f, f"{label(f['backend'], f['mode'])} vs itself, batches reordered ({f['init'][-6:]})")
+            add(twins[0], f, f"{label(f['backend'], f['mode'])} vs itself, batches reordered "
+                             f"({f['init'].split('+')[1]})")
     for a, b in itertools.combinations(runs, 2):
         if (a["backend"], a["seed"], a["config"]) == (b["backend"], b["seed"], b["config"]) and a["mode"] != b["mode"]:
             add(a, b, f"{label(a['backend'], a['mode'])} vs {label(b['backend'], b['mode'])}")
     return out
+
+
+NO_VERDICT = {"max_ratio": math.nan, "at_step": None, "within": None, "limit": math.nan, "excess": math.nan}
 
 
 def against_floor(pair: dict, band: list[dict]) -> dict:
@@ -102,8 +107,8 @@ def against_floor(pair: dict, band: list[dict]) -> dict:
     curves have a value, their logs give a centre m and spread s, and one more run of the same kind lies below
     m + t s sqrt(1 + 1/n) with probability FLOOR_CONFIDENCE (Student's prediction interval, t its quantile with
     n - 1 degrees of freedom). Returns the largest ratio of the cross curve to the band's centre, where it is, the
-    limit there (exp of t s sqrt(1 + 1/n)), and whether every snapshot stays within its limit; no verdict where no
-    snapshot has two curves with a spread."""
+    limit there (exp of t s sqrt(1 + 1/n)), the log of the ratio over the limit there (``excess``, <= 0 within) and
+    whether every snapshot stays within its limit; no verdict where no snapshot has two curves with a spread."""
     values: dict[int, list[float]] = {}
     for curve in band:
         for step, value in zip(curve["sketch_steps"], curve["weight_rel_l2"]):
@@ -119,9 +124,9 @@ def against_floor(pair: dict, band: list[dict]) -> dict:
         ratio = float(cross) / math.exp(centre)
         judged.append((math.log(max(ratio, 1e-300)) - width, ratio, math.exp(width), int(step)))
     if not judged:
-        return {"max_ratio": math.nan, "at_step": None, "within": None, "limit": math.nan}
+        return NO_VERDICT
     excess, ratio, limit, step = max(judged)
-    return {"max_ratio": ratio, "at_step": step, "within": bool(excess <= 0), "limit": limit}
+    return {"max_ratio": ratio, "at_step": step, "within": bool(excess <= 0), "limit": limit, "excess": excess}
 
 
 def task_drift(runs: list[dict], floors: list[dict], histories: Histories) -> dict:
@@ -131,9 +136,7 @@ def task_drift(runs: list[dict], floors: list[dict], histories: Histories) -> di
     rows = []
     for p in pairs:
         band = bands.get((p["seed"], p["pack"]), [])
-        rows.append({"pair": p, "band": band, **(against_floor(p, band) if band else
-                                                 {"max_ratio": math.nan, "at_step": None, "within": None,
-                                                  "limit": math.nan})})
+        rows.append({"pair": p, "band": band, **(against_floor(p, band) if band else NO_VERDICT)})
     return {"pairs": pairs, "floors": bands, "rows": rows,
             "ulp_floors_only": bool(floors) and not any(f.get("init") in TWINS for f in floors)}
 
@@ -153,7 +156,7 @@ def model_verdict(drift: dict) -> str:
         if drift.get("ulp_floors_only"):
             return "drift measured; its floor is the older one-ulp kind, not like for like (run again with --backend both)"
         return "drift measured, no chaos floor run (run with --backend both)"
-    worst = max(judged, key=lambda r: math.log(max(r["max_ratio"], 1e-300)) - math.log(r["limit"]))
+    worst = max(judged, key=lambda r: r["excess"])
     if all(r["within"] for r in judged):
         return (f"yes: drift at most {worst['max_ratio']:.2g}x the floor band's centre, within its "
                 f"{tol.FLOOR_CONFIDENCE:.1%} limit ({worst['limit']:.2g}x there)")
