@@ -1,9 +1,5 @@
-"""``python -m benchmarks`` is ``python -m benchmarks.run``."""
-import sys
+"""``python -m benchmarks`` is ``python -m benchmarks.run`` (run as the main module, as the console script
+``gan-parity`` runs its main())."""
+import runpy
 
-from benchmarks import exit_on_early_interrupt
-
-exit_on_early_interrupt()
-from benchmarks.run import main  # noqa: E402
-
-sys.exit(main())
+runpy.run_module("benchmarks.run", run_name="__main__", alter_sys=True)

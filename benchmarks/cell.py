@@ -66,7 +66,7 @@ class Cell:
     seed: int
     steps_per_call: int = 1  # K: trainer.train_steps(K) per call
     threads: int | None = None  # intra-op threads asked for (None: the framework's default)
-    init: str = "seed"  # "seed+order1" to "seed+order3": the chaos floor's twins (common/twin.py), planned by run.py
+    init: str = "seed"  # "seed+order1" to "seed+order3": the chaos floor's twins (common/twin.py), planned by plan.py
 
     @property
     def key(self) -> tuple:
@@ -85,13 +85,14 @@ class Cell:
         # "dtype" only when not float32, so that records written before dtypes existed still match (--resume)
         return {"steps": self.steps, "batch_size": spec.batch_size, "d_lr": spec.d_optimizer.lr,
                 "g_lr": spec.g_optimizer.lr, "optimizer": spec.d_optimizer.implementation,
+                "algorithm": spec.d_optimizer.name, "d_steps": spec.updates.d_steps,
                 "steps_per_call": self.steps_per_call, "threads": self.threads, "pack": spec.pack,
                 **({} if spec.dtype == "float32" else {"dtype": spec.dtype})}
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What the command line decides for every cell (run.py builds it once from the flags)."""
+    """What the command line decides for every cell (plan.py builds it once from the flags)."""
     out: str
     suite: str = "custom"
     device: str = "auto"
@@ -321,7 +322,7 @@ def checkpoint_of(cell: Cell, out) -> tuple[int, dict, dict] | None:
     """The cell's checkpoint, checked before it is trusted: (steps done, trainer state, history so far), or None if
     it has none or one of another config (the run then starts over and replaces it). ValueError naming the file if
     it is damaged or does not fit: steps done outside 1..steps-1 (a checkpoint is saved only before the last step),
-    a state other than this spec's (keys, shapes), a history of another length or shape. run.py calls it for every
+    a state other than this spec's (keys, shapes), a history of another length or shape. plan.py calls it for every
     cell to run under --resume before any runs, and resume_from_checkpoint again when the cell starts."""
     found = store.read_checkpoint(out, cell.id)
     if found is None or found[0]["config"] != cell.config:

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,11 +24,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks import store, timing  # noqa: E402
-from benchmarks.cell import Cell, Interrupted, interrupts_raising, time_steps  # noqa: E402
+from benchmarks import cli, store, timing  # noqa: E402
+from benchmarks.cell import Cell, time_steps  # noqa: E402
+from benchmarks.plan import Request, check_memory  # noqa: E402
 from benchmarks.store import SWEEP_FILE  # noqa: E402
 from common import tasks  # noqa: E402
-from common.backend import BACKENDS, DEVICES, DeviceUnavailableError, get_backend  # noqa: E402
+from common.backend import DeviceUnavailableError, get_backend  # noqa: E402
 from common.checkpoint import atomic_write  # noqa: E402
 from common.flops import train_step_flops  # noqa: E402
 from common.init import init_weights  # noqa: E402
@@ -109,20 +111,47 @@ def merged(old: pd.DataFrame | None, rows: list[dict]) -> pd.DataFrame:
     return pd.concat([old[~replaced], new], ignore_index=True)
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """One sweep, typed: run_sweep's arguments (python -m benchmarks.sweep, or benchmarks.run --sweep)."""
+    kind: str
+    backends: tuple[str, ...] = ("torch", "tf")
+    modes: tuple[str, ...] | None = None
+    threads: int | None = None
+    out_dir: str = "results"
+    task: str = "mnist-small"
+    values: tuple | None = None
+    steps: int = STEPS
+    warmup: int = WARMUP
+    strict_modes: bool = False
+    data_dir: str | None = None
+    device: str = "auto"
+    seed: int = SEED
+    loss: str | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    d_lr: float | None = None
+    g_lr: float | None = None
+    d_steps: int | None = None
+    optimizer: str | None = None
+    optimizer_impl: str | None = None
+    steps_per_call: int = 1
+
+
 def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | None = None, out_dir="results",
               task: str = "mnist-small", values=None, steps: int = STEPS, warmup: int = WARMUP, *,
-              strict_modes: bool = False, data_dir=None, device: str = "cpu", seed: int = SEED, loss=None,
-              batch_size=None, lr=None, optimizer=None, steps_per_call: int = 1) -> pd.DataFrame:
+              strict_modes: bool = False, data_dir=None, device: str = "auto", seed: int = SEED, loss=None,
+              batch_size=None, lr=None, d_lr=None, g_lr=None, d_steps=None, optimizer=None, optimizer_impl=None,
+              steps_per_call: int = 1) -> pd.DataFrame:
     """Time every (value, backend, mode) point of one sweep; write and return the table (columns COLUMNS).
 
     ``kind``: "batch" (values: batch sizes, default BATCH_SIZES) or "width" (values: factors on the hidden
     sizes, default WIDTH_FACTORS). ``modes`` None: every mode each backend supports; a mode a backend lacks is
     skipped (refused with ``strict_modes``, as the command line does). ``threads`` goes to each backend's
-    configure(); ``loss``, ``batch_size`` (width sweeps), ``lr`` and ``optimizer`` to common.tasks.configure.
-    ValueError before anything is measured or written if any point is invalid.
+    configure(); ``loss``, ``batch_size`` (width sweeps), the learning rates, ``d_steps``, ``optimizer`` (the
+    algorithm) and ``optimizer_impl`` to common.tasks.configure. ValueError before anything is measured or written
+    if any point is invalid.
     """
-    from benchmarks.run import check_memory
-
     if kind not in KINDS:
         raise ValueError(f"sweep {kind!r} is invalid; allowed: {', '.join(KINDS)}")
     if kind == "batch" and batch_size is not None:
@@ -131,7 +160,8 @@ def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | No
     task_entry = tasks.get_task(task)
     data = task_entry.load(data_dir=data_dir)
     base, _ = tasks.configure(task_entry, n_examples=data.n_train or 10**9, steps=1, loss=loss,
-                              batch_size=batch_size, lr=lr, optimizer_impl=optimizer)
+                              batch_size=batch_size, lr=lr, d_lr=d_lr, g_lr=g_lr, d_steps=d_steps,
+                              optimizer=optimizer, optimizer_impl=optimizer_impl)
     modules = {name: get_backend(name) for name in backends}
     points = []
     for backend, module in modules.items():
@@ -178,83 +208,87 @@ def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | No
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def from_run_args(args) -> int:
-    """``benchmarks.run --sweep``: that command's flags, honoured where a sweep can, refused where it cannot."""
+def plan_from_request(kind: str, request: Request) -> SweepPlan:
+    """``benchmarks.run --sweep``: that command's request, honoured where a sweep can; ValueError naming the first
+    flag it cannot honour."""
     refused = [(flag, why) for flag, given, why in (
-        ("--suite", args.suite is not None, "a sweep times one task (--task)"),
-        ("--seeds", args.seeds != 1, "a sweep times one seed (--seed)"),
-        ("--resume", args.resume, "a sweep measures every point again"),
-        ("--checkpoint-every", args.checkpoint_every is not None, "a sweep's runs are too short to checkpoint"),
-        ("--task with several tasks", bool(args.task) and len(args.task) > 1, "a sweep times one task"),
-        ("--optimizer with several implementations", bool(args.optimizer) and len(args.optimizer) > 1,
-         "a sweep times one optimiser"),
-        ("--steps-per-call with several values", len(args.steps_per_call) > 1, "a sweep times one K"),
-        ("--executor ray", args.executor != "local", "a sweep times its points in this process"),
-        ("--ray-address", args.ray_address is not None, "a sweep times its points in this process"),
-        ("--no-timing", args.no_timing, "a sweep is a timing"),
-        ("--dtype float64", args.dtype != "float32", "a sweep times float32 (sweep.csv has no dtype column)"),
+        ("--suite", request.suite is not None, "a sweep times one task (--task)"),
+        ("--num-seeds", request.num_seeds is not None, "a sweep times one seed (--seed)"),
+        ("--resume", request.resume, "a sweep measures every point again"),
+        ("--checkpoint-every", request.checkpoint_every is not None, "a sweep's runs are too short to checkpoint"),
+        ("--task with several tasks", bool(request.tasks) and len(request.tasks) > 1, "a sweep times one task"),
+        ("--optimizer-impl with several implementations",
+         bool(request.optimizer_impls) and len(request.optimizer_impls) > 1, "a sweep times one optimiser"),
+        ("--steps-per-call with several values", len(request.steps_per_call) > 1, "a sweep times one K"),
+        ("--pack", request.packs != (1,), "a sweep times the plain GAN (sweep.csv has no pack column)"),
+        ("--steps full", request.steps == "full", "a sweep times a few steps per point"),
+        ("--executor ray", request.executor != "local", "a sweep times its points in this process"),
+        ("--ray-address", request.ray_address is not None, "a sweep times its points in this process"),
+        ("--no-timing", not request.timing, "a sweep is a timing"),
+        ("--tensorboard", request.tensorboard is not None, "a sweep writes sweep.csv only"),
+        ("--dtype float64", request.dtype != "float32", "a sweep times float32 (sweep.csv has no dtype column)"),
     ) if given]
     if refused:
-        print(f"error: --sweep cannot honour {refused[0][0]}: {refused[0][1]}", file=sys.stderr)
-        return 2
-    backends = tuple(BACKENDS) if args.backend == "both" else (args.backend,)
-    return sweep_and_print(args.sweep, backends, None if args.mode in (None, "all") else [args.mode], args.threads,
-                           args.out, args.task[0] if args.task else "mnist-small", None, args.steps or STEPS,
-                           strict_modes=True, data_dir=args.data_dir, device=args.device, seed=args.seed,
-                           loss=args.loss, batch_size=args.batch_size, lr=args.lr,
-                           optimizer=args.optimizer[0] if args.optimizer else None,
-                           warmup=args.warmup if args.warmup is not None else WARMUP,
-                           steps_per_call=args.steps_per_call[0])
+        raise ValueError(f"--sweep cannot honour {refused[0][0]}: {refused[0][1]}")
+    return SweepPlan(kind, request.backends, None if request.mode in (None, "all") else (request.mode,),
+                     request.threads, request.out, request.tasks[0] if request.tasks else "mnist-small", None,
+                     request.steps if isinstance(request.steps, int) else STEPS,
+                     request.warmup if request.warmup is not None else WARMUP, strict_modes=True,
+                     data_dir=request.data_dir, device=request.device, seed=request.seed, loss=request.loss,
+                     batch_size=request.batch_size, lr=request.lr, d_lr=request.d_lr, g_lr=request.g_lr,
+                     d_steps=request.d_steps, optimizer=request.optimizer,
+                     optimizer_impl=request.optimizer_impls[0] if request.optimizer_impls else None,
+                     steps_per_call=request.steps_per_call[0])
+
+
+def run_from_request(kind: str, request: Request) -> int:
+    """``benchmarks.run --sweep``: the sweep of that command's flags, with the command line's exit codes."""
+    return run_and_print(lambda: plan_from_request(kind, request), request.out)
+
+
+def make_parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sweep", required=True, choices=KINDS)
+    cli.add_backend(parser)
+    parser.add_argument("--mode", nargs="+", help="modes to sweep (default: all each backend supports)")
+    parser.add_argument("--task", default="mnist-small")
+    parser.add_argument("--values", nargs="+", type=cli.positive_float,
+                        help="batch sizes or width factors (default: the sweep's)")
+    parser.add_argument("--steps", type=cli.integer(1), default=STEPS, help=f"timed steps per point (default {STEPS})")
+    parser.add_argument("--warmup", type=cli.integer(0), default=WARMUP,
+                        help=f"untimed steps per point (default {WARMUP})")
+    cli.add_threads(parser)
+    cli.add_device(parser)
+    parser.add_argument("--data-dir", help="the task's data (MNIST files, a face folder)")
+    parser.add_argument("--out", default="results")
+    return parser
 
 
 def main(argv=None) -> int:
-    from benchmarks.run import Parser, integer, positive_float
-
-    parser = Parser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sweep", required=True, choices=KINDS)
-    parser.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
-    parser.add_argument("--mode", nargs="+", help="modes to sweep (default: all each backend supports)")
-    parser.add_argument("--task", default="mnist-small")
-    parser.add_argument("--values", nargs="+", type=positive_float, help="batch sizes or width factors (default: the sweep's)")
-    parser.add_argument("--steps", type=integer(1), default=STEPS, help=f"timed steps per point (default {STEPS})")
-    parser.add_argument("--warmup", type=integer(0), default=WARMUP, help=f"untimed steps per point (default {WARMUP})")
-    parser.add_argument("--threads", type=integer(1, os.cpu_count() or 1))
-    parser.add_argument("--device", choices=DEVICES, default="cpu")
-    parser.add_argument("--data-dir", help="the task's data (MNIST files, a face folder)")
-    parser.add_argument("--out", default="results")
-    args = parser.parse_args(argv)
-    backends = tuple(BACKENDS) if args.backend == "both" else (args.backend,)
-    with interrupts_raising():
-        return sweep_and_print(args.sweep, backends, args.mode, args.threads, args.out, args.task, args.values,
-                               args.steps, strict_modes=args.mode is not None, data_dir=args.data_dir,
-                               device=args.device, warmup=args.warmup)
+    args = make_parser().parse_args(argv)
+    return run_and_print(lambda: SweepPlan(
+        args.sweep, cli.backends_of(args.backend), tuple(args.mode) if args.mode else None, args.threads, args.out,
+        args.task, tuple(args.values) if args.values else None, args.steps, args.warmup,
+        strict_modes=args.mode is not None, data_dir=args.data_dir, device=args.device), args.out)
 
 
-def sweep_and_print(kind, backends, modes, threads, out_dir, task, values=None, steps: int = STEPS, **options) -> int:
-    """run_sweep for a command line (this module's and ``benchmarks.run --sweep``): table, path, exit code
-    (those of benchmarks/run.py)."""
-    from benchmarks.run import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_WRITE_ERROR
-
+def run_and_print(make_plan, out_dir) -> int:
+    """The sweep ``make_plan()`` returns, for a command line: its table and file, or the line and exit code of what
+    stopped it (benchmarks/cli.py). A ValueError before the first point is written is bad input."""
     sweep_file = Path(out_dir) / SWEEP_FILE
-    try:
-        frame = run_sweep(kind, backends, modes, threads, out_dir, task, values, steps, **options)
-    except (ValueError, DeviceUnavailableError) as error:  # before anything was written (DataError is a ValueError)
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except store.Busy as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BUSY
-    except OSError as error:
-        what = f"{error.filename}: {error.strerror}" if error.filename else str(error)
-        print(f"error: writing failed ({what}); the points measured before it are in {sweep_file} (if any)",
-              file=sys.stderr)
-        return EXIT_WRITE_ERROR
-    except (Interrupted, KeyboardInterrupt) as stop:
-        print(f"\ninterrupted: the points measured so far are in {sweep_file} (if any).", file=sys.stderr)
-        return stop.exit_code if isinstance(stop, Interrupted) else 130
-    print(frame.to_string(index=False))
-    print(f"written: {len(frame)} points to {sweep_file}")
-    return 0
+
+    def body() -> int:
+        with cli.checking_input():
+            the_plan = make_plan()
+            if the_plan.threads is not None and the_plan.threads > cli.CPUS:
+                raise ValueError(f"--threads {the_plan.threads} is more than this machine's {cli.CPUS} logical CPUs; "
+                                 f"allowed: 1..{cli.CPUS}")
+            frame = run_sweep(**dataclasses.asdict(the_plan))
+        print(frame.to_string(index=False))
+        print(f"written: {len(frame)} points to {sweep_file}")
+        return cli.EXIT_OK
+
+    return cli.run_command(body, kept=f"the points measured so far are in {sweep_file} (if any)")
 
 
 if __name__ == "__main__":

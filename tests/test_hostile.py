@@ -226,8 +226,8 @@ def refused_cases(tmp_path: Path, results: Path, unwritable: Path) -> dict[str, 
                                             "--steps-per-call 100 is more than the 5 steps"),
         "checkpoints never due": ([*PARABOLA, "--steps", "10", "--checkpoint-every", "10"],
                                   "would save no checkpoint"),
-        "seeds past int64": ([*PARABOLA, "--seed", "9223372036854775807", "--seeds", "2"], "past the largest seed"),
-        "too many runs": (["--task", "parabola", "gmm2", "--seeds", "100000", "--backend", "torch", "--no-report"],
+        "seeds past int64": ([*PARABOLA, "--seed", "9223372036854775807", "--num-seeds", "2"], "past the largest seed"),
+        "too many runs": (["--task", "parabola", "gmm2", "--num-seeds", "100000", "--backend", "torch", "--no-report"],
                           "allowed: at most 100000"),
         "threads beyond the CPUs": ([*PARABOLA, "--threads", "100000"], "logical CPUs"),
         "lr overflows to inf": ([*PARABOLA, "--lr", "1e309"], "a finite number > 0"),
@@ -258,7 +258,7 @@ def refused_cases(tmp_path: Path, results: Path, unwritable: Path) -> dict[str, 
         "--data-dir no task reads": ([*PARABOLA, "--data-dir", str(tmp_path)], "--data-dir is read by none of"),
         "face folder of one image": (["--task", "faces", *TINY, "--data-dir", str(faces), "--batch-size", "1",
                                       "--steps", "2"], "faces: 1 real example(s) to judge the samples against"),
-        "sweep --seeds": (["--sweep", "batch", "--task", "parabola", "--seeds", "3"], "cannot honour --seeds"),
+        "sweep --seeds": (["--sweep", "batch", "--task", "parabola", "--num-seeds", "3"], "cannot honour --num-seeds"),
         "sweep --resume": (["--sweep", "batch", "--task", "parabola", "--resume"], "cannot honour --resume"),
         "sweep --batch-size": (["--sweep", "batch", "--task", "parabola", "--batch-size", "8"],
                                "--batch-size is what a batch sweep varies"),
@@ -359,7 +359,7 @@ def test_a_second_writer_is_refused_and_the_first_loses_nothing(tmp_path):
     """Two real processes on one --out: the second is refused at once (exit 75, nothing written); the first, held
     still by SIGSTOP while the second tries (so the test does not depend on timing), finishes every run."""
     out = tmp_path / "out"
-    first = popen(*PARABOLA, "--steps", 12, "--seeds", 2, "--checkpoint-every", 3, "--out", out, log=tmp_path / "1.log")
+    first = popen(*PARABOLA, "--steps", 12, "--num-seeds", 2, "--checkpoint-every", 3, "--out", out, log=tmp_path / "1.log")
     wait_for(lambda: store.checkpoint_path(out, CELL).exists(), first)  # it holds the lock and is mid-run
     first.send_signal(signal.SIGSTOP)
     try:
@@ -412,7 +412,7 @@ def test_after_a_sigkill_resume_sweeps_leftovers_and_repairs_the_csv(tmp_path, r
     """SIGKILL: the OS releases the lock, and --resume removes what a kill mid-write leaves (temp files, a history
     without its record) and rebuilds a results.csv a row short; every run is then there once."""
     out = tmp_path / "out"
-    killed = popen(*PARABOLA, "--steps", 20, "--seeds", 2, "--checkpoint-every", 5, "--out", out,
+    killed = popen(*PARABOLA, "--steps", 20, "--num-seeds", 2, "--checkpoint-every", 5, "--out", out,
                    log=tmp_path / "killed.log")
     seed_1 = store.checkpoint_path(out, "parabola-torch-eager-minimax-s1")
     wait_for(seed_1.exists, killed)
@@ -432,7 +432,7 @@ def test_after_a_sigkill_resume_sweeps_leftovers_and_repairs_the_csv(tmp_path, r
     for path in users:
         path.write_bytes(b"the user's")
     pd.read_csv(out / store.CSV_FILE).iloc[:0].to_csv(out / store.CSV_FILE, index=False)
-    done = cli(*PARABOLA, "--steps", 20, "--seeds", 2, "--checkpoint-every", 5, "--out", out, "--resume")
+    done = cli(*PARABOLA, "--steps", 20, "--num-seeds", 2, "--checkpoint-every", 5, "--out", out, "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "repaired:" in done.stdout and "0 rows for" in done.stdout
     for path in [*leftovers, orphan]:
@@ -477,13 +477,13 @@ def tiny_disk(tmp_path):
 
 def test_a_full_disk_keeps_finished_runs_and_resume_completes(tiny_disk):
     out = tiny_disk / "out"
-    full = cli(*PARABOLA, "--steps", 3, "--seeds", 2, "--out", out)  # ~130 kB a run of 3 steps: room for one, not two
+    full = cli(*PARABOLA, "--steps", 3, "--num-seeds", 2, "--out", out)  # ~130 kB a run of 3 steps: room for one, not two
     assert full.returncode == 74, full.stderr[-3000:]
     assert "No space left on device" in one_error(full.stderr, after_progress=True)
     assert [r["seed"] for r in store.read_records(out)] == [0]
     assert len(pd.read_csv(out / store.CSV_FILE)) == 1 and temp_files(out) == []
     subprocess.run(["mount", "-o", "remount,size=4m", str(tiny_disk)], check=True)  # space is freed
-    done = cli(*PARABOLA, "--steps", 3, "--seeds", 2, "--out", out, "--resume")
+    done = cli(*PARABOLA, "--steps", 3, "--num-seeds", 2, "--out", out, "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
     assert [r["seed"] for r in store.read_records(out)] == [0, 1]
     # The report on a full disk: one line, exit 74, no half-written report and no temp file.

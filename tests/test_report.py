@@ -31,7 +31,7 @@ def results(tmp_path_factory):
     patch.setattr(timing, "SGEMM_SIZE", 128)  # the 2048 measurement is for real runs
     try:
         common = ["--backend", "both", "--mode", "eager", "--out", str(out), "--no-report"]
-        assert run.main(["--task", "parabola", "--steps", "20", "--seeds", "2", *common]) == 0
+        assert run.main(["--task", "parabola", "--steps", "20", "--num-seeds", "2", *common]) == 0
         assert run.main(["--task", "mnist-small", "--steps", "8", *common]) == 0
     finally:
         patch.undo()
@@ -99,7 +99,7 @@ def test_summary_is_one_table_of_linked_verdicts_from_the_records(results):
         histories = Histories(results)
         speed = task_speed(runs, histories)
         assert faster == speed_verdict(speed) and "95% CI" in faster
-    assert rows["mnist-small"].count("one seed each: cannot test (run --seeds 3 or more)") == 1
+    assert rows["mnist-small"].count("one seed each: cannot test (run --num-seeds 3 or more)") == 1
     assert "](#task-mnist-small)" in rows["mnist-small"]  # one seed: the link goes to the task's metrics
     assert "](#samples-parabola)" in rows["parabola"]  # two seeds: to the equivalence tests
     assert f'<table class="dataframe" id="{SUMMARY_TABLE_ID}">' in page

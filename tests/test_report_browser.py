@@ -24,7 +24,7 @@ def page_of_report(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(timing, "SGEMM_SIZE", 128)
         assert run.main(["--task", "parabola", "--backend", "both", "--mode", "eager", "--steps", "12",
-                         "--seeds", "2", "--out", str(out)]) == 0  # the report is built at the end, as users get it
+                         "--num-seeds", "2", "--out", str(out)]) == 0  # the report is built at the end, as users get it
     return out / report.REPORT_HTML
 
 

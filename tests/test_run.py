@@ -13,17 +13,18 @@ import pandas as pd
 import pytest
 
 import backend_torch
-from benchmarks import cell, run, store, timing
+from benchmarks import cell, plan, run, store, timing
 from benchmarks.record import RunRecord
 from common import checkpoint, tasks
+from conftest import planned, request_of
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
 @pytest.fixture(autouse=True)
-def cheap_peak(monkeypatch):
-    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)  # the 2048 measurement is for real runs
+def _cheap_peak(cheap_peak):
+    pass
 
 
 def bench(out, *flags) -> int:
@@ -71,7 +72,7 @@ def test_a_run_records_timing_metrics_history_and_environment(tmp_path):
 @pytest.mark.parametrize("backend, mode", [("torch", "eager"), ("tf", "eager"), ("tf", "compiled")])
 def test_same_seed_same_run_other_seed_other_run(tmp_path, backend, mode):
     for out, seeds in (("a", 2), ("b", 1)):
-        assert bench(tmp_path / out, "--backend", backend, "--mode", mode, "--steps", 8, "--seeds", seeds) == 0
+        assert bench(tmp_path / out, "--backend", backend, "--mode", mode, "--steps", 8, "--num-seeds", seeds) == 0
     (a0, ha0), (a1, ha1) = runs(tmp_path / "a")
     [(b0, hb0)] = runs(tmp_path / "b")
     assert (a0["seed"], a1["seed"], b0["seed"]) == (0, 1, 0)
@@ -128,17 +129,17 @@ def test_steps_per_call_gives_the_same_run(tmp_path):
 def test_optimizer_implementations_and_k_are_cells_of_their_own(tmp_path, capsys):
     """Several optimiser implementations and K values in one command: one record each, told apart by the cell
     key (so the report keeps them all); what a backend cannot run is skipped with its reason."""
-    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--warmup", 1, "--no-floor", "--optimizer", "spec", "native-fused",
+    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--warmup", 1, "--no-floor", "--optimizer-impl", "spec", "native-fused",
                  "--steps-per-call", 1, 2) == 0
     out = capsys.readouterr().out
-    assert "skipped tf with optimizer native-fused: tf runs spec, native" in out
+    assert "skipped tf with optimizer implementation native-fused: tf runs spec, native" in out
     records = store.read_records(tmp_path)
     configs = sorted((r["backend"], r["config"]["optimizer"], r["steps_per_call"]) for r in records)
     assert configs == [("tf", "spec", 1), ("tf", "spec", 2), ("torch", "native-fused", 1), ("torch", "native-fused", 2),
                        ("torch", "spec", 1), ("torch", "spec", 2)]
     assert len({store.cell_of(r) for r in records}) == 6 and all(r["compiled_as"] == "eager: op by op" for r in records)
     assert len({r["history"] for r in records}) == 6
-    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--warmup", 1, "--no-floor", "--optimizer", "spec", "native-fused",
+    assert bench(tmp_path, "--backend", "both", "--mode", "eager", "--steps", 4, "--warmup", 1, "--no-floor", "--optimizer-impl", "spec", "native-fused",
                  "--steps-per-call", 1, 2, "--resume") == 0
     assert len(store.read_records(tmp_path)) == 6  # every one of them is recognised as done
 
@@ -183,16 +184,16 @@ def test_pack_values_are_cells_of_their_own(tmp_path):
 
 
 def test_an_optimizer_one_backend_cannot_run_is_refused(tmp_path, capsys):
-    assert bench(tmp_path, "--backend", "tf", "--optimizer", "native-foreach") == 2
-    assert capsys.readouterr().err.strip() == ("error: optimizer 'native-foreach' is invalid for backend 'tf'; "
+    assert bench(tmp_path, "--backend", "tf", "--optimizer-impl", "native-foreach") == 2
+    assert capsys.readouterr().err.strip() == ("error: --optimizer-impl 'native-foreach' is invalid for backend 'tf'; "
                                                "allowed: spec, native")
     assert not any(tmp_path.iterdir())
 
 
 def test_the_quick_plan_runs_each_framework_out_of_the_box_too():
-    configs = run.config_plan(run.parse_args([]), "quick", {"torch": backend_torch, "tf": None}, [])
+    configs = plan.config_plan(request_of(), {"torch": backend_torch, "tf": None}, [])
     assert (("torch", "eager", "native"), 0.25) in configs and (("tf", "eager", "native"), 0.05) in configs
-    assert {c for c, _ in configs} == set(run.QUICK_PLAN)
+    assert {c for c, _ in configs} == set(plan.QUICK_PLAN)
 
 
 class Poisoned:
@@ -222,7 +223,7 @@ class Poisoned:
 def test_divergence_is_recorded_and_the_next_run_goes_on(tmp_path, monkeypatch, where, expected_step):
     real_build = backend_torch.build
     monkeypatch.setattr(backend_torch, "build", lambda *a, **k: Poisoned(real_build(*a, **k), 7, where))
-    assert bench(tmp_path, "--backend", "torch", "--mode", "eager", "--steps", 30, "--seeds", 2) == 0
+    assert bench(tmp_path, "--backend", "torch", "--mode", "eager", "--steps", 30, "--num-seeds", 2) == 0
     recorded = runs(tmp_path)
     assert [r["seed"] for r, _ in recorded] == [0, 1]
     for record, history in recorded:
@@ -260,7 +261,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, flags
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--batch-size", "-3"), ("--lr", "-1"), ("--seeds", "0"),
+@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--batch-size", "-3"), ("--lr", "-1"), ("--num-seeds", "0"),
                                          ("--loss", "bogus"), ("--backend", "jax"), ("--pack", "0")])
 def test_bad_flag_values_exit_2(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
@@ -283,7 +284,7 @@ def test_an_output_file_or_a_foreign_runs_file_is_refused(tmp_path, capsys):
 
 def command(out, *flags):
     return [sys.executable, "-m", "benchmarks.run", "--backend", "torch", "--task", "parabola", "--mode", "eager",
-            "--seeds", "2", "--steps", "100", "--checkpoint-every", "10", "--out", str(out), "--no-report", *flags]
+            "--num-seeds", "2", "--steps", "100", "--checkpoint-every", "10", "--out", str(out), "--no-report", *flags]
 
 
 def signal_when(cmd, ready, signum, out) -> subprocess.CompletedProcess:
@@ -352,14 +353,14 @@ def test_quick_suite_plan_runs_dcgan_mnist_small_and_without_xla():
     import backend_tf
 
     backends = {"torch": backend_torch, "tf": backend_tf}
-    cells, _, skipped, suite = run.plan(run.parse_args([]), backends)
+    cells, skipped, suite = planned(backends=backends)
     dcgan = [c for c in cells if c.task.name == "dcgan-mnist"]
     assert suite == "quick" and {(c.backend, c.mode) for c in dcgan} == \
         {("torch", "eager"), ("torch", "compiled"), ("tf", "eager"), ("tf", "compiled")}
     assert all(c.spec.batch_size == 64 for c in dcgan) and {c.steps for c in dcgan} == {20, 5, 1}  # 5: PyTorch out of the box (25%)
     assert any("dcgan-mnist tf+xla" in reason for reason in skipped)
     assert all(c.spec.batch_size == c.task.spec.batch_size for c in cells if c.task.name != "dcgan-mnist")
-    cells, _, _, _ = run.plan(run.parse_args(["--task", "dcgan-mnist", "--steps", "3"]), backends)
+    cells, _, _ = planned("--task", "dcgan-mnist", "--steps", "3", backends=backends)
     assert {c.spec.batch_size for c in cells} == {256} and ("tf", "xla") in {(c.backend, c.mode) for c in cells}
 
 

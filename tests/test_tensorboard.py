@@ -22,7 +22,7 @@ def logged(tmp_path_factory):
     patch.setattr(timing, "SGEMM_SIZE", 128)
     try:
         assert run.main(["--task", "parabola", "--backend", "torch", "--mode", "eager", "--steps", str(STEPS),
-                         "--seeds", "2", "--out", str(out), "--no-report", "--tensorboard", str(logs)]) == 0
+                         "--num-seeds", "2", "--out", str(out), "--no-report", "--tensorboard", str(logs)]) == 0
     finally:
         patch.undo()
     return out, logs

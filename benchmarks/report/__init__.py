@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import datetime
 import os
-import sys
 from pathlib import Path
 
-from benchmarks import store
-from benchmarks.cell import Interrupted, interrupts_raising, stop_if_interrupted
+from benchmarks import cli, store
 from benchmarks.report.data import data_section
 from benchmarks.report.divergence import divergence_section, task_drift
 from benchmarks.report.doc import TITLE, Doc, render_html, render_md
@@ -98,28 +96,22 @@ def build_report(out_dir) -> Path:
     return out_dir / REPORT_HTML
 
 
-def main(argv=None) -> int:
-    from benchmarks.run import Parser
-
-    parser = Parser(prog="python -m benchmarks.report",
-                    description="Rebuild report.md and report.html from the results in DIR.")
+def make_parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m benchmarks.report",
+                        description="Rebuild report.md and report.html from the results in DIR.")
     parser.add_argument("dir", metavar="DIR", help="an output folder of python -m benchmarks.run")
-    args = parser.parse_args(argv)
-    with interrupts_raising():
-        try:
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+
+    def body() -> int:
+        with cli.checking_input(ValueError):
             path = build_report(args.dir)
-            stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command
-        except (Interrupted, KeyboardInterrupt) as stop:
-            print(f"\ninterrupted: {REPORT_MD} and {REPORT_HTML} are the previous ones or whole new ones, never part "
-                  f"of one; rebuild them with python -m benchmarks.report {args.dir}", file=sys.stderr)
-            return stop.exit_code if isinstance(stop, Interrupted) else 130
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except OSError as e:
-            what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
-            print(f"error: writing the report failed ({what}); the results in {args.dir} are untouched",
-                  file=sys.stderr)
-            return 74
-    print(f"report: {path}")
-    return 0
+        print(f"report: {path}")
+        return cli.EXIT_OK
+
+    return cli.run_command(body, kept=f"{REPORT_MD} and {REPORT_HTML} are the previous ones or whole new ones, never "
+                           f"part of one; rebuild them with python -m benchmarks.report {args.dir}",
+                           kept_after_write_error=f"the results in {args.dir} are untouched", writing="the report")

@@ -31,7 +31,7 @@ def samples_verdict(runs: list[dict]) -> str:
     if tests is None:
         reps = representatives(runs)
         return ("one backend only" if len(reps) < 2 else
-                "one seed each: cannot test (run --seeds 3 or more)")
+                "one seed each: cannot test (run --num-seeds 3 or more)")
     different = [t for t in tests if t["verdict"].startswith("different")]
     if different:
         return "different: " + ", ".join(f"{t['metric']} ({t['verdict'].removeprefix('different ')})" for t in different)
@@ -68,7 +68,7 @@ def multiseed_section(doc: Doc, by_task: dict[str, list[dict]]) -> None:
         doc.table(pd.DataFrame(rows))
     if not shown:
         doc.text("No task ran several seeds in both backends, so no significance test is possible. Run "
-                 "--backend both --seeds 5 to compare the backends' sample quality across seeds.")
+                 "--backend both --num-seeds 5 to compare the backends' sample quality across seeds.")
     else:
         doc.text(f"Mean ± sample std over seeds; Welch's two-sided t-test for a difference and the two one-sided "
                  f"tests (TOST, Welch's t) for equivalence within ± the margin, both at α = {judge.ALPHA} (diverged "

@@ -64,7 +64,7 @@ def published_section(doc: Doc, by_task: dict[str, list[dict]]) -> None:
                      f"{fmt(task.steps)}: these cells measure a shorter training, not the paper's.")
     if not shown:
         doc.text("No run of a task with published figures (grid25-pacgan, ring8-pacgan: "
-                 "python -m benchmarks.run --task grid25-pacgan --pack 1 4 --seeds 3).")
+                 "python -m benchmarks.run --task grid25-pacgan --pack 1 4 --num-seeds 3 --steps full).")
         return
     doc.text("The paper's ± is what its table says (PacGAN's Table 1: the standard error over 10 trials, its "
              "caption); ours is the sample std over seeds. \"consistent with the paper\": Welch's two-sided t-test "
