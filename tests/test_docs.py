@@ -187,7 +187,7 @@ class Command:
     argv: tuple[str, ...]
 
     def __str__(self) -> str:
-        return f"{self.page}:{self.line}"
+        return f"{self.page}:{self.line}: {self.text}"
 
 
 def segments(text: str) -> list[list[str]] | None:
@@ -279,8 +279,8 @@ def test_every_documented_command_parses(command):
             parser.parse_args(list(command.argv))
     except SystemExit as stop:
         if stop.code:
-            pytest.fail(f"{command}: `{command.text}` does not parse: {messages.getvalue().strip() or stop.code}",
-                        pytrace=False)
+            pytest.fail(f"{command.page}:{command.line}: `{command.text}` does not parse: "
+                        f"{messages.getvalue().strip() or stop.code}", pytrace=False)
 
 
 def test_the_commands_are_found():
