@@ -201,11 +201,11 @@ class Task:
 QUICK_SUITE_TOY_STEPS = 1000
 MNIST_QUICK_STEPS = 500
 # The quick suite's dcgan-mnist: the tutorial's batch 256 costs 121 GFLOP a step, seconds on 2 CPU cores; the quick
-# suite runs the same model at batch 64 for a short, timed run (README, benchmarks/run.py).
+# suite runs the same model at batch 64 for a short, timed run (docs/tasks.md, benchmarks/run.py).
 DCGAN_MNIST_QUICK_STEPS = 20
 DCGAN_MNIST_QUICK_BATCH = 64
 # XLA on CPU: one dcgan-mnist step at batch 256 took 313 s (the first 418 s) against 8-13 s in every other mode
-# (2026-12-01, loaded machine; README): the quick suite leaves tf+xla out for this task (--mode xla still runs it).
+# (2026-12-01, loaded machine; docs/speed.md): the quick suite leaves tf+xla out for this task (--mode xla still runs it).
 TOY_EVAL_SAMPLES = 2000  # final samples scored on a toy (a known distribution: cheap to judge)
 
 
@@ -240,7 +240,7 @@ def dcgan_faces_spec(ngf: int = 64, ndf: int = 64, image_size: int = 64, nc: int
       third pass (l.255, after D's step) moves D's running statistics too (common/spec.py's rules).
     * Samples: the example saves netG(fixed_noise) with netG in training mode (l.268, batch statistics of those
       64 samples, running statistics moved as a side effect); the suite's generate() uses running statistics
-      (README: "generate() and BatchNorm").
+      (ARCHITECTURE.md: "generate() and BatchNorm").
     """
     adam = Optimizer(name="adam", lr=2e-4, beta1=0.5, beta2=0.999, eps=1e-8)
     nz = 100
