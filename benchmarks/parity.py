@@ -328,13 +328,17 @@ def measure_conv(loss: str, optimizer: str, implementation: str = "spec", dtype:
             f"step{tol.TRAJECTORY_STEPS}_weight_rel_l2": relative_distance(pt.get_weights(), tf.get_weights())}
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-native", action="store_true", help="skip the native-optimiser rows")
     parser.add_argument("--seeds", type=int, default=len(tol.PARITY_SEEDS), help="the first N of PARITY_SEEDS")
     parser.add_argument("--only-float64", action="store_true", help="only the float64 tables")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     if not args.only_float64:
         print_float32(args)
     print_float64()

@@ -407,7 +407,7 @@ def onednn_subprocess(steps: int, threads: int | None) -> dict | None:
             return json.load(file)["b"]
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, help="intra-op threads for both frameworks (default: theirs)")
     parser.add_argument("--quick", action="store_true", help="fewer steps: the whole run in about 2 minutes")
@@ -416,7 +416,11 @@ def main(argv=None) -> int:
     parser.add_argument("--backends", nargs="+", default=["torch", "tf"], choices=["torch", "tf"])
     parser.add_argument("--gflops-steps", type=int, help="timed steps per mode for figure b")
     parser.add_argument("--onednn", action="store_true", help="figure b for TF again with TF_ENABLE_ONEDNN_OPTS=1")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     configured = {name: get_backend(name).configure(threads=args.threads, deterministic=True) for name in args.backends}
     overhead_steps, gflops_steps = (200, 15) if args.quick else (400, 40)
     gflops_steps = args.gflops_steps or gflops_steps

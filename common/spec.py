@@ -543,7 +543,7 @@ class Optimizer:
       RMSprop: v = alpha v + (1-alpha) g^2;  w -= lr * g / (sqrt(v) + eps)
     ``implementation="native"``: the framework's own optimiser with these numbers passed as they are
     (torch.optim.Adam/RMSprop, keras.optimizers.Adam/RMSprop): what users run; the two then differ in
-    where eps goes (see the README's table). ``"native-foreach"`` / ``"native-fused"``: torch.optim's
+    where eps goes (see docs/differences.md). ``"native-foreach"`` / ``"native-fused"``: torch.optim's
     multi-tensor and fused kernels (PyTorch only).
     """
 

@@ -255,7 +255,7 @@ def dcgan_faces_spec(ngf: int = 64, ndf: int = 64, image_size: int = 64, nc: int
       third pass (l.255, after D's step) moves D's running statistics too (common/spec.py's rules).
     * Samples: the example saves netG(fixed_noise) with netG in training mode (l.268, batch statistics of those
       64 samples, running statistics moved as a side effect); the suite's generate() uses running statistics
-      (README: "generate() and BatchNorm").
+      (ARCHITECTURE.md: "generate() and BatchNorm").
     """
     adam = Optimizer(name="adam", lr=2e-4, beta1=0.5, beta2=0.999, eps=1e-8)
     nz = 100

@@ -54,11 +54,15 @@ def equal(x, y) -> bool:
     return x == y
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a", metavar="A")
     parser.add_argument("b", metavar="B")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     try:
         found = differences(args.a, args.b)
         cells = len(store.read_records(args.a))

@@ -33,11 +33,15 @@ def real_sets(task, task_data, draws: int, rng: np.random.Generator) -> list[np.
     return [data.uint8_to_unit(images[rng.choice(len(images), n, replace=False)]) for _ in range(draws)]
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--task", nargs="+", default=tasks.QUICK_SUITE)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     rows = []
     for name in args.task:
         task = tasks.get_task(name)

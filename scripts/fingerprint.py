@@ -84,12 +84,16 @@ def run(backend: str, mode: str, name: str, spec, source) -> dict[str, np.ndarra
     return {f"{backend}/{mode}/{name}/{key}": value for key, value in out.items()}
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out")
     parser.add_argument("--compare", help="an earlier OUT.npz: report every array that is not bitwise equal")
     parser.add_argument("--backends", nargs="+", default=["torch", "tf"])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     arrays = {}
     for backend in args.backends:
         module = get_backend(backend)

@@ -69,12 +69,16 @@ def train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> nn.Sequential
     return model.eval()
 
 
-def main() -> None:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=digits.WEIGHTS_PATH)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = make_parser().parse_args()
 
     pixels, labels = mnist_data()
     x = digits.pixels_to_model_scale(pixels)
