@@ -221,7 +221,7 @@ def plan_cells(request: Request, suite: str, names: list[str], backends: dict) -
         raise ValueError(f"--data-dir is read by none of {', '.join(names)} (they sample known distributions); "
                          f"allowed: with a task that trains on a data set ({', '.join(readers)})")
     if len(backends) > 1 and request.floor:
-        cells += floor_cells(cells)
+        cells += floor_cells(cells, {name: seeds[name][0] for name in names})
     return cells, data, skipped
 
 
@@ -235,14 +235,14 @@ def seeds_of(request: Request, task, steps_asked) -> tuple[range, range]:
     return range(request.seed, request.seed + 1), range(request.seed, request.seed + many)
 
 
-def floor_cells(cells: list[Cell]) -> list[Cell]:
-    """The chaos floor's twins: per task and seed, the first planned cell of the first backend three times more, each
-    with its hidden units and batches in another order (common/twin.py): the same training with other summation
-    orders. The report sets the cross-framework same-seed drift against the band of these same-framework drifts
-    (benchmarks/report/divergence.py)."""
+def floor_cells(cells: list[Cell], seeds: dict[str, range]) -> list[Cell]:
+    """The chaos floor's twins: per task and seed of ``seeds`` (those every configuration runs), the first planned
+    cell of the first backend three times more, each with its hidden units and batches in another order
+    (common/twin.py): the same training with other summation orders. The report sets the cross-framework same-seed
+    drift against the band of these same-framework drifts (benchmarks/report/divergence.py)."""
     first = {}
     for cell in cells:
-        if cell.backend == cells[0].backend:
+        if cell.backend == cells[0].backend and cell.seed in seeds[cell.task.name]:
             first.setdefault((cell.task.name, cell.seed), cell)
     return [dataclasses.replace(cell, init=init) for init in TWINS for cell in first.values()]
 
