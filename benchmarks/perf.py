@@ -491,7 +491,8 @@ def main(argv=None) -> int:
 
 
 def goals(report: dict, backends) -> list[str]:
-    """The issue's goals against this run's figures, best configuration of each framework; printed, never asserted."""
+    """The speed goals (GOAL_*) against this run's figures, best configuration of each framework; printed, never
+    asserted."""
     lines = []
     for backend in backends:
         name = {"torch": "PyTorch", "tf": "TensorFlow"}[backend]

@@ -386,24 +386,49 @@ def check_checkpoints(request: Request, todo) -> None:
 # ----------------------------------------------------------------------------- the preview
 
 
-def estimate_seconds(cells, peak_gflops: float, records: list[dict]) -> tuple[float, int]:
-    """A lower bound of the cells' training time, and how many cells it took from recorded runs: a cell recorded in
-    OUT before (same task, backend, mode, implementation, batch, dtype, pack, K) costs its fixed time plus its median
-    step per step; any other its FLOPs per step at this machine's measured sgemm peak, which no step beats."""
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    basis: str
+    lower_bound: bool  # "at least" rather than "about"
+
+
+def estimate(cells, peak_gflops: float, records: list[dict], probe=None) -> Estimate:
+    """The cells' training time. A cell recorded in OUT before (same task, backend, mode, implementation, batch,
+    dtype, pack, K) costs its fixed time plus its median step per step. Any other costs at least its FLOPs per step
+    at this machine's measured sgemm peak, which no step beats; where that bound alone reaches PROBE_FROM_S and
+    ``probe(cell)`` is given (seconds of one measured eager step of the cell's spec), the steps are priced at that
+    instead: an estimate, not a bound, and the one that sees per-step overheads the FLOP model cannot."""
     recorded = {}
     for r in records:
         if r.get("status") == "finished" and r.get("timing_mode") == "exclusive":
             recorded[_estimate_key(store.cell_of(r), r["config"].get("batch_size"))] = r
-    total, from_records = 0.0, 0
+    known, unknown = 0.0, []
     for cell in cells:
         r = recorded.get(_estimate_key(cell.key, cell.spec.batch_size))
-        if r is not None:
-            fixed = max(0.0, r["wall_s"] - r["median_step_s"] * r["steps_done"])
-            total += fixed + r["median_step_s"] * cell.steps
-            from_records += 1
-        elif math.isfinite(peak_gflops) and peak_gflops > 0:
-            total += cell.steps * train_step_flops(cell.spec)["total"] / (peak_gflops * 1e9)
-    return total, from_records
+        if r is None:
+            unknown.append(cell)
+        else:
+            known += max(0.0, r["wall_s"] - r["median_step_s"] * r["steps_done"]) + r["median_step_s"] * cell.steps
+    from_records = f"recorded step times for {len(cells) - len(unknown)} runs" if len(unknown) < len(cells) else ""
+    if not unknown:
+        return Estimate(known, "from this folder's recorded step times", lower_bound=False)
+    if not (math.isfinite(peak_gflops) and peak_gflops > 0):
+        return Estimate(math.nan, "the cells run on a cluster whose speed this machine did not measure", True)
+    bound = sum(cell.steps * train_step_flops(cell.spec)["total"] / (peak_gflops * 1e9) for cell in unknown)
+    if bound < PROBE_FROM_S or probe is None:
+        basis = ", ".join(filter(None, ["the FLOP model at the measured sgemm peak", from_records]))
+        return Estimate(known + bound, basis, lower_bound=True)
+    per_step = {}
+    for cell in unknown:
+        per_step.setdefault((cell.task.name, cell.spec), probe(cell))
+    probed = sum(cell.steps * per_step[(cell.task.name, cell.spec)] for cell in unknown)
+    basis = ", ".join(filter(None, [f"a measured eager step of each of the plan's {len(per_step)} models", from_records]))
+    return Estimate(known + max(probed, bound), basis, lower_bound=False)
+
+
+# Above this FLOP bound a plan's steps are measured for the preview (a second or two per model) before it starts.
+PROBE_FROM_S = 60.0
 
 
 def _estimate_key(key: tuple, batch_size) -> tuple:
@@ -411,9 +436,9 @@ def _estimate_key(key: tuple, batch_size) -> tuple:
     return task, backend, mode, implementation, k, dtype, pack, batch_size
 
 
-def preview(plan: Plan, peak_gflops: float) -> list[str]:
-    """The plan in a few lines before anything trains: per task its configurations, steps and seeds, then the
-    estimated time (estimate_seconds); the last line is a warning when that reaches LONG_PLAN_S."""
+def preview(plan: Plan, peak_gflops: float, probe=None) -> list[str]:
+    """The plan in a few lines before anything trains: per task its runs, steps, seeds and configurations, then the
+    estimated training time (``estimate``); a last line warns when that reaches LONG_PLAN_S."""
     lines = []
     by_task = {}
     for cell in plan.todo:
@@ -425,18 +450,16 @@ def preview(plan: Plan, peak_gflops: float) -> list[str]:
         configs = sorted({f"{c.backend} {c.mode}" + ("" if c.spec.d_optimizer.implementation == "spec" else
                                                       f" {c.spec.d_optimizer.implementation}") for c in cells})
         lines.append(f"  {name}: {len(cells)} runs of {steps} steps, {seeds} ({', '.join(configs)})")
-    seconds, from_records = estimate_seconds(plan.todo, peak_gflops, store.read_records(plan.request.out))
-    basis = ("from this folder's recorded step times" if from_records == len(plan.todo) else
-             "a lower bound: the FLOP model at the measured sgemm peak" + (
-                 f", recorded step times for {from_records} runs" if from_records else ""))
-    known = math.isfinite(peak_gflops) or from_records == len(plan.todo)
-    lines.append(f"estimated training time: at least {duration(seconds)} ({basis}; compiles, scoring and "
-                 "evaluation come on top)" if known else
-                 "estimated training time: unknown here (the cells run on a cluster whose speed this machine did "
-                 "not measure)")
-    if known and seconds >= LONG_PLAN_S:
-        lines.append(f"WARNING: this plan trains for at least {duration(seconds)}. For a run of minutes, use "
-                     "--steps quick (the default) or a smaller --steps; Ctrl-C stops it and --resume continues it.")
+    guess = estimate(plan.todo, peak_gflops, store.read_records(plan.request.out), probe)
+    if not math.isfinite(guess.seconds):
+        lines.append(f"estimated training time: unknown ({guess.basis})")
+        return lines
+    lines.append(f"estimated training time: {'at least' if guess.lower_bound else 'about'} {duration(guess.seconds)} "
+                 f"({guess.basis}; compiles, scoring and evaluation come on top)")
+    if guess.seconds >= LONG_PLAN_S:
+        lines.append(f"WARNING: this plan trains for {'at least ' if guess.lower_bound else 'about '}"
+                     f"{duration(guess.seconds)}. For a run of minutes, use --steps quick (the default) or a smaller "
+                     "--steps; Ctrl-C stops it and --resume continues it.")
     return lines
 
 

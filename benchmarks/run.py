@@ -209,11 +209,20 @@ def run_cells(the_plan: plan.Plan, cluster=None) -> int:
 
 
 def print_preview(the_plan: plan.Plan, peak_gflops: float) -> None:
-    lines = plan.preview(the_plan, peak_gflops)
+    lines = plan.preview(the_plan, peak_gflops, probe=lambda cell: eager_step_seconds(the_plan, cell))
     for line in lines[:-1]:
         print(line)
     last = lines[-1]
     print(last, file=sys.stderr if last.startswith("WARNING") else sys.stdout, flush=True)
+
+
+def eager_step_seconds(the_plan: plan.Plan, cell) -> float:
+    """One measured step of the cell's model, eager (PyTorch's where the plan has it: no compile to wait for),
+    on the task's real data: the preview's price of a step."""
+    backend = "torch" if "torch" in the_plan.backends else cell.backend
+    point = sweep.time_point(the_plan.backends[backend], cell.task, cell.spec, the_plan.data[cell.task.name].source,
+                             "eager", steps=3, warmup=1, device=the_plan.request.device)
+    return point["median_s"]
 
 
 def print_summary(records: list[dict], out: str) -> None:

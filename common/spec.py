@@ -627,7 +627,7 @@ class GAN:
     # D or G batch holds batch_size * pack examples (``examples_per_batch``): real rows and noise rows alike. Pack
     # j is examples j*pack ... j*pack + pack - 1 of the batch (a row-major reshape to (batch_size, pack*data_dim)),
     # as the paper's code concatenates its m independent draws (pacgan/bricks.py l.67, axis=1). GP coefficients
-    # and dropout masks are per pack (one per D example). pack 1 is the plain GAN, exactly as before packing.
+    # and dropout masks are per pack (one per D example). pack 1 is the plain GAN, unchanged.
     pack: int = 1
 
     def __post_init__(self):
@@ -734,7 +734,8 @@ class GAN:
         return dataclasses.replace(self, loss=loss, discriminator=disc)
 
     def to_dict(self) -> dict:
-        # pack only when packed: an unpacked spec's dict (in records, checkpoints) stays what it was before packing
+        # pack only when packed: an unpacked spec's dict (in records, checkpoints) is the plain GAN's, which older
+        # records hold
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "pack" or self.pack != 1}
         for name, value in d.items():
             if isinstance(value, Network):

@@ -225,7 +225,7 @@ FLOAT64_SEEDS = tuple(range(5))  # a subset of PARITY_SEEDS: the float64 tests c
 # same formula, so only the update's own rounding: a few u64 of weights of order 1 (measured: 0 for the
 # single-tensor and foreach kernels, 2.8e-17 for the fused Adam, 2026-12-02).
 FLOAT64_KERNEL_ATOL = scaled(1e-6, "float64")  # 1.9e-15, 16 u64
-# The issue's aim for one step: the relative L2 distance of all weights after one update, |w_pt - w_tf| / |w|.
+# The float64 claim for one step: the relative L2 distance of all weights after one update, |w_pt - w_tf| / |w|.
 # It follows from the derived bound (its relative L2, WeightBound.relative, is ~1e-14 on the parity GAN); the
 # constant states the claim docs/parity.md quotes. float32's measured counterpart is ~1e-7.
 FLOAT64_STEP_RTOL = 1e-12
