@@ -58,11 +58,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import record as record_schema
 from common import checkpoint
 from common.backend import BACKENDS, MODES
 from common.checkpoint import FILE_MODE, atomic_write, is_temp_file, load_npz, signals_deferred
 from common.init import INITS
-from common.spec import LOSSES
+from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES
 from common.tasks import TASKS
 
 SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host, init
@@ -275,6 +276,15 @@ def check_record(record, where: str) -> None:
         raise ValueError(f"{where}: history {record['history']!r} is invalid; allowed: {HISTORY_DIR}/{run_id}.npz")
     if not isinstance(record["config"], dict):
         raise ValueError(f"{where}: config {record['config']!r} is invalid; allowed: an object")
+    try:  # every other field against the record's schema (benchmarks/record.py)
+        record_schema.check_fields(record)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    for key, allowed in (("init", INITS), ("optimizer", IMPLEMENTATIONS), ("dtype", DTYPES)):
+        holder = record["config"] if key in ("optimizer", "dtype") else record
+        if key in holder and holder[key] not in allowed:
+            raise ValueError(f"{where}: {'config.' if holder is not record else ''}{key} {holder[key]!r} is "
+                             f"invalid; allowed: {', '.join(allowed)}")
 
 
 def read_records(out_dir) -> list[dict]:
@@ -295,6 +305,12 @@ def read_records(out_dir) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} line {number} is not JSON ({e.msg}); move the file away or use another --out")
+        except ValueError as e:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+            raise ValueError(f"{path} line {number} holds an integer far beyond int64 ({str(e).split(':')[0]}); "
+                             "move the file away or use another --out") from None
+        except RecursionError:
+            raise ValueError(f"{path} line {number} nests deeper than the JSON reader goes (a record nests at most "
+                             f"{record_schema.MAX_DEPTH} levels); move the file away or use another --out") from None
         check_record(record, f"{path} line {number}")
         records.append(record)
     return records

@@ -570,3 +570,49 @@ def test_a_symlinked_folder_inside_out_is_refused_before_anything_is_written(tmp
     assert list(elsewhere.iterdir()) == [] and not (out / store.RUNS_FILE).exists()
     with pytest.raises(ValueError, match="is a link to|leads to"):
         store.inside(out, f"{folder}/x.npz") if folder != "figures" else store.check_subfolders(out)
+
+
+# ----------------------------------------------------------------------------- issue 28, classes 1, 2, 4, 7, 9
+
+
+def test_a_runs_jsonl_line_is_refused_naming_file_line_and_field(tmp_path, capsys):
+    """Issue 28 class 2: every record read is checked against the record's schema (benchmarks/record.py) before
+    any code uses it. Deep nesting, a list or object where a config value belongs, an integer beyond int64 (or of
+    more digits than Python reads), a missing field and a field of another type used to surface as RecursionError,
+    TypeError (unhashable, in the grouping), an error naming no file, or KeyError/TypeError in the report. Each is
+    now one ValueError naming the file, the line and the field; the report and compare_runs exit 2 with one line."""
+    import importlib
+
+    from benchmarks import report
+    from tests.test_store import record
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    compare_runs = importlib.import_module("compare_runs")
+    good = record(seed=1)
+    cases = {  # the bad second line -> what the message must name
+        "deep nesting": ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nests deeper"),
+        "nesting within a field": (json.dumps(record(environment=json.loads('{"a": ' * 20 + "1" + "}" * 20))),
+                                   "field environment.a.a.a.a"),
+        "a list as a config value": (json.dumps(record(config={**good["config"], "optimizer": ["spec"]})),
+                                     "field config.optimizer ['spec'] is invalid; allowed: a string"),
+        "an object as a config value": (json.dumps(record(config={**good["config"], "my": {"x": 1}})),
+                                        "field config.my"),
+        "a huge integer": (json.dumps(record()).replace('"seed": 0', '"seed": ' + "9" * 5000), "beyond int64"),
+        "an integer beyond int64": (json.dumps(record(steps_done=2**64)), "field steps_done holds the integer"),
+        "no steps": (json.dumps({k: v for k, v in record().items() if k != "steps"}), "field steps is missing"),
+        "steps_done a string": (json.dumps(record(steps_done="10")), "field steps_done '10' is invalid"),
+        "a metric a string": (json.dumps(record(metrics={"w1": "0.5"})), "field metrics.w1 '0.5' is invalid"),
+        "an unknown init": (json.dumps(record(init="seed+x")), "init 'seed+x' is invalid"),
+    }
+    for name, (line, expected) in cases.items():
+        out = tmp_path / name.replace(" ", "-")
+        out.mkdir()
+        (out / store.RUNS_FILE).write_text(json.dumps(good) + "\n" + line + "\n")
+        with pytest.raises(ValueError) as caught:
+            store.read_records(out)
+        assert f"{out / store.RUNS_FILE} line 2" in str(caught.value) and expected in str(caught.value), name
+        for main in (report.main, compare_runs.main):
+            assert main([str(out)] + ([str(out)] if main is compare_runs.main else [])) == 2, name
+            line = one_error(capsys.readouterr().err)
+            assert f"{out / store.RUNS_FILE} line 2" in line and expected in line, (name, line)
+        assert sorted(p.name for p in out.iterdir()) == [store.RUNS_FILE], name  # nothing written
