@@ -473,6 +473,7 @@ def check_executor(args) -> None:
 def run_all(args) -> int:
     cluster = None
     try:  # validation: nothing is written before every input is known good
+        store.check_text_arguments(args.command)
         check_executor(args)
         store.check_out_dir(args.out)
         task_names(args)

@@ -103,6 +103,7 @@ def check_out_dir(out_dir) -> None:
     (The real test is prepare_out_dir's write probe: os.access says yes to root even on a read-only mount.)"""
     if str(out_dir) == "":
         raise ValueError("output folder '' is invalid; allowed: a folder path (--out results)")
+    checkpoint.check_text_path(out_dir, "output folder")
     path = Path(out_dir).absolute()
     if path.exists():
         if not path.is_dir():
@@ -116,6 +117,21 @@ def check_out_dir(out_dir) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
+
+
+def check_text_arguments(argv) -> None:
+    """ValueError naming the first argument of a command line that is not UTF-8 text (and the flag it belongs to):
+    every record keeps its command line (environment.argv), and results.csv and the report are UTF-8, so such an
+    argument is refused before anything runs (common.checkpoint.check_text_path says why)."""
+    for i, argument in enumerate(argv):
+        try:
+            os.fsencode(argument).decode("utf-8")
+        except UnicodeDecodeError:
+            flag = argv[i - 1] if i > 0 and argv[i - 1].startswith("-") and "=" not in argv[i - 1] else "argument"
+            if argument.startswith("--") and "=" in argument:  # --out=PATH
+                flag, _, argument = argument.partition("=")
+            raise ValueError(f"{flag} '{checkpoint.shown_path(argument)}' is not UTF-8 text; allowed: arguments and "
+                             "paths whose names are UTF-8 (the command line is stored in every record)") from None
 
 
 def resolves_inside(out_dir, path) -> bool:
@@ -344,8 +360,12 @@ def flatten(records: list[dict]) -> pd.DataFrame:
     return rows
 
 
-def _write_csv(out_dir: Path, records: list[dict]) -> None:
-    table = flatten(records).to_csv(index=False).encode("utf-8")
+def _csv_bytes(records: list[dict]) -> bytes:
+    return flatten(records).to_csv(index=False).encode("utf-8")
+
+
+def _write_csv(out_dir: Path, records: list[dict], table: bytes | None = None) -> None:
+    table = _csv_bytes(records) if table is None else table
     atomic_write(out_dir / CSV_FILE, lambda f: f.write(table))
 
 
@@ -367,9 +387,11 @@ def append_records(out_dir, new: list[dict]) -> None:
                              "write_history first")
     with locked(out_dir), signals_deferred():
         records = read_records(out_dir) + list(new)
+        # both files' bytes first: whatever fails to encode fails before either file is touched
         lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records).encode("utf-8")
+        table = _csv_bytes(records)
         atomic_write(out_dir / RUNS_FILE, lambda f: f.write(lines))
-        _write_csv(out_dir, records)
+        _write_csv(out_dir, records, table)
 
 
 def repair_csv(out_dir) -> str | None:

@@ -83,6 +83,24 @@ def signals_deferred():
             signal.raise_signal(signum)
 
 
+def check_text_path(path, what: str) -> None:
+    """ValueError unless ``path``, made absolute (the working folder is part of it), is UTF-8 text. A POSIX path is
+    bytes, and a name that is not UTF-8 reaches Python as lone surrogates, which no UTF-8 file can hold: the suite
+    writes the paths it is given into its records, CSV, report and messages, so it refuses such a path up front,
+    before anything is read or written, naming ``what`` (the flag or the folder) and the path's bytes."""
+    raw = os.fsencode(os.path.abspath(path))
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} '{shown_path(raw)}' is not UTF-8 text (byte {raw[error.start]:#04x}); allowed: a "
+                         "path whose names are UTF-8 (rename or link it)") from None
+
+
+def shown_path(path) -> str:
+    """A path as printable text whatever its bytes: a byte that is not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def is_temp_file(path) -> bool:
     """Whether ``path`` is named like atomic_write's temp files (left behind only by a SIGKILL or a power cut)."""
     name = Path(path).name

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.checkpoint import atomic_write, load_npz
+from common.checkpoint import atomic_write, check_text_path, load_npz
 
 MNIST_SIDE = 28
 MNIST_DIM = MNIST_SIDE * MNIST_SIDE
@@ -56,6 +56,16 @@ class DataInfo:
     n_examples: int | None  # None for samplers of a known distribution (infinite)
     path: str | None = None
     notice: str | None = None  # a warning to show the user (fallback data, skipped files)
+
+
+def text_path(path, what: str) -> Path:
+    """``path`` as a Path, or DataError if it is not UTF-8 text (common.checkpoint.check_text_path: a data path is
+    named in every record's data source and in the report, which are UTF-8)."""
+    try:
+        check_text_path(path, what)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    return Path(path)
 
 
 def uint8_to_unit(x: np.ndarray) -> np.ndarray:
@@ -309,6 +319,7 @@ def thousands(n: int) -> str:
 
 
 def mnist_found(train: np.ndarray, test: np.ndarray, where: str, path) -> MnistArrays:
+    text_path(path, "MNIST file")  # named in the source: a cache under a home folder that is not UTF-8 too
     source = f"MNIST: {thousands(len(train))} training and {thousands(len(test))} held-out test digits from {where}"
     return MnistArrays(train, test, DataInfo("mnist", source, len(train), str(path)))
 
@@ -321,7 +332,7 @@ def load_mnist(data_dir=None, allow_download: bool = True) -> MnistArrays:
     with a notice. Never synthetic images.
     """
     if data_dir is not None:
-        train, test, path = load_mnist_dir(Path(data_dir).expanduser())
+        train, test, path = load_mnist_dir(text_path(Path(data_dir).expanduser(), "data_dir"))
         return mnist_found(train, test, str(path), path)
     keras_file = keras_cache_dir() / "mnist.npz"
     if keras_file.is_file():
@@ -365,7 +376,9 @@ def folder_key(folder: Path, files: list[Path]) -> str:
     digest = hashlib.sha256(FACE_CACHE_VERSION.encode())
     for path in files:
         stat = path.stat()
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        # the name as the bytes it is: a file name need not be UTF-8 (it never reaches a text file)
+        name = os.fsencode(path.relative_to(folder).as_posix())
+        digest.update(name + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
 
@@ -467,13 +480,13 @@ def load_face_folder(folder, cache_dir=None) -> tuple[np.ndarray, DataInfo]:
     means a fresh decode; it is written to a temp name and renamed, so no half-written cache is ever
     read. Corrupt or unreadable files are skipped and counted in one warning.
     """
-    folder = Path(folder).expanduser()
+    folder = text_path(Path(folder).expanduser(), "face folder")  # named in the source; its files need not be
     if not folder.is_dir():
         raise DataError(f"face folder {folder} does not exist; expected a folder of .jpg/.jpeg/.png images")
     files = list_images(folder)
     if not files:
         raise DataError(f"face folder {folder} holds no .jpg/.jpeg/.png images")
-    cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
+    cache_dir = text_path(cache_dir if cache_dir is not None else cache_root(), "face cache folder ($GAN_SUITE_CACHE)")
     cache_file = cache_dir / f"faces-{folder_key(folder, files)}.npy"
     images = read_face_cache(cache_file)
     decoded_now = images is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -616,3 +617,59 @@ def test_a_runs_jsonl_line_is_refused_naming_file_line_and_field(tmp_path, capsy
             line = one_error(capsys.readouterr().err)
             assert f"{out / store.RUNS_FILE} line 2" in line and expected in line, (name, line)
         assert sorted(p.name for p in out.iterdir()) == [store.RUNS_FILE], name  # nothing written
+
+
+def test_paths_that_are_not_utf8_are_refused_up_front_and_face_file_names_read_as_bytes(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """Issue 28 class 1: a legal POSIX name that is not UTF-8 (here Latin-1 'café') in --out, --data-dir or
+    --tensorboard used to train, record the run in runs.jsonl and then end in a UnicodeEncodeError traceback from
+    the CSV writer (results.csv a run short), and one among a face folder's files in one from the cache key. Now
+    every path that is written into a record, the CSV or the report is refused before anything runs (exit 2, one
+    line naming the flag and the path's bytes, nothing created), a relative --out in such a working folder and
+    the report's and the sweep's folders too; a face folder's file names, which reach no text file, are read as
+    the bytes they are."""
+    from PIL import Image
+
+    from benchmarks import report, run, sweep, timing
+    from common import data
+
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    monkeypatch.setenv("GAN_SUITE_CACHE", str(tmp_path / "cache"))
+    latin1 = os.fsdecode(b"caf\xe9")
+    shown = "caf\\xe9"
+
+    def faces(folder: Path, names) -> Path:
+        folder.mkdir()
+        for i, name in enumerate(names):
+            Image.fromarray(np.full((70, 70, 3), 40 * i, np.uint8)).save(folder / name)
+        return folder
+
+    images, info = data.load_face_folder(faces(tmp_path / "faces", ["a.png", "b.png", latin1 + ".png"]))
+    assert len(images) == 3 and info.notice is None  # the Latin-1 name decoded like the others
+    bad_folder = faces(tmp_path / latin1, ["a.png", "b.png", "c.png"])
+    with pytest.raises(data.DataError, match=f"face folder '.*{re.escape(shown)}' is not UTF-8 text"):
+        data.load_face_folder(bad_folder)
+    records_there = tmp_path / (latin1 + "-results")
+    store.append_record(records_there, __import__("tests.test_store", fromlist=["record"]).record())
+    before = files_under(records_there)
+    cases = [  # (the command's main, argv, what the one line names)
+        (run.main, [*PARABOLA, "--steps", "3", "--out", str(tmp_path / latin1 / "out")], "--out"),
+        (run.main, [*PARABOLA, "--steps", "3", f"--out={tmp_path / latin1 / 'out'}"], "--out"),
+        (run.main, ["--task", "faces", *TINY, "--steps", "2", "--batch-size", "2", "--data-dir", str(bad_folder),
+                    "--out", str(tmp_path / "out")], "--data-dir"),
+        (run.main, [*PARABOLA, "--steps", "3", "--tensorboard", str(tmp_path / latin1 / "tb"),
+                    "--out", str(tmp_path / "out")], "--tensorboard"),
+        (report.main, [str(records_there)], "DIR"),
+        (sweep.main, ["--sweep", "batch", "--task", "parabola", "--backend", "torch", "--mode", "eager", "--values",
+                      "8", "--steps", "1", "--warmup", "0", "--out", str(tmp_path / latin1 / "sweep")],
+         "output folder"),
+    ]
+    for main, argv, names in cases:
+        assert main(argv) == 2, argv
+        line = one_error(capsys.readouterr().err)
+        assert line.startswith(f"error: {names} '") and shown in line and "is not UTF-8 text" in line, line
+    monkeypatch.chdir(tmp_path / latin1)  # a relative --out is inside the working folder
+    assert run.main([*PARABOLA, "--steps", "3", "--out", "results"]) == 2
+    assert f"output folder '{tmp_path}/{shown}/results' is not UTF-8" in one_error(capsys.readouterr().err)
+    assert sorted(p.name for p in (tmp_path / latin1).iterdir()) == ["a.png", "b.png", "c.png"]  # nothing created
+    assert not (tmp_path / "out").exists() and files_under(records_there) == before

@@ -27,7 +27,7 @@ from benchmarks.report.speed import speed_section
 from benchmarks.report.summary import summary_section
 from benchmarks.report.sweep import sweep_section
 from benchmarks.report.tasks import task_section
-from common.checkpoint import atomic_write, signals_deferred
+from common.checkpoint import atomic_write, check_text_path, signals_deferred
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -54,6 +54,7 @@ def build_report(out_dir) -> Path:
     no runs or a record is not valid; OSError if a file cannot be written (every file is written atomically)."""
     if str(out_dir) == "":
         raise ValueError("DIR '' is invalid; allowed: an output folder of python -m benchmarks.run")
+    check_text_path(out_dir, "DIR")  # the report names its folder: it must be UTF-8 text
     out_dir = Path(out_dir)
     store.check_subfolders(out_dir)  # figures/ must not lead outside the folder
     runs = load_runs(out_dir)
