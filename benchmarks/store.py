@@ -492,10 +492,11 @@ def checkpoint_path(out_dir, cell: str) -> Path:
     return inside(out_dir, f"{CHECKPOINT_DIR}/{cell}.npz")
 
 
-def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray], meta: dict) -> None:
-    """One file holding the trainer's state (common/checkpoint.py's layout, with its spec), the history so far
-    and ``meta`` (steps_done, config)."""
-    bundle = {f"trainer/{key}": value for key, value in checkpoint.state_arrays(trainer.spec, trainer.state()).items()}
+def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray], meta: dict, state=None) -> None:
+    """One file holding the trainer's state (common/checkpoint.py's layout, with its spec; ``state`` if the caller
+    took it already), the history so far and ``meta`` (steps_done, config)."""
+    state = trainer.state() if state is None else state
+    bundle = {f"trainer/{key}": value for key, value in checkpoint.state_arrays(trainer.spec, state).items()}
     bundle.update({f"history/{key}": value for key, value in history.items()})
     bundle["meta"] = np.array(json.dumps(meta))
     with locked(out_dir):

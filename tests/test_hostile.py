@@ -11,6 +11,7 @@ Every case asserts what the user sees: the exit code and the one ``error:`` line
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
@@ -673,3 +674,55 @@ def test_paths_that_are_not_utf8_are_refused_up_front_and_face_file_names_read_a
     assert f"output folder '{tmp_path}/{shown}/results' is not UTF-8" in one_error(capsys.readouterr().err)
     assert sorted(p.name for p in (tmp_path / latin1).iterdir()) == ["a.png", "b.png", "c.png"]  # nothing created
     assert not (tmp_path / "out").exists() and files_under(records_there) == before
+
+
+def test_a_checkpoint_is_checked_value_by_value_when_read_and_when_saved(tmp_path, capsys, monkeypatch):
+    """Issue 28 class 4: a checkpoint whose values no run that has not diverged holds used to resume: a negative
+    optimiser step count ended in a complex-number traceback, NaN in the stored losses resumed and ended "finished"
+    with NaN losses, NaN or 1e30 weights resumed and ended "diverged". Each is now refused (exit 2, one line naming
+    the file and the array); and the same test applied when saving means the suite never writes such a
+    checkpoint: a state that turned NaN between two checks is not saved, the previous checkpoint stays."""
+    from benchmarks import cell, run, timing
+    from benchmarks.cell import Cell, CellLoop, RunOptions
+    from common import tasks
+    from common.init import init_weights
+    from common.stream import Stream
+    import backend_torch
+
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    corruptions = {  # bundle key -> (new value from the old, what the line names)
+        "trainer/opt/discriminator/t": (lambda v: np.array(-1, np.int64), "opt/discriminator/t is -1, not the 5"),
+        "trainer/opt/generator/t": (lambda v: v + 1, "opt/generator/t is 6"),
+        "history/d_loss": (lambda v: np.where(np.arange(len(v)) == 2, np.nan, v), "its history has d_loss nan"),
+        "trainer/generator/0": (lambda v: np.full_like(v, np.nan), "generator/0 holds NaN or infinity"),
+        "trainer/discriminator/1": (lambda v: np.full_like(v, 1e30), "discriminator/1 holds 1e+30, beyond the weight"),
+        "trainer/opt/generator/v/0": (lambda v: -np.ones_like(v), "opt/generator/v/0 holds -1, a negative second"),
+        "history/step_time": (lambda v: -v, "its history has step_time -"),
+    }
+    template = checkpointed(tmp_path / "template")
+    for key, (change, expected) in corruptions.items():
+        out = tmp_path / key.replace("/", "-")
+        __import__("shutil").copytree(tmp_path / "template", out)
+        rewrite_checkpoint(store.checkpoint_path(out, CELL), lambda b: b.update({key: change(b[key])}))
+        before = files_under(out)
+        assert run.main([*PARABOLA, "--steps", "12", "--checkpoint-every", "5", "--resume", "--out", str(out)]) == 2
+        line = one_error(capsys.readouterr().err)
+        assert f"checkpoint {store.checkpoint_path(out, CELL)} is corrupt: {expected}" in line, (key, line)
+        assert files_under(out) == before, key
+    assert template.exists()
+    # Saving: the second moments turned negative before step 10's update, whose losses are still finite; the
+    # state after it holds NaN, so the checkpoint of step 10 is not written and step 5's stays.
+    task = tasks.get_task("parabola")
+    spec, _ = tasks.configure(task, steps=12)
+    one = Cell(task, "torch", "eager", spec, 12, 0)
+    trainer = backend_torch.build(spec, init_weights(spec, 0), device="cpu", mode="eager")
+    log = io.StringIO()
+    loop = CellLoop(one, trainer, Stream(spec, task.load().source, 0),
+                    RunOptions(out=str(tmp_path / "saving"), checkpoint_every=5), out=log)
+    while loop.done < 9:
+        loop.advance()
+    state = trainer.state()
+    trainer.load_state({k: -1e3 * np.abs(v) - 1e3 if "/v/" in k else v for k, v in state.items()})
+    loop.advance()
+    assert loop.done == 10 and loop.status == "finished" and "no checkpoint saved" in log.getvalue(), log.getvalue()
+    assert cell.checkpoint_of(one, tmp_path / "saving")[0] == 5
