@@ -483,9 +483,7 @@ def run_all(args) -> int:
         cells, data, skipped, suite = plan(args, backends)
         check_numbers(args, cells)
         if args.tensorboard is not None:
-            if not tensorboard.available():
-                raise ValueError(f"--tensorboard needs the tensorboard package: {tensorboard.INSTALL_HINT}")
-            store.check_out_dir(args.tensorboard)
+            tensorboard.check_log_dir(args.tensorboard)
         skip = cells_to_skip(args, cells)
         todo = [cell for cell in cells if cell.key not in skip]
         check_checkpoints(args, todo)
@@ -533,8 +531,8 @@ def run_cells(args, backends, configured, cells, todo, data, skipped, suite, clu
         print(f"{len(todo)} runs to do ({len(cells) - len(todo)} already in {args.out})")
         finished, failed = executor.run_ray(todo, data, options, cluster, args.command, args.retries)
     if args.tensorboard is not None:
-        for record in finished:
-            tensorboard.write_run(args.tensorboard, record, store.read_history(args.out, record["history"]))
+        for line in tensorboard.write_runs(args.tensorboard, args.out, {cell.key for cell in cells}):
+            print(line)
     stop_if_interrupted()
     print_summary(finished, args.out)
     for line in failed:

@@ -78,6 +78,9 @@ HISTORY_DIR = "histories"
 CHECKPOINT_DIR = "checkpoints"
 FIGURE_DIR = "figures"  # the report's figures
 LOCK_FILE = "writer.lock"
+REPORT_MD, REPORT_HTML = "report.md", "report.html"  # written by benchmarks/report
+# The files the suite writes at fixed names in an output folder: each is a regular file or absent (check_targets)
+OWN_FILES = (RUNS_FILE, CSV_FILE, SWEEP_FILE, LOCK_FILE, PENDING_FILE, REPORT_MD, REPORT_HTML)
 CELL_KEYS = ("task", "backend", "mode", "loss", "seed")
 STATUSES = ("finished", "diverged")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # becomes a file name: no separators, no leading dot
@@ -98,25 +101,42 @@ class NotWritable(ValueError):
 # ----------------------------------------------------------------------------- the folder and its lock
 
 
-def check_out_dir(out_dir) -> None:
-    """Raise ValueError unless ``out_dir`` is a folder path that exists or could be created; creates nothing.
-    (The real test is prepare_out_dir's write probe: os.access says yes to root even on a read-only mount.)"""
+def check_out_dir(out_dir, flag: str = "--out") -> None:
+    """Raise ValueError unless ``out_dir`` is a folder path that exists or could be created, and what the suite
+    writes in it can be written (check_targets); creates nothing. (The real test is prepare_out_dir's write probe:
+    os.access says yes to root even on a read-only mount.) ``flag``: the option that named the folder."""
+    what = "output folder" if flag == "--out" else f"{flag} folder"
     if str(out_dir) == "":
-        raise ValueError("output folder '' is invalid; allowed: a folder path (--out results)")
-    checkpoint.check_text_path(out_dir, "output folder")
+        raise ValueError(f"{what} '' is invalid; allowed: a folder path ({flag} results)")
+    checkpoint.check_text_path(out_dir, what)
     path = Path(out_dir).absolute()
     if path.exists():
         if not path.is_dir():
-            raise ValueError(f"output folder {str(out_dir)!r} is a file; give a folder path with --out")
+            raise ValueError(f"{what} {str(out_dir)!r} is a file; give a folder path with {flag}")
         if not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"output folder {str(out_dir)!r} is not writable; choose another with --out")
-        check_subfolders(out_dir)
+            raise ValueError(f"{what} {str(out_dir)!r} is not writable; choose another with {flag}")
+        if flag == "--out":
+            check_targets(out_dir)
         return
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
+        raise ValueError(f"{what} {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
+
+
+def check_targets(out_dir) -> None:
+    """ValueError if something in ``out_dir`` stands where the suite writes: a folder it writes into that is a
+    link or leads outside (check_subfolders), or one of its own files (OWN_FILES) that exists as a folder, a link
+    or anything but a regular file: the write would fail after the work (a results.csv folder: exit 74 once the
+    run was done) or follow the link out of the folder (writer.lock and .histories-begun are opened in place)."""
+    check_subfolders(out_dir)
+    for name in OWN_FILES:
+        path = Path(out_dir) / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            kind = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+            raise ValueError(f"{str(path)!r} is {kind}, where the suite writes its own {name}; allowed: a regular "
+                             "file or none (move it away, or use another --out)")
 
 
 def check_text_arguments(argv) -> None:
@@ -152,11 +172,11 @@ def check_subfolders(out_dir) -> None:
                              f"folder; allowed: a real folder {name}/ inside {str(out_dir)!r}, or none")
 
 
-def prepare_out_dir(out_dir, keep: bool = True) -> None:
+def prepare_out_dir(out_dir, keep: bool = True, flag: str = "--out") -> None:
     """Create ``out_dir`` if needed and prove it writable: a real file is created, written (PROBE_BYTES), synced
     and removed. NotWritable if that fails, after removing the folders this call created; with ``keep=False`` they
-    are removed in any case (a probe that leaves nothing behind)."""
-    check_out_dir(out_dir)
+    are removed in any case (a probe that leaves nothing behind). ``flag``: the option that named the folder."""
+    check_out_dir(out_dir, flag)
     path = Path(out_dir)
     missing = [folder for folder in (path, *path.absolute().parents) if not folder.exists()]
     created = []
@@ -174,8 +194,9 @@ def prepare_out_dir(out_dir, keep: bool = True) -> None:
                 os.unlink(probe)
     except OSError as error:
         keep = False
-        raise NotWritable(f"output folder {str(out_dir)!r} is not writable ({error.strerror or error}); "
-                          "choose another with --out") from None
+        what = "output folder" if flag == "--out" else f"{flag} folder"
+        raise NotWritable(f"{what} {str(out_dir)!r} is not writable ({error.strerror or error}); "
+                          f"choose another with {flag}") from None
     finally:
         if not keep:
             for folder in reversed(created):

@@ -726,3 +726,36 @@ def test_a_checkpoint_is_checked_value_by_value_when_read_and_when_saved(tmp_pat
     loop.advance()
     assert loop.done == 10 and loop.status == "finished" and "no checkpoint saved" in log.getvalue(), log.getvalue()
     assert cell.checkpoint_of(one, tmp_path / "saving")[0] == 5
+
+
+def test_output_targets_are_probed_before_the_first_step(tmp_path, capsys, monkeypatch):
+    """Issue 28 class 7 (and results.csv as a folder): --tensorboard where nothing can be written (as root,
+    /sys/kernel, which os.access calls writable) used to be found after training, exit 74; a file the suite writes
+    in --out that stands there as a folder (results.csv) likewise. Both are now refused before the first step (exit
+    2, one line, nothing written). And --resume --tensorboard writes the events of the runs recorded before it,
+    which it used to leave out (it wrote only the cells it ran)."""
+    from benchmarks import run, timing
+
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    unwritable = unwritable_folder(tmp_path)
+    out = tmp_path / "out"
+    try:
+        assert run.main([*PARABOLA, "--steps", "3", "--out", str(out), "--tensorboard", str(unwritable / "tb")]) == 2
+    finally:
+        if unwritable.is_relative_to(tmp_path):
+            unwritable.chmod(0o700)
+    line = one_error(capsys.readouterr().err)
+    assert f"--tensorboard folder '{unwritable / 'tb'}'" in line and "choose another with --tensorboard" in line, line
+    assert not out.exists()
+    (out / store.CSV_FILE).mkdir(parents=True)
+    assert run.main([*PARABOLA, "--steps", "3", "--out", str(out)]) == 2
+    line = one_error(capsys.readouterr().err)
+    assert f"{out / store.CSV_FILE}' is a folder, where the suite writes its own {store.CSV_FILE}" in line, line
+    assert files_under(out) == [store.CSV_FILE]
+    (out / store.CSV_FILE).rmdir()
+    assert run.main([*PARABOLA, "--steps", "3", "--out", str(out)]) == 0
+    [record] = store.read_records(out)
+    board = tmp_path / "board"
+    assert run.main([*PARABOLA, "--steps", "3", "--out", str(out), "--resume", "--tensorboard", str(board)]) == 0
+    assert "0 runs to do (1 already in" in capsys.readouterr().out
+    assert [p.name.rsplit(".", 1)[-1] for p in board.rglob("events.out.tfevents.*")] == [record["run_id"]]
