@@ -481,12 +481,14 @@ def read_face_cache(cache_file: Path) -> np.ndarray | None:
     return images
 
 
-def load_face_folder(folder, cache_dir=None) -> tuple[np.ndarray, DataInfo]:
+def load_face_folder(folder, cache_dir=None, min_images: int = 1) -> tuple[np.ndarray, DataInfo]:
     """All faces in ``folder`` as a read-only uint8 memmap (n, 12288), decoded once and cached.
 
     The cache file is named by the folder's content (relative names, sizes, mtimes), so a changed file
     means a fresh decode; it is written to a temp name and renamed, so no half-written cache is ever
-    read. Corrupt or unreadable files are skipped and counted in one warning.
+    read. Corrupt or unreadable files are skipped and counted in one warning. A folder of fewer than
+    ``min_images`` decodable images (what its use needs: common/tasks.py) is refused before its cache is
+    written: a refused folder leaves nothing behind.
     """
     folder = text_path(Path(folder).expanduser(), "face folder")  # named in the source; its files need not be
     if not folder.is_dir():
@@ -497,13 +499,21 @@ def load_face_folder(folder, cache_dir=None) -> tuple[np.ndarray, DataInfo]:
     cache_dir = text_path(cache_dir if cache_dir is not None else cache_root(), "face cache folder ($GAN_SUITE_CACHE)")
     cache_file = cache_dir / f"faces-{folder_key(folder, files)}.npy"
     images = read_face_cache(cache_file)
+
+    def check_count(n: int) -> None:
+        if n == 0:
+            raise DataError(f"face folder {folder}: none of its {len(files)} images could be decoded")
+        if n < min_images:
+            raise DataError(f"faces: {n} real example(s) to judge the samples against ({n} of the {len(files)} "
+                            f"images in face folder {folder} decoded); its metrics need at least {min_images}")
+
     decoded_now = images is None
     if decoded_now:
-        def decode(tmp: str) -> None:
-            if decode_folder(files, Path(tmp)) == 0:
-                raise DataError(f"face folder {folder}: none of its {len(files)} images could be decoded")
-        atomic_write(cache_file, decode, by_path=True)
+        # the count is checked on the temp file, before it becomes the cache
+        atomic_write(cache_file, lambda tmp: check_count(decode_folder(files, Path(tmp))), by_path=True)
         images = np.load(cache_file, mmap_mode="r", allow_pickle=False)
+    else:
+        check_count(len(images))
     skipped = len(files) - len(images)  # the key fixes the file list, so the count survives the cache
     notice = None
     if skipped:

@@ -839,3 +839,61 @@ def test_the_mnist_download_has_a_deadline_as_a_whole(tmp_path, monkeypatch):
         data.download_mnist(tmp_path / "mnist.npz")
     assert time.monotonic() - started < 4 and list(tmp_path.iterdir()) == []
     server.shutdown()
+
+
+# ----------------------------------------------------------------------------- issue 28, also found
+
+
+def test_compare_runs_finds_a_resumed_run_the_same_as_a_straight_one(tmp_path, capsys, monkeypatch):
+    """scripts/compare_runs.py compared resumed_from_step, timed_steps and the history's timed steps, which a run
+    resumed from a checkpoint changes (it warms up again) while computing the same: it exited 1 for every resumed
+    run. Now only what a run computes is compared; a real difference is still found."""
+    import importlib
+
+    from benchmarks import run, timing
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    compare_runs = importlib.import_module("compare_runs")
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run.main([*PARABOLA, "--steps", "12", "--out", str(straight)]) == 0
+    checkpointed(resumed)
+    assert run.main([*PARABOLA, "--steps", "12", "--checkpoint-every", "5", "--resume", "--out", str(resumed)]) == 0
+    assert store.read_records(resumed)[0]["resumed_from_step"] == 5
+    capsys.readouterr()
+    assert compare_runs.main([str(straight), str(resumed)]) == 0, capsys.readouterr().out
+    [record] = store.read_records(resumed)
+    (resumed / store.RUNS_FILE).write_text(json.dumps({**record, "steps_done": 11}) + "\n")
+    assert compare_runs.main([str(straight), str(resumed)]) == 1
+    assert "steps_done 12 != 11" in capsys.readouterr().out
+
+
+def test_a_face_folder_refused_for_too_few_images_leaves_no_cache(tmp_path):
+    """The face decode cache was written before the folder was refused (one image: too few to judge samples
+    against). The count is now checked on the decoded temp file, before it becomes the cache."""
+    from common import data, tasks
+
+    folder = one_face(tmp_path / "one-face")
+    cache = tmp_path / "cache"
+    with pytest.raises(data.DataError, match="faces: 1 real example"):
+        data.load_face_folder(folder, cache_dir=cache, min_images=2)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    with pytest.raises(data.DataError, match="faces: 1 real example"):  # the task's loader asks for the minimum
+        tasks.get_task("faces").load(data_dir=folder)
+
+
+def test_a_pack_too_large_for_memory_is_told_a_pack_that_fits(capsys, tmp_path):
+    """--pack 1000000000000's hint said "allowed: a batch up to 0"; a batch of 1 does not fit either, so the hint
+    now names the largest pack that does (with a batch of 1), and that pack passes the same check."""
+    from benchmarks import run
+    from common import tasks
+
+    assert run.main([*PARABOLA, "--pack", "1000000000000", "--out", str(tmp_path / "out")]) == 2
+    line = one_error(capsys.readouterr().err)
+    found = re.search(r"allowed: --pack up to (\d+) with --batch-size 1", line)
+    assert found and "a batch up to 0" not in line, line
+    pack = int(found.group(1))
+    spec, _ = tasks.configure(tasks.get_task("parabola"), steps=10, batch_size=1, pack=pack)
+    run.check_memory(spec, 1, "the hinted pack")
+    with pytest.raises(ValueError, match="more than this machine's"):
+        run.check_memory(spec.with_pack(pack + 1), 1, "one more")
