@@ -509,8 +509,11 @@ def load_face_folder(folder, cache_dir=None, min_images: int = 1) -> tuple[np.nd
 
     decoded_now = images is None
     if decoded_now:
-        # the count is checked on the temp file, before it becomes the cache
-        atomic_write(cache_file, lambda tmp: check_count(decode_folder(files, Path(tmp))), by_path=True)
+        try:  # the count is checked on the temp file, before it becomes the cache
+            atomic_write(cache_file, lambda tmp: check_count(decode_folder(files, Path(tmp))), by_path=True)
+        except OSError as error:  # found while the inputs are checked, before the first step
+            raise DataError(f"face cache folder {cache_dir} cannot be written ({error.strerror or error}); allowed: "
+                            "a writable folder in $GAN_SUITE_CACHE") from None
         images = np.load(cache_file, mmap_mode="r", allow_pickle=False)
     else:
         check_count(len(images))

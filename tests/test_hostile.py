@@ -734,15 +734,20 @@ def test_output_targets_are_probed_before_the_first_step(tmp_path, capsys, monke
     """Issue 28 class 7 (and results.csv as a folder): --tensorboard where nothing can be written (as root,
     /sys/kernel, which os.access calls writable) used to be found after training, exit 74; a file the suite writes
     in --out that stands there as a folder (results.csv) likewise. Both are now refused before the first step (exit
-    2, one line, nothing written). And --resume --tensorboard writes the events of the runs recorded before it,
-    which it used to leave out (it wrote only the cells it ran)."""
+    2, one line, nothing written); a face cache folder that cannot be written is one DataError naming it. And
+    --resume --tensorboard writes the events of the runs recorded before it, which it used to leave out (it wrote
+    only the cells it ran)."""
     from benchmarks import run, timing
+    from common import data
 
     monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
     unwritable = unwritable_folder(tmp_path)
     out = tmp_path / "out"
+    faces = one_face(tmp_path / "faces")
     try:
         assert run.main([*PARABOLA, "--steps", "3", "--out", str(out), "--tensorboard", str(unwritable / "tb")]) == 2
+        with pytest.raises(data.DataError, match="face cache folder .* cannot be written"):  # checked inputs' writes
+            data.load_face_folder(faces, cache_dir=unwritable / "cache")
     finally:
         if unwritable.is_relative_to(tmp_path):
             unwritable.chmod(0o700)
