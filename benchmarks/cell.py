@@ -228,6 +228,23 @@ class RunLog:
                 raise ValueError(f"has {key} of shape {arrays[key].shape}, expected {shape} for {steps_done} steps")
         if not np.array_equal(arrays["sketch_index"], self.sketch_index):
             raise ValueError("has a weight sketch of other coordinates")
+        # The values of a run that has not diverged (a checkpoint is saved only while none of them says so):
+        # per-step floats finite, clocks >= 0, snapshots finite, sketched weights finite and within WEIGHT_LIMIT.
+        if arrays["timed"].dtype.kind != "b":
+            raise ValueError(f"has timed of {arrays['timed'].dtype}, expected booleans")
+        for key in ("d_loss", "g_loss", "d_real", "d_fake", "step_time", "data_time", "snapshots", "sketch"):
+            values = arrays[key]
+            if values.dtype.kind != "f":
+                raise ValueError(f"has {key} of {values.dtype}, expected floats")
+            bad = ~np.isfinite(values)
+            if key in ("step_time", "data_time"):
+                bad |= values < 0
+            if key == "sketch":
+                bad |= np.abs(values) > WEIGHT_LIMIT
+            if bad.any():
+                at = np.argwhere(bad)[0]
+                raise ValueError(f"has {key} {values[tuple(at)]} at index {tuple(int(i) for i in at)}: not a value "
+                                 "of a run that has not diverged")
 
 
 def as_stored(samples: np.ndarray) -> np.ndarray:
@@ -295,9 +312,20 @@ class CellLoop:
         self.status, self.diverged_at = check_losses(log, done, n, self.cell.task.log_every, steps, self.bar, self.out)
         every = self.options.checkpoint_every
         if every and done % every < n and done < steps and self.status == "finished":
-            store.save_checkpoint(self.options.out, self.cell.id, self.trainer, log.arrays(),
-                                  {"steps_done": done, "config": self.cell.config})
+            self.save_checkpoint(done)
         return True
+
+    def save_checkpoint(self, done: int) -> None:
+        """The checkpoint at step ``done``, if it holds what checkpoint_of accepts: a state with a non-finite or
+        exploded value (a run diverging between two of its checks) is not saved; the previous checkpoint stays,
+        and a resume from it replays the same steps to the same end."""
+        state, history = self.trainer.state(), self.log.arrays()
+        problem = values_problem(self.cell, state, history, done)
+        if problem is not None:
+            tqdm.write(f"[step {done}] no checkpoint saved: {problem}", file=self.out)
+            return
+        store.save_checkpoint(self.options.out, self.cell.id, self.trainer, history,
+                              {"steps_done": done, "config": self.cell.config}, state=state)
 
 
 def check_losses(log: RunLog, done: int, n: int, log_every: int, steps: int, bar, out=None) -> tuple[str, int | None]:
@@ -333,11 +361,25 @@ def checkpoint_of(cell: Cell, out) -> tuple[int, dict, dict] | None:
         raise ValueError(f"checkpoint {path}: steps_done {done} is invalid for a run of {cell.steps} steps "
                          f"(allowed: 1..{cell.steps - 1}); delete it")
     state = checkpoint.check_fits(cell.spec, state, path)
+    problem = values_problem(cell, state, history, done)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path} is corrupt: {problem}; delete it")
+    return done, state, history
+
+
+def values_problem(cell: Cell, state: dict, history: dict, done: int) -> str | None:
+    """None if a trainer state (of the cell's layout) and a history are what a run of the cell holds after ``done``
+    steps without having diverged; else what is wrong. The one test of a checkpoint, applied when it is saved
+    (CellLoop.save_checkpoint) and when it is read back (checkpoint_of), so the suite never writes one it would
+    refuse."""
+    problem = checkpoint.state_problem(cell.spec, state, done, WEIGHT_LIMIT)
+    if problem is not None:
+        return problem
     try:
         RunLog(cell.spec).check(history, done)
     except ValueError as error:
-        raise ValueError(f"checkpoint {path}: its history {error}; delete it") from None
-    return done, state, history
+        return f"its history {error}"
+    return None
 
 
 def resume_from_checkpoint(loop: CellLoop) -> int:

@@ -53,6 +53,12 @@ NO_PEAK = {"sgemm_gflops": {}, "peak_gflops": math.nan}
 # STEP steps in each of its first ATTEMPTS attempts. Read on the driver, passed to the workers with the cells.
 KILL_ENV = "GAN_SUITE_TEST_KILL_WORKER"
 PACKAGES = ("common", "backend_torch", "backend_tf", "benchmarks")  # shipped to the workers (runtime_env py_modules)
+# Each network wait before ray.init: the TCP connection to --ray-address, then the cluster's first answer. ray.init
+# itself waits for a port that is open but not Ray's for 20 attempts of ~40 s each (15 minutes, retrying quietly).
+CONNECT_TIMEOUT_S = 10.0
+# The call that proves a Ray cluster answers: its GCS's cluster id (ray/core/generated/gcs_service.proto), an empty
+# request that any Ray version answers and that changes nothing.
+GCS_PROBE = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 
 
 class ClusterError(ValueError):
@@ -147,19 +153,65 @@ def connect(address: str | None, device: str) -> Cluster:
 
 
 def check_reachable(address: str) -> None:
-    """ClusterError unless something answers at HOST:PORT: ray.init waits for a cluster that is not there for
-    minutes, retrying, instead of failing. ("auto" and ray:// addresses are left to Ray.)"""
-    if address == "auto" or "://" in address:
+    """ClusterError, within CONNECT_TIMEOUT_S for each wait, unless a Ray cluster answers at HOST:PORT: ray.init
+    waits for a cluster that is not there, or for a port that is open but is not Ray's, for minutes, retrying,
+    instead of failing. The TCP connection, then a Ray call (check_speaks_ray). "auto" is resolved as Ray resolves
+    it (the cluster this machine last started) and checked alike; ray:// addresses (Ray Client, which gives up by
+    itself after 30 s) are left to Ray."""
+    if "://" in address:
         return
+    if address == "auto":
+        address = resolve_auto()
+        if address is None:
+            return  # none recorded: ray.init says so at once
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ClusterError(f"--ray-address {address!r} is invalid; allowed: HOST:PORT (what `ray start --head` "
                            "printed), auto, or a ray:// address")
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
         raise ClusterError(f"--ray-address {address}: no Ray cluster answers there ({error.strerror or error}); "
                            "start one with `ray start --head`, or leave --ray-address out for a local one") from None
+    check_speaks_ray(address)
+
+
+def resolve_auto() -> str | None:
+    """The HOST:PORT that ray.init(address="auto") would join (Ray's own lookup), or None if it finds none."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address("auto")
+    except Exception:  # a private call: if this Ray lacks it or finds nothing, ray.init decides
+        return None
+
+
+def check_speaks_ray(address: str, timeout: float | None = None) -> None:
+    """ClusterError unless the Ray cluster's GCS at ``address`` answers a call (GCS_PROBE) within ``timeout``
+    seconds (CONNECT_TIMEOUT_S): a port that accepts connections but never speaks, or speaks another protocol,
+    is found in seconds, naming the address. gRPC is Ray's own transport (a dependency of Ray)."""
+    import grpc
+
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    channel = grpc.insecure_channel(address)
+    try:
+        probe = channel.unary_unary(GCS_PROBE, request_serializer=lambda message: message,
+                                    response_deserializer=lambda data: data)
+        probe(b"", timeout=timeout)
+    except grpc.RpcError as error:
+        code = error.code()
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return  # a Ray cluster that wants a token: ray.init takes it from the environment, or says so
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            why = f"nothing answered within {timeout:g} s: the port is open, but does not speak Ray's protocol"
+        elif code == grpc.StatusCode.UNIMPLEMENTED:
+            why = "a gRPC server answered, but it is not a Ray cluster's GCS"
+        else:
+            why = f"{code.name}: {(error.details() or '').splitlines()[0] if error.details() else 'no details'}"
+        raise ClusterError(f"--ray-address {address}: no Ray cluster answers there ({why}); allowed: the address "
+                           "`ray start --head` printed, or no --ray-address for a local cluster") from None
+    finally:
+        channel.close()
 
 
 def code() -> dict:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import executor, store, timing
+from benchmarks import executor, store, tensorboard, timing
 from benchmarks.cell import Cell, RunOptions, checkpoint_of
 from benchmarks.executor import RETRIES
 from common import metrics
@@ -112,10 +112,11 @@ class Plan:
 def make_plan(request: Request) -> Plan:
     """The validated Plan of a request; ValueError/DataError/DeviceUnavailableError (or OSError for an unreadable
     input) on anything wrong. Reads the data and the output folder's records and checkpoints; writes nothing."""
+    store.check_text_arguments(request.command)
     check_executor(request)
     store.check_out_dir(request.out)
     if request.tensorboard is not None:
-        store.check_out_dir(request.tensorboard)
+        tensorboard.check_log_dir(request.tensorboard)
     suite, names = task_names(request)
     backends = {name: get_backend(name) for name in request.backends}
     configured = {name: module.configure(threads=request.threads, deterministic=True)
@@ -323,10 +324,34 @@ def check_memory(spec, k: int, where: str) -> None:
     """ValueError unless one trainer call of ``spec`` (K steps) can fit in this machine's memory (step_bytes)."""
     memory, need = physical_memory(), step_bytes(spec, k)
     if need > memory:
-        per_example = step_bytes(spec.replace(batch_size=1), k)
         raise ValueError(f"batch size {spec.batch_size}{f' x {k} steps per call' if k > 1 else ''}: one call of "
                          f"{where} needs at least {gigabytes(need)}, more than this machine's {gigabytes(memory)}; "
-                         f"allowed: a batch up to {memory // per_example}")
+                         f"allowed: {what_fits(spec, k, memory)}")
+
+
+def what_fits(spec, k: int, memory: int) -> str:
+    """The hint of check_memory: the largest batch that fits (step_bytes grows in proportion to it); where not even
+    a batch of 1 does, the largest --pack, else --steps-per-call, with a batch of 1."""
+    one = spec.replace(batch_size=1)
+    if step_bytes(one, k) <= memory:
+        return f"a batch up to {memory // step_bytes(one, k)}"
+    if spec.pack > 1 and step_bytes(one.with_pack(1), k) <= memory:
+        return f"--pack up to {largest(lambda p: step_bytes(one.with_pack(p), k) <= memory, spec.pack)} with " \
+               f"--batch-size 1 (a batch of 1 at pack {spec.pack} needs {gigabytes(step_bytes(one, k))})"
+    unpacked = one.with_pack(1) if spec.pack > 1 else one
+    if k > 1 and step_bytes(unpacked, 1) <= memory:
+        return f"--steps-per-call up to {largest(lambda n: step_bytes(unpacked, n) <= memory, k)} with --batch-size 1" \
+               + (" and --pack 1" if spec.pack > 1 else "")
+    return f"none: even a batch of 1 needs {gigabytes(step_bytes(unpacked, 1))} (this GAN does not fit this machine)"
+
+
+def largest(fits, high: int) -> int:
+    """The largest n in 1..high with fits(n), given fits(1) and that fits holds up to some n and not beyond."""
+    low = 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
 
 
 def check_numbers(request: Request, cells: list[Cell]) -> None:

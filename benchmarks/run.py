@@ -148,8 +148,6 @@ def run(request: plan.Request) -> int:
     cluster = None
     try:
         with cli.checking_input(OSError, *cli.INPUT_ERRORS):  # OSError here: an input that cannot be read
-            if request.tensorboard is not None and not tensorboard.available():
-                raise ValueError(f"--tensorboard needs the tensorboard package: {tensorboard.INSTALL_HINT}")
             the_plan = plan.make_plan(request)
             if request.executor == "ray":
                 cluster = executor.connect(request.ray_address, request.device)
@@ -191,8 +189,8 @@ def run_cells(the_plan: plan.Plan, cluster=None) -> int:
         finished, failed = executor.run_ray(todo, the_plan.data, options, cluster, list(request.command),
                                             request.retries)
     if request.tensorboard is not None:
-        for record in finished:
-            tensorboard.write_run(request.tensorboard, record, store.read_history(out, record["history"]))
+        for line in tensorboard.write_runs(request.tensorboard, out, {cell.key for cell in the_plan.cells}):
+            print(line)
     stop_if_interrupted()
     print_summary(finished, out)
     for line in failed:

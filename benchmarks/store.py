@@ -58,11 +58,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import record as record_schema
 from common import checkpoint
 from common.backend import BACKENDS, MODES
 from common.checkpoint import FILE_MODE, atomic_write, is_temp_file, load_npz, signals_deferred
 from common.init import INITS
-from common.spec import LOSSES
+from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES
 from common.tasks import TASKS
 
 SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host, init
@@ -77,6 +78,9 @@ HISTORY_DIR = "histories"
 CHECKPOINT_DIR = "checkpoints"
 FIGURE_DIR = "figures"  # the report's figures
 LOCK_FILE = "writer.lock"
+REPORT_MD, REPORT_HTML = "report.md", "report.html"  # written by benchmarks/report
+# The files the suite writes at fixed names in an output folder: each is a regular file or absent (check_targets)
+OWN_FILES = (RUNS_FILE, CSV_FILE, SWEEP_FILE, LOCK_FILE, PENDING_FILE, REPORT_MD, REPORT_HTML)
 CELL_KEYS = ("task", "backend", "mode", "loss", "seed")
 STATUSES = ("finished", "diverged")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # becomes a file name: no separators, no leading dot
@@ -97,24 +101,57 @@ class NotWritable(ValueError):
 # ----------------------------------------------------------------------------- the folder and its lock
 
 
-def check_out_dir(out_dir) -> None:
-    """Raise ValueError unless ``out_dir`` is a folder path that exists or could be created; creates nothing.
-    (The real test is prepare_out_dir's write probe: os.access says yes to root even on a read-only mount.)"""
+def check_out_dir(out_dir, flag: str = "--out") -> None:
+    """Raise ValueError unless ``out_dir`` is a folder path that exists or could be created, and what the suite
+    writes in it can be written (check_targets); creates nothing. (The real test is prepare_out_dir's write probe:
+    os.access says yes to root even on a read-only mount.) ``flag``: the option that named the folder."""
+    what = "output folder" if flag == "--out" else f"{flag} folder"
     if str(out_dir) == "":
-        raise ValueError("output folder '' is invalid; allowed: a folder path (--out results)")
+        raise ValueError(f"{what} '' is invalid; allowed: a folder path ({flag} results)")
+    checkpoint.check_text_path(out_dir, what)
     path = Path(out_dir).absolute()
     if path.exists():
         if not path.is_dir():
-            raise ValueError(f"output folder {str(out_dir)!r} is a file; give a folder path with --out")
+            raise ValueError(f"{what} {str(out_dir)!r} is a file; give a folder path with {flag}")
         if not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"output folder {str(out_dir)!r} is not writable; choose another with --out")
-        check_subfolders(out_dir)
+            raise ValueError(f"{what} {str(out_dir)!r} is not writable; choose another with {flag}")
+        if flag == "--out":
+            check_targets(out_dir)
         return
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
+        raise ValueError(f"{what} {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable folder")
+
+
+def check_targets(out_dir) -> None:
+    """ValueError if something in ``out_dir`` stands where the suite writes: a folder it writes into that is a
+    link or leads outside (check_subfolders), or one of its own files (OWN_FILES) that exists as a folder, a link
+    or anything but a regular file: the write would fail after the work (a results.csv folder: exit 74 once the
+    run was done) or follow the link out of the folder (writer.lock and .histories-begun are opened in place)."""
+    check_subfolders(out_dir)
+    for name in OWN_FILES:
+        path = Path(out_dir) / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            kind = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+            raise ValueError(f"{str(path)!r} is {kind}, where the suite writes its own {name}; allowed: a regular "
+                             "file or none (move it away, or use another --out)")
+
+
+def check_text_arguments(argv) -> None:
+    """ValueError naming the first argument of a command line that is not UTF-8 text (and the flag it belongs to):
+    every record keeps its command line (environment.argv), and results.csv and the report are UTF-8, so such an
+    argument is refused before anything runs (common.checkpoint.check_text_path says why)."""
+    for i, argument in enumerate(argv):
+        try:
+            os.fsencode(argument).decode("utf-8")
+        except UnicodeDecodeError:
+            flag = argv[i - 1] if i > 0 and argv[i - 1].startswith("-") and "=" not in argv[i - 1] else "argument"
+            if argument.startswith("--") and "=" in argument:  # --out=PATH
+                flag, _, argument = argument.partition("=")
+            raise ValueError(f"{flag} '{checkpoint.shown_path(argument)}' is not UTF-8 text; allowed: arguments and "
+                             "paths whose names are UTF-8 (the command line is stored in every record)") from None
 
 
 def resolves_inside(out_dir, path) -> bool:
@@ -135,11 +172,11 @@ def check_subfolders(out_dir) -> None:
                              f"folder; allowed: a real folder {name}/ inside {str(out_dir)!r}, or none")
 
 
-def prepare_out_dir(out_dir, keep: bool = True) -> None:
+def prepare_out_dir(out_dir, keep: bool = True, flag: str = "--out") -> None:
     """Create ``out_dir`` if needed and prove it writable: a real file is created, written (PROBE_BYTES), synced
     and removed. NotWritable if that fails, after removing the folders this call created; with ``keep=False`` they
-    are removed in any case (a probe that leaves nothing behind)."""
-    check_out_dir(out_dir)
+    are removed in any case (a probe that leaves nothing behind). ``flag``: the option that named the folder."""
+    check_out_dir(out_dir, flag)
     path = Path(out_dir)
     missing = [folder for folder in (path, *path.absolute().parents) if not folder.exists()]
     created = []
@@ -157,8 +194,9 @@ def prepare_out_dir(out_dir, keep: bool = True) -> None:
                 os.unlink(probe)
     except OSError as error:
         keep = False
-        raise NotWritable(f"output folder {str(out_dir)!r} is not writable ({error.strerror or error}); "
-                          "choose another with --out") from None
+        what = "output folder" if flag == "--out" else f"{flag} folder"
+        raise NotWritable(f"{what} {str(out_dir)!r} is not writable ({error.strerror or error}); "
+                          f"choose another with {flag}") from None
     finally:
         if not keep:
             for folder in reversed(created):
@@ -275,6 +313,15 @@ def check_record(record, where: str) -> None:
         raise ValueError(f"{where}: history {record['history']!r} is invalid; allowed: {HISTORY_DIR}/{run_id}.npz")
     if not isinstance(record["config"], dict):
         raise ValueError(f"{where}: config {record['config']!r} is invalid; allowed: an object")
+    try:  # every other field against the record's schema (benchmarks/record.py)
+        record_schema.check_fields(record)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    for key, allowed in (("init", INITS), ("optimizer", IMPLEMENTATIONS), ("dtype", DTYPES)):
+        holder = record["config"] if key in ("optimizer", "dtype") else record
+        if key in holder and holder[key] not in allowed:
+            raise ValueError(f"{where}: {'config.' if holder is not record else ''}{key} {holder[key]!r} is "
+                             f"invalid; allowed: {', '.join(allowed)}")
 
 
 def read_records(out_dir) -> list[dict]:
@@ -295,6 +342,12 @@ def read_records(out_dir) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} line {number} is not JSON ({e.msg}); move the file away or use another --out")
+        except ValueError as e:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+            raise ValueError(f"{path} line {number} holds an integer far beyond int64 ({str(e).split(':')[0]}); "
+                             "move the file away or use another --out") from None
+        except RecursionError:
+            raise ValueError(f"{path} line {number} nests deeper than the JSON reader goes (a record nests at most "
+                             f"{record_schema.MAX_DEPTH} levels); move the file away or use another --out") from None
         check_record(record, f"{path} line {number}")
         records.append(record)
     return records
@@ -328,8 +381,12 @@ def flatten(records: list[dict]) -> pd.DataFrame:
     return rows
 
 
-def _write_csv(out_dir: Path, records: list[dict]) -> None:
-    table = flatten(records).to_csv(index=False).encode("utf-8")
+def _csv_bytes(records: list[dict]) -> bytes:
+    return flatten(records).to_csv(index=False).encode("utf-8")
+
+
+def _write_csv(out_dir: Path, records: list[dict], table: bytes | None = None) -> None:
+    table = _csv_bytes(records) if table is None else table
     atomic_write(out_dir / CSV_FILE, lambda f: f.write(table))
 
 
@@ -351,9 +408,11 @@ def append_records(out_dir, new: list[dict]) -> None:
                              "write_history first")
     with locked(out_dir), signals_deferred():
         records = read_records(out_dir) + list(new)
+        # both files' bytes first: whatever fails to encode fails before either file is touched
         lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records).encode("utf-8")
+        table = _csv_bytes(records)
         atomic_write(out_dir / RUNS_FILE, lambda f: f.write(lines))
-        _write_csv(out_dir, records)
+        _write_csv(out_dir, records, table)
 
 
 def repair_csv(out_dir) -> str | None:
@@ -454,10 +513,11 @@ def checkpoint_path(out_dir, cell: str) -> Path:
     return inside(out_dir, f"{CHECKPOINT_DIR}/{cell}.npz")
 
 
-def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray], meta: dict) -> None:
-    """One file holding the trainer's state (common/checkpoint.py's layout, with its spec), the history so far
-    and ``meta`` (steps_done, config)."""
-    bundle = {f"trainer/{key}": value for key, value in checkpoint.state_arrays(trainer.spec, trainer.state()).items()}
+def save_checkpoint(out_dir, cell: str, trainer, history: dict[str, np.ndarray], meta: dict, state=None) -> None:
+    """One file holding the trainer's state (common/checkpoint.py's layout, with its spec; ``state`` if the caller
+    took it already), the history so far and ``meta`` (steps_done, config)."""
+    state = trainer.state() if state is None else state
+    bundle = {f"trainer/{key}": value for key, value in checkpoint.state_arrays(trainer.spec, state).items()}
     bundle.update({f"history/{key}": value for key, value in history.items()})
     bundle["meta"] = np.array(json.dumps(meta))
     with locked(out_dir):

@@ -33,6 +33,15 @@ def available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
+def check_log_dir(log_dir) -> None:
+    """ValueError unless the events can be written under ``log_dir``: the package is there, and the folder exists
+    or can be created and takes a real file (store.prepare_out_dir's write probe, which leaves nothing behind),
+    found before the first step like --out, not after the work."""
+    if not available():
+        raise ValueError(f"--tensorboard needs the tensorboard package: {INSTALL_HINT}")
+    store.prepare_out_dir(log_dir, keep=False, flag="--tensorboard")
+
+
 def run_folder(record: dict) -> str:
     suffix = store.INIT_SUFFIXES.get(record.get("init", "seed"), "")
     return f"{record['task']}/{record['backend']}-{record['mode']}-{record['loss']}-s{record['seed']}{suffix}"
@@ -79,6 +88,30 @@ def events(record: dict, history: dict) -> list:
     for step, frame in zip(history["snapshot_steps"], sample_frames(history, record)):
         out.append(event_pb2.Event(step=int(step), wall_time=wall, summary=png_summary("samples", frame)))
     return out
+
+
+def write_runs(log_dir, out_dir, keys) -> list[str]:
+    """The event files of every run of ``out_dir`` whose cell (store.cell_of) is in ``keys``, the latest record of
+    each, that ``log_dir`` does not hold yet: the runs of this command, and under --resume those recorded before
+    it (a resumed command used to write events only for the cells it ran). Returns one line per run whose history
+    cannot be read (its events are left out; the record stands)."""
+    latest = {store.cell_of(r): r for r in store.read_records(out_dir) if store.cell_of(r) in keys}
+    problems = []
+    for record in latest.values():
+        if has_events(log_dir, record):
+            continue
+        try:
+            history = store.read_history(out_dir, record["history"])
+        except (KeyError, TypeError, ValueError) as error:  # no history, or a damaged one
+            problems.append(f"tensorboard: no events for {record['run_id']}: {error}")
+            continue
+        write_run(log_dir, record, history)
+    return problems
+
+
+def has_events(log_dir, record: dict) -> bool:
+    """Whether the run's event file (write_run's name ends in its run id) is in its run folder."""
+    return any((Path(log_dir) / run_folder(record)).glob(f"events.out.tfevents.*.{record['run_id']}"))
 
 
 def write_run(log_dir, record: dict, history: dict) -> Path:

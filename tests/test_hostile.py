@@ -11,13 +11,17 @@ Every case asserts what the user sees: the exit code and the one ``error:`` line
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
+import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -570,3 +574,331 @@ def test_a_symlinked_folder_inside_out_is_refused_before_anything_is_written(tmp
     assert list(elsewhere.iterdir()) == [] and not (out / store.RUNS_FILE).exists()
     with pytest.raises(ValueError, match="is a link to|leads to"):
         store.inside(out, f"{folder}/x.npz") if folder != "figures" else store.check_subfolders(out)
+
+
+# ----------------------------------------------------------------------------- issue 28, classes 1, 2, 4, 7, 9
+
+
+def test_a_runs_jsonl_line_is_refused_naming_file_line_and_field(tmp_path, capsys):
+    """Issue 28 class 2: every record read is checked against the record's schema (benchmarks/record.py) before
+    any code uses it. Deep nesting, a list or object where a config value belongs, an integer beyond int64 (or of
+    more digits than Python reads), a missing field and a field of another type used to surface as RecursionError,
+    TypeError (unhashable, in the grouping), an error naming no file, or KeyError/TypeError in the report. Each is
+    now one ValueError naming the file, the line and the field; the report and compare_runs exit 2 with one line."""
+    import importlib
+
+    from benchmarks import report
+    from tests.test_store import record
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    compare_runs = importlib.import_module("compare_runs")
+    good = record(seed=1)
+    cases = {  # the bad second line -> what the message must name
+        "deep nesting": ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nests deeper"),
+        "nesting within a field": (json.dumps(record(environment=json.loads('{"a": ' * 20 + "1" + "}" * 20))),
+                                   "field environment.a.a.a.a"),
+        "a list as a config value": (json.dumps(record(config={**good["config"], "optimizer": ["spec"]})),
+                                     "field config.optimizer ['spec'] is invalid; allowed: a string"),
+        "an object as a config value": (json.dumps(record(config={**good["config"], "my": {"x": 1}})),
+                                        "field config.my"),
+        "a huge integer": (json.dumps(record()).replace('"seed": 0', '"seed": ' + "9" * 5000), "beyond int64"),
+        "an integer beyond int64": (json.dumps(record(steps_done=2**64)), "field steps_done holds the integer"),
+        "no steps": (json.dumps({k: v for k, v in record().items() if k != "steps"}), "field steps is missing"),
+        "steps_done a string": (json.dumps(record(steps_done="10")), "field steps_done '10' is invalid"),
+        "a metric a string": (json.dumps(record(metrics={"w1": "0.5"})), "field metrics.w1 '0.5' is invalid"),
+        "an unknown init": (json.dumps(record(init="seed+x")), "init 'seed+x' is invalid"),
+    }
+    for name, (line, expected) in cases.items():
+        out = tmp_path / name.replace(" ", "-")
+        out.mkdir()
+        (out / store.RUNS_FILE).write_text(json.dumps(good) + "\n" + line + "\n")
+        with pytest.raises(ValueError) as caught:
+            store.read_records(out)
+        assert f"{out / store.RUNS_FILE} line 2" in str(caught.value) and expected in str(caught.value), name
+        for main in (report.main, compare_runs.main):
+            assert main([str(out)] + ([str(out)] if main is compare_runs.main else [])) == 2, name
+            line = one_error(capsys.readouterr().err)
+            assert f"{out / store.RUNS_FILE} line 2" in line and expected in line, (name, line)
+        assert sorted(p.name for p in out.iterdir()) == [store.RUNS_FILE], name  # nothing written
+
+
+def test_paths_that_are_not_utf8_are_refused_up_front_and_face_file_names_read_as_bytes(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """Issue 28 class 1: a legal POSIX name that is not UTF-8 (here Latin-1 'café') in --out, --data-dir or
+    --tensorboard used to train, record the run in runs.jsonl and then end in a UnicodeEncodeError traceback from
+    the CSV writer (results.csv a run short), and one among a face folder's files in one from the cache key. Now
+    every path that is written into a record, the CSV or the report is refused before anything runs (exit 2, one
+    line naming the flag and the path's bytes, nothing created), a relative --out in such a working folder and
+    the report's and the sweep's folders too; a face folder's file names, which reach no text file, are read as
+    the bytes they are."""
+    from PIL import Image
+
+    from benchmarks import report, run, sweep, timing
+    from common import data
+
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    monkeypatch.setenv("GAN_SUITE_CACHE", str(tmp_path / "cache"))
+    latin1 = os.fsdecode(b"caf\xe9")
+    shown = "caf\\xe9"
+
+    def faces(folder: Path, names) -> Path:
+        folder.mkdir()
+        for i, name in enumerate(names):
+            Image.fromarray(np.full((70, 70, 3), 40 * i, np.uint8)).save(folder / name)
+        return folder
+
+    images, info = data.load_face_folder(faces(tmp_path / "faces", ["a.png", "b.png", latin1 + ".png"]))
+    assert len(images) == 3 and info.notice is None  # the Latin-1 name decoded like the others
+    bad_folder = faces(tmp_path / latin1, ["a.png", "b.png", "c.png"])
+    with pytest.raises(data.DataError, match=f"face folder '.*{re.escape(shown)}' is not UTF-8 text"):
+        data.load_face_folder(bad_folder)
+    records_there = tmp_path / (latin1 + "-results")
+    store.append_record(records_there, __import__("tests.test_store", fromlist=["record"]).record())
+    before = files_under(records_there)
+    cases = [  # (the command's main, argv, what the one line names)
+        (run.main, [*PARABOLA, "--steps", "3", "--out", str(tmp_path / latin1 / "out")], "--out"),
+        (run.main, [*PARABOLA, "--steps", "3", f"--out={tmp_path / latin1 / 'out'}"], "--out"),
+        (run.main, ["--task", "faces", *TINY, "--steps", "2", "--batch-size", "2", "--data-dir", str(bad_folder),
+                    "--out", str(tmp_path / "out")], "--data-dir"),
+        (run.main, [*PARABOLA, "--steps", "3", "--tensorboard", str(tmp_path / latin1 / "tb"),
+                    "--out", str(tmp_path / "out")], "--tensorboard"),
+        (report.main, [str(records_there)], "DIR"),
+        (sweep.main, ["--sweep", "batch", "--task", "parabola", "--backend", "torch", "--mode", "eager", "--values",
+                      "8", "--steps", "1", "--warmup", "0", "--out", str(tmp_path / latin1 / "sweep")],
+         "output folder"),
+    ]
+    for main, argv, names in cases:
+        assert main(argv) == 2, argv
+        line = one_error(capsys.readouterr().err)
+        assert line.startswith(f"error: {names} '") and shown in line and "is not UTF-8 text" in line, line
+    monkeypatch.chdir(tmp_path / latin1)  # a relative --out is inside the working folder
+    assert run.main([*PARABOLA, "--steps", "3", "--out", "results"]) == 2
+    assert f"output folder '{tmp_path}/{shown}/results' is not UTF-8" in one_error(capsys.readouterr().err)
+    assert sorted(p.name for p in (tmp_path / latin1).iterdir()) == ["a.png", "b.png", "c.png"]  # nothing created
+    assert not (tmp_path / "out").exists() and files_under(records_there) == before
+
+
+def test_a_checkpoint_is_checked_value_by_value_when_read_and_when_saved(tmp_path, capsys, monkeypatch):
+    """Issue 28 class 4: a checkpoint whose values no run that has not diverged holds used to resume: a negative
+    optimiser step count ended in a complex-number traceback, NaN in the stored losses resumed and ended "finished"
+    with NaN losses, NaN or 1e30 weights resumed and ended "diverged". Each is now refused (exit 2, one line naming
+    the file and the array); and the same test applied when saving means the suite never writes such a
+    checkpoint: a state that turned NaN between two checks is not saved, the previous checkpoint stays."""
+    from benchmarks import cell, run, timing
+    from benchmarks.cell import Cell, CellLoop, RunOptions
+    from common import tasks
+    from common.init import init_weights
+    from common.stream import Stream
+    import backend_torch
+
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    corruptions = {  # bundle key -> (new value from the old, what the line names)
+        "trainer/opt/discriminator/t": (lambda v: np.array(-1, np.int64), "opt/discriminator/t is -1, not the 5"),
+        "trainer/opt/generator/t": (lambda v: v + 1, "opt/generator/t is 6"),
+        "history/d_loss": (lambda v: np.where(np.arange(len(v)) == 2, np.nan, v), "its history has d_loss nan"),
+        "trainer/generator/0": (lambda v: np.full_like(v, np.nan), "generator/0 holds NaN or infinity"),
+        "trainer/discriminator/1": (lambda v: np.full_like(v, 1e30), "discriminator/1 holds 1e+30, beyond the weight"),
+        "trainer/opt/generator/v/0": (lambda v: -np.ones_like(v), "opt/generator/v/0 holds -1, a negative second"),
+        "history/step_time": (lambda v: -v, "its history has step_time -"),
+    }
+    template = checkpointed(tmp_path / "template")
+    for key, (change, expected) in corruptions.items():
+        out = tmp_path / key.replace("/", "-")
+        __import__("shutil").copytree(tmp_path / "template", out)
+        rewrite_checkpoint(store.checkpoint_path(out, CELL), lambda b: b.update({key: change(b[key])}))
+        before = files_under(out)
+        assert run.main([*PARABOLA, "--steps", "12", "--checkpoint-every", "5", "--resume", "--out", str(out)]) == 2
+        line = one_error(capsys.readouterr().err)
+        assert f"checkpoint {store.checkpoint_path(out, CELL)} is corrupt: {expected}" in line, (key, line)
+        assert files_under(out) == before, key
+    assert template.exists()
+    # Saving: the second moments turned negative before step 10's update, whose losses are still finite; the
+    # state after it holds NaN, so the checkpoint of step 10 is not written and step 5's stays.
+    task = tasks.get_task("parabola")
+    spec, _ = tasks.configure(task, steps=12)
+    one = Cell(task, "torch", "eager", spec, 12, 0)
+    trainer = backend_torch.build(spec, init_weights(spec, 0), device="cpu", mode="eager")
+    log = io.StringIO()
+    loop = CellLoop(one, trainer, Stream(spec, task.load().source, 0),
+                    RunOptions(out=str(tmp_path / "saving"), checkpoint_every=5), out=log)
+    while loop.done < 9:
+        loop.advance()
+    state = trainer.state()
+    trainer.load_state({k: -1e3 * np.abs(v) - 1e3 if "/v/" in k else v for k, v in state.items()})
+    loop.advance()
+    assert loop.done == 10 and loop.status == "finished" and "no checkpoint saved" in log.getvalue(), log.getvalue()
+    assert cell.checkpoint_of(one, tmp_path / "saving")[0] == 5
+
+
+def test_output_targets_are_probed_before_the_first_step(tmp_path, capsys, monkeypatch):
+    """Issue 28 class 7 (and results.csv as a folder): --tensorboard where nothing can be written (as root,
+    /sys/kernel, which os.access calls writable) used to be found after training, exit 74; a file the suite writes
+    in --out that stands there as a folder (results.csv) likewise. Both are now refused before the first step (exit
+    2, one line, nothing written); a face cache folder that cannot be written is one DataError naming it. And
+    --resume --tensorboard writes the events of the runs recorded before it, which it used to leave out (it wrote
+    only the cells it ran)."""
+    from benchmarks import run, timing
+    from common import data
+
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    unwritable = unwritable_folder(tmp_path)
+    out = tmp_path / "out"
+    faces = one_face(tmp_path / "faces")
+    try:
+        assert run.main([*PARABOLA, "--steps", "3", "--out", str(out), "--tensorboard", str(unwritable / "tb")]) == 2
+        with pytest.raises(data.DataError, match="face cache folder .* cannot be written"):  # checked inputs' writes
+            data.load_face_folder(faces, cache_dir=unwritable / "cache")
+    finally:
+        if unwritable.is_relative_to(tmp_path):
+            unwritable.chmod(0o700)
+    line = one_error(capsys.readouterr().err)
+    assert f"--tensorboard folder '{unwritable / 'tb'}'" in line and "choose another with --tensorboard" in line, line
+    assert not out.exists()
+    (out / store.CSV_FILE).mkdir(parents=True)
+    assert run.main([*PARABOLA, "--steps", "3", "--out", str(out)]) == 2
+    line = one_error(capsys.readouterr().err)
+    assert f"{out / store.CSV_FILE}' is a folder, where the suite writes its own {store.CSV_FILE}" in line, line
+    assert files_under(out) == [store.CSV_FILE]
+    (out / store.CSV_FILE).rmdir()
+    assert run.main([*PARABOLA, "--steps", "3", "--out", str(out)]) == 0
+    [record] = store.read_records(out)
+    board = tmp_path / "board"
+    assert run.main([*PARABOLA, "--steps", "3", "--out", str(out), "--resume", "--tensorboard", str(board)]) == 0
+    assert "0 runs to do (1 already in" in capsys.readouterr().out
+    assert [p.name.rsplit(".", 1)[-1] for p in board.rglob("events.out.tfevents.*")] == [record["run_id"]]
+
+
+def silent_server() -> tuple[str, socket.socket]:
+    """HOST:PORT of a local socket that accepts connections and never says a word."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(server.accept()) for _ in range(16)], daemon=True).start()
+    return f"127.0.0.1:{server.getsockname()[1]}", server
+
+
+def test_a_ray_address_that_accepts_but_never_answers_is_refused_in_seconds_naming_it(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """Issue 28 class 9: --ray-address at a port that is open but is not Ray's used to hang (ray.init retries for
+    about 15 minutes without a word). Every wait before ray.init now has a timeout (executor.CONNECT_TIMEOUT_S,
+    set to 2 s here): the connection, then a Ray call to the cluster's GCS; the error names the address (exit 2,
+    one line, nothing written)."""
+    pytest.importorskip("ray")
+    from benchmarks import executor, run
+
+    monkeypatch.setattr(executor, "CONNECT_TIMEOUT_S", 2.0)
+    address, server = silent_server()
+    outcome = {}
+
+    def join():
+        try:
+            executor.connect(address, "cpu")
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=join, daemon=True)  # a thread: on a hang the test fails instead of hanging
+    started = time.monotonic()
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "connect() was still waiting after 60 s"
+    assert time.monotonic() - started < 30
+    error = outcome.get("error")
+    assert isinstance(error, executor.ClusterError) and f"--ray-address {address}: no Ray cluster answers" in str(
+        error) and "nothing answered within 2 s" in str(error), error
+    out = tmp_path / "out"
+    assert run.main([*PARABOLA, "--steps", "3", "--executor", "ray", "--ray-address", address, "--out", str(out)]) == 2
+    assert f"--ray-address {address}: no Ray cluster answers" in one_error(capsys.readouterr().err)
+    assert not out.exists()
+    server.close()
+
+
+def test_the_mnist_download_has_a_deadline_as_a_whole(tmp_path, monkeypatch):
+    """Issue 28 class 9, the other network wait: urllib's timeout bounds each wait for the server, so a server that
+    sends a byte every second kept the MNIST download going for ever. The download has a deadline as a whole
+    (data.DOWNLOAD_DEADLINE_S, 1 s here); past it, nothing is written and the error names the URL."""
+    import http.server
+
+    from common import data
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(11 * 2**20))
+            self.end_headers()
+            for _ in range(30):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/mnist.npz"
+    monkeypatch.setattr(data, "MNIST_URL", url)
+    monkeypatch.setattr(data, "DOWNLOAD_DEADLINE_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=re.escape(url)):
+        data.download_mnist(tmp_path / "mnist.npz")
+    assert time.monotonic() - started < 4 and list(tmp_path.iterdir()) == []
+    server.shutdown()
+
+
+# ----------------------------------------------------------------------------- issue 28, also found
+
+
+def test_compare_runs_finds_a_resumed_run_the_same_as_a_straight_one(tmp_path, capsys, monkeypatch):
+    """scripts/compare_runs.py compared resumed_from_step, timed_steps and the history's timed steps, which a run
+    resumed from a checkpoint changes (it warms up again) while computing the same: it exited 1 for every resumed
+    run. Now only what a run computes is compared; a real difference is still found."""
+    import importlib
+
+    from benchmarks import run, timing
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    compare_runs = importlib.import_module("compare_runs")
+    monkeypatch.setattr(timing, "SGEMM_SIZE", 128)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run.main([*PARABOLA, "--steps", "12", "--out", str(straight)]) == 0
+    checkpointed(resumed)
+    assert run.main([*PARABOLA, "--steps", "12", "--checkpoint-every", "5", "--resume", "--out", str(resumed)]) == 0
+    assert store.read_records(resumed)[0]["resumed_from_step"] == 5
+    capsys.readouterr()
+    assert compare_runs.main([str(straight), str(resumed)]) == 0, capsys.readouterr().out
+    [record] = store.read_records(resumed)
+    (resumed / store.RUNS_FILE).write_text(json.dumps({**record, "steps_done": 11}) + "\n")
+    assert compare_runs.main([str(straight), str(resumed)]) == 1
+    assert "steps_done 12 != 11" in capsys.readouterr().out
+
+
+def test_a_face_folder_refused_for_too_few_images_leaves_no_cache(tmp_path):
+    """The face decode cache was written before the folder was refused (one image: too few to judge samples
+    against). The count is now checked on the decoded temp file, before it becomes the cache."""
+    from common import data, tasks
+
+    folder = one_face(tmp_path / "one-face")
+    cache = tmp_path / "cache"
+    with pytest.raises(data.DataError, match="faces: 1 real example"):
+        data.load_face_folder(folder, cache_dir=cache, min_images=2)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    with pytest.raises(data.DataError, match="faces: 1 real example"):  # the task's loader asks for the minimum
+        tasks.get_task("faces").load(data_dir=folder)
+
+
+def test_a_pack_too_large_for_memory_is_told_a_pack_that_fits(capsys, tmp_path):
+    """--pack 1000000000000's hint said "allowed: a batch up to 0"; a batch of 1 does not fit either, so the hint
+    now names the largest pack that does (with a batch of 1), and that pack passes the same check."""
+    from benchmarks import plan, run
+    from common import tasks
+
+    assert run.main([*PARABOLA, "--pack", "1000000000000", "--out", str(tmp_path / "out")]) == 2
+    line = one_error(capsys.readouterr().err)
+    found = re.search(r"allowed: --pack up to (\d+) with --batch-size 1", line)
+    assert found and "a batch up to 0" not in line, line
+    pack = int(found.group(1))
+    spec, _ = tasks.configure(tasks.get_task("parabola"), steps=10, batch_size=1, pack=pack)
+    plan.check_memory(spec, 1, "the hinted pack")
+    with pytest.raises(ValueError, match="more than this machine's"):
+        plan.check_memory(spec.with_pack(pack + 1), 1, "one more")

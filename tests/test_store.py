@@ -16,10 +16,19 @@ from common.tasks import TASKS
 
 
 def record(task="parabola", seed=0, **extra) -> dict:
+    """A whole record (every field of benchmarks/record.py's schema), of made-up values."""
     r = {"schema": store.SCHEMA_VERSION, "producer": store.PRODUCER, "suite": "custom", "run_id": f"{task}-{seed}",
-         "task": task, "backend": "torch", "mode": "eager", "loss": "minimax", "seed": seed,
-         "config": {"steps": 10, "batch_size": 4, "d_lr": 1e-4, "g_lr": 1e-4, "optimizer": "spec"},
-         "status": "finished", "flags": ["a", "b"], "metrics": {"w1": 0.5}}
+         "task": task, "backend": "torch", "mode": "eager", "compiled_as": "eager: op by op", "loss": "minimax",
+         "seed": seed, "config": {"steps": 10, "batch_size": 4, "d_lr": 1e-4, "g_lr": 1e-4, "optimizer": "spec"},
+         "status": "finished", "diverged_at_step": None, "flags": ["a", "b"], "steps": 10, "steps_done": 10,
+         "resumed_from_step": 0, "steps_per_call": 1, "warmup_steps": 5,
+         "median_step_s": 1e-3, "p25_step_s": 1e-3, "p75_step_s": 1e-3, "timed_steps": 5, "steps_per_s": 1e3,
+         "samples_per_s": 4e3, "first_call_s": 1e-3, "compile_s": 0.0, "median_data_s": 1e-4,
+         "flops_per_step": 1000, "flops_approximate": False, "examples_per_step": 4, "gflops_per_s": 1.0,
+         "pct_of_peak": 1.0, "sgemm_gflops": {"numpy": 100.0}, "peak_gflops": 100.0,
+         "metrics": {"w1": 0.5}, "eval_samples": 100, "data": {"source": "a sampler", "n_examples": None,
+                                                                "notice": None},
+         "spec": {}, "environment": {}, "wall_s": 0.1}
     r.update(extra)
     return r
 

@@ -25,10 +25,10 @@ from benchmarks.report.speed import speed_section
 from benchmarks.report.summary import summary_section
 from benchmarks.report.sweep import sweep_section
 from benchmarks.report.tasks import task_section
-from common.checkpoint import atomic_write, signals_deferred
+from common.checkpoint import atomic_write, check_text_path, signals_deferred
 
-REPORT_MD = "report.md"
-REPORT_HTML = "report.html"
+REPORT_MD = store.REPORT_MD
+REPORT_HTML = store.REPORT_HTML
 FIGURES = store.FIGURE_DIR
 # Section headings, in order (tests check them; per-task sections are "Task: <name>").
 SECTIONS = ("Summary", "Flags and diverged runs", "Environment", "Data", "Same-seed trajectory divergence",
@@ -52,8 +52,9 @@ def build_report(out_dir) -> Path:
     no runs or a record is not valid; OSError if a file cannot be written (every file is written atomically)."""
     if str(out_dir) == "":
         raise ValueError("DIR '' is invalid; allowed: an output folder of python -m benchmarks.run")
+    check_text_path(out_dir, "DIR")  # the report names its folder: it must be UTF-8 text
     out_dir = Path(out_dir)
-    store.check_subfolders(out_dir)  # figures/ must not lead outside the folder
+    store.check_targets(out_dir)  # figures/ must not lead outside the folder, report.md must be a file or none
     runs = load_runs(out_dir)
     # The chaos floor's twins (init "seed+order1..3", older "seed+ulp") only serve the divergence section: every other section, the
     # speed tables and the sample tests among them, sees the seed's own runs.
