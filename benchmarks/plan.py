@@ -21,7 +21,7 @@ from types import ModuleType
 from benchmarks import executor, store, tensorboard, timing
 from benchmarks.cell import Cell, RunOptions, checkpoint_of
 from benchmarks.executor import RETRIES
-from common import metrics
+from common import metrics, specfile
 from common import tasks as task_registry
 from common.backend import MODES, DeviceUnavailableError, get_backend
 from common.data import DataError
@@ -59,6 +59,9 @@ class Request:
     """The flags, typed (run.py's parser): what the user asked for, before it is checked against anything."""
     backends: tuple[str, ...] = ("torch", "tf")
     tasks: tuple[str, ...] | None = None  # None: the suite's
+    spec_file: str | None = None  # a TOML spec file: the user's own GAN as the one task (common/specfile.py)
+    task_object: task_registry.Task | None = None  # the one task, built in Python (benchmarks/compare.py)
+    data_path: str | None = None  # --data: the spec file's array file or image folder instead of its own
     suite: str | None = None  # "quick" or "full"; None: quick unless tasks are named
     steps: int | str = "quick"  # an integer, or one of STEP_CHOICES
     loss: str | None = None
@@ -117,11 +120,11 @@ def make_plan(request: Request) -> Plan:
     store.check_out_dir(request.out)
     if request.tensorboard is not None:
         tensorboard.check_log_dir(request.tensorboard)
-    suite, names = task_names(request)
+    suite, tasks = resolve_tasks(request)
     backends = {name: get_backend(name) for name in request.backends}
     configured = {name: module.configure(threads=request.threads, deterministic=True)
                   for name, module in backends.items()}
-    cells, data, skipped = plan_cells(request, suite, names, backends)
+    cells, data, skipped = plan_cells(request, suite, tasks, backends)
     check_numbers(request, cells)
     skip = cells_to_skip(request, cells)
     todo = tuple(cell for cell in cells if cell.key not in skip)
@@ -151,17 +154,28 @@ def check_executor(request: Request) -> None:
     executor.import_ray()
 
 
-def task_names(request: Request) -> tuple[str, list[str]]:
-    """The suite's name and its tasks; ValueError for an unknown or repeated task (a typo is refused before the
-    frameworks take seconds to import; a repeat would train the same cells twice)."""
+def resolve_tasks(request: Request) -> tuple[str, dict[str, task_registry.Task]]:
+    """The suite's name and its tasks by name; ValueError for an unknown or repeated task (a typo is refused before
+    the frameworks take seconds to import; a repeat would train the same cells twice) or a bad spec file."""
+    if request.task_object is not None:
+        return "custom", {request.task_object.name: request.task_object}
+    if request.spec_file is not None:
+        if request.data_dir is not None:
+            raise ValueError("--data-dir is for the built-in tasks; allowed with --spec: --data (the spec file's "
+                             "array file, image folder or data set folder)")
+        task = specfile.read_task(request.spec_file, request.data_path)
+        return "custom", {task.name: task}
+    if request.data_path is not None:
+        raise ValueError("--data is the data of a spec file; allowed: with --spec (a built-in task reads --data-dir)")
     if not request.tasks:
         full = request.suite == "full"
-        return ("full", list(task_registry.TASKS)) if full else ("quick", list(task_registry.QUICK_SUITE))
+        names = list(task_registry.TASKS) if full else list(task_registry.QUICK_SUITE)
+        return ("full" if full else "quick"), {name: task_registry.get_task(name) for name in names}
     names = [task_registry.get_task(name).name for name in request.tasks]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"--task names {', '.join(repeated)} more than once; allowed: each task once")
-    return "custom", names
+    return "custom", {name: task_registry.get_task(name) for name in names}
 
 
 def steps_choice(request: Request, suite: str) -> int | str:
@@ -169,8 +183,9 @@ def steps_choice(request: Request, suite: str) -> int | str:
     return "full" if suite == "full" and request.steps == "quick" else request.steps
 
 
-def plan_cells(request: Request, suite: str, names: list[str], backends: dict) -> tuple[list[Cell], dict, list[str]]:
+def plan_cells(request: Request, suite: str, tasks: dict, backends: dict) -> tuple[list[Cell], dict, list[str]]:
     """Every cell to run, the data per task, and the reasons configurations were skipped."""
+    names = list(tasks)
     if request.data_dir is not None and not Path(request.data_dir).expanduser().exists():
         raise DataError(f"--data-dir {request.data_dir} does not exist; allowed: an existing folder (or mnist.npz)")
     if request.executor == "local":  # on a cluster its GPUs count, not this machine's (executor.connect checks them)
@@ -182,7 +197,7 @@ def plan_cells(request: Request, suite: str, names: list[str], backends: dict) -
     skipped = []
     steps_asked = steps_choice(request, suite)
     configs = config_plan(request, backends, skipped, quick=steps_asked == "quick")
-    seeds = {name: seeds_of(request, task_registry.get_task(name), steps_asked) for name in names}
+    seeds = {name: seeds_of(request, tasks[name], steps_asked) for name in names}
     runs = sum(len(seeds[name][config in REPRESENTATIVE]) for name in names for config, _ in configs) \
         * len(request.steps_per_call) * len(request.packs)
     if runs > MAX_RUNS:
@@ -193,8 +208,7 @@ def plan_cells(request: Request, suite: str, names: list[str], backends: dict) -
         raise ValueError(f"--seed {request.seed} with --num-seeds {request.num_seeds} goes past the largest seed "
                          f"{INT64_MAX}")
     cells, data = [], {}
-    for name in names:
-        task = task_registry.get_task(name)
+    for name, task in tasks.items():
         data[name] = task.load(data_dir=request.data_dir)
         check_data(name, data[name])
         for (backend, mode, implementation), fraction in configs:

@@ -1,10 +1,8 @@
 """`python -m benchmarks.run` (or `gan-parity`): train the same GANs in PyTorch and TensorFlow, time them, store the
 results, build the report.
 
-The flags become one validated Plan (benchmarks/plan.py) before anything is written; then the output folder is
-taken (a real write probe and an OS lock: benchmarks/store.py's writer), the plan is previewed with an estimated
-time, and the cells run with benchmarks/executor.py (one by one here, or as Ray tasks on a cluster), this process
-appending one record per cell to <out>/runs.jsonl. Exit codes: benchmarks/cli.py. Nothing imports this module.
+The flags become one typed request (benchmarks/plan.py Request); benchmarks/job.py validates it into a Plan
+before anything is written and runs it. Exit codes: benchmarks/cli.py. Nothing imports this module.
 """
 from __future__ import annotations
 
@@ -14,14 +12,13 @@ if __name__ == "__main__":  # first, before the libraries import: a Ctrl-C there
     exit_on_early_interrupt()
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
-from benchmarks import cli, executor, plan, report, store, sweep, tensorboard, timing
-from benchmarks.cell import stop_if_interrupted
+from benchmarks import cli, executor, job, plan, store, sweep
+from common import specfile
 from common import tasks as task_registry
-from common.backend import BACKENDS, MODES
+from common.backend import MODES
 from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES, OPTIMIZERS
 
 EPILOG = """examples:
@@ -46,6 +43,9 @@ def make_parser() -> cli.Parser:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--task", nargs="+", metavar="T", help="task(s) to run, each once (see --list); default: the "
                       "quick suite")
+    what.add_argument("--spec", metavar="FILE", help="your own GAN: a TOML spec file (--print-spec TASK writes any "
+                      "task as one), trained like a built-in task")
+    what.add_argument("--print-spec", metavar="TASK", help="write TASK as a spec file to standard output and exit")
     what.add_argument("--suite", choices=("quick", "full"),
                       help=f"quick (the default): {', '.join(task_registry.QUICK_SUITE)} at their quick length; "
                            "full: every task at its own full length (hours)")
@@ -84,6 +84,8 @@ def make_parser() -> cli.Parser:
                         help="PacGAN packing: D judges packs of M examples (default 1, the plain GAN); several values "
                              "run one cell each (common/spec.py GAN.pack)")
     parser.add_argument("--data-dir", help="folder with the task's data (MNIST files, a face folder)")
+    parser.add_argument("--data", metavar="PATH", help="with --spec: the array file, image folder or data set folder "
+                        "to use instead of the one the file names")
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--resume", action="store_true", help="skip cells already in OUT/runs.jsonl with the same "
                         "config; continue unfinished ones from their checkpoint")
@@ -116,6 +118,7 @@ def request_of(args: argparse.Namespace, command: list[str]) -> plan.Request:
     """The parsed flags as a typed plan.Request (the only place that reads ``args``)."""
     return plan.Request(
         backends=cli.backends_of(args.backend), tasks=tuple(args.task) if args.task else None, suite=args.suite,
+        spec_file=args.spec, data_path=args.data,
         steps=args.steps, loss=args.loss, batch_size=args.batch_size, lr=args.lr, d_lr=args.d_lr, g_lr=args.g_lr,
         d_steps=args.d_steps, optimizer=args.optimizer,
         optimizer_impls=tuple(args.optimizer_impl) if args.optimizer_impl else None, dtype=args.dtype,
@@ -134,117 +137,22 @@ def main(argv=None) -> int:
 
         print(pd.DataFrame(task_registry.describe_tasks()).to_string(index=False))
         return cli.EXIT_OK
+    if args.print_spec:
+        return cli.run_command(lambda: print_spec(args.print_spec), kept="nothing was written")
     if args.sweep:
         return sweep.run_from_request(args.sweep, request)
     runs = Path(request.out) / store.RUNS_FILE
-    return cli.run_command(lambda: run(request), kept=f"finished runs are kept in {runs}; runs in progress were not "
+    return cli.run_command(lambda: job.run(request)[0], kept=f"finished runs are kept in {runs}; runs in progress were not "
                            "recorded. Continue with the same command plus --resume",
                            kept_after_write_error=f"the runs finished before it are kept in {runs}; fix the cause, "
                            "then run the same command plus --resume")
 
 
-def run(request: plan.Request) -> int:
-    """Plan (every input checked; nothing written), then the cells as the output folder's one writer."""
-    cluster = None
-    try:
-        with cli.checking_input(OSError, *cli.INPUT_ERRORS):  # OSError here: an input that cannot be read
-            the_plan = plan.make_plan(request)
-            if request.executor == "ray":
-                cluster = executor.connect(request.ray_address, request.device)
-        with store.writer(request.out):  # the folder is created, probed with a real file and locked for this run
-            return run_cells(the_plan, cluster)
-    finally:
-        if cluster is not None:
-            cluster.close()
-
-
-def run_cells(the_plan: plan.Plan, cluster=None) -> int:
-    """The plan's cells, as the folder's one writer: repair and sweep first, then the preview, each cell, the
-    summary and the report."""
-    request, out, todo = the_plan.request, the_plan.request.out, list(the_plan.todo)
-    repaired = store.repair_csv(out)
-    if repaired:
-        print(f"repaired: {repaired}")
-    if request.resume:
-        for path in store.sweep_leftovers(out):
-            print(f"resume: removed {path}, left by a killed run")
-    for reason in the_plan.skipped:
-        print(reason)
-    for name, task_data in the_plan.data.items():
-        print(f"{name}: {task_data.info.source}" + (f"\n  notice: {task_data.info.notice}" if task_data.info.notice else ""))
-    options = the_plan.options
-    done = len(the_plan.cells) - len(todo)
-    if cluster is None:
-        exclusive = options.timing_mode == "exclusive"
-        machine = timing.machine_peak(the_plan.backends.values()) if exclusive else executor.NO_PEAK
-        env = timing.environment(the_plan.backends.values(), the_plan.configured, request.device, request.command)
-        peak = f"sgemm peak {machine['peak_gflops']:.1f} GFLOP/s" if exclusive else "metrics only"
-        print(f"{len(todo)} runs to do ({done} already in {out}); {peak}")
-        print_preview(the_plan, machine["peak_gflops"])
-        finished, failed = executor.run_local(todo, the_plan.data, options, machine, env)
-    else:  # each worker measures its own node's peak and environment
-        options = dataclasses.replace(options, device=cluster.device)
-        print(f"{len(todo)} runs to do ({done} already in {out})")
-        print_preview(the_plan, executor.NO_PEAK["peak_gflops"])
-        finished, failed = executor.run_ray(todo, the_plan.data, options, cluster, list(request.command),
-                                            request.retries)
-    if request.tensorboard is not None:
-        for line in tensorboard.write_runs(request.tensorboard, out, {cell.key for cell in the_plan.cells}):
-            print(line)
-    stop_if_interrupted()
-    print_summary(finished, out)
-    for line in failed:
-        print(line)
-    if failed:
-        print(f"{len(failed)} of {len(todo)} cells failed and are not recorded: the same command plus --resume runs "
-              "them again", file=sys.stderr)
-    if request.tensorboard is not None:
-        print(f"tensorboard: tensorboard --logdir {request.tensorboard}")
-    if request.report:
-        build_report(out)
-        stop_if_interrupted()  # Ctrl-C in a plotting callback is swallowed there: it still ends the command
-    return cli.EXIT_CELLS_FAILED if failed else cli.EXIT_OK
-
-
-def print_preview(the_plan: plan.Plan, peak_gflops: float) -> None:
-    lines = plan.preview(the_plan, peak_gflops, probe=lambda cell: eager_step_seconds(the_plan, cell))
-    for line in lines[:-1]:
-        print(line)
-    last = lines[-1]
-    print(last, file=sys.stderr if last.startswith("WARNING") else sys.stdout, flush=True)
-
-
-def eager_step_seconds(the_plan: plan.Plan, cell) -> float:
-    """One measured step of the cell's model, eager (PyTorch's where the plan has it: no compile to wait for),
-    on the task's real data: the preview's price of a step."""
-    backend = "torch" if "torch" in the_plan.backends else cell.backend
-    point = sweep.time_point(the_plan.backends[backend], cell.task, cell.spec, the_plan.data[cell.task.name].source,
-                             "eager", steps=3, warmup=1, device=the_plan.request.device)
-    return point["median_s"]
-
-
-def print_summary(records: list[dict], out: str) -> None:
-    import pandas as pd
-
-    rows = [{"task": r["task"], "backend": r["backend"], "mode": r["mode"], "loss": r["loss"], "seed": r["seed"],
-             "init": r.get("init", "seed"),
-             "status": r["status"], "steps": r["steps_done"], "steps/s": round(r["steps_per_s"], 1),
-             "IQR %": round(100 * (r["p75_step_s"] - r["p25_step_s"]) / r["median_step_s"], 1),
-             "compile s": round(r["compile_s"], 2), "GFLOP/s": round(r["gflops_per_s"], 2),
-             "% peak": round(r["pct_of_peak"], 1), "flags": ",".join(r["flags"])} for r in records]
-    if rows:
-        print(pd.DataFrame(rows).to_string(index=False))
-    if (Path(out) / store.RUNS_FILE).exists():
-        print(f"results: {Path(out) / store.RUNS_FILE} and {Path(out) / store.CSV_FILE}")
-    else:
-        print(f"nothing recorded in {out}")
-
-
-def build_report(out: str) -> None:
-    if not store.read_records(out):
-        print(f"report: not built, {out} holds no runs")
-        return
-    print(f"report: {report.build_report(out)}")
+def print_spec(name: str) -> int:
+    with cli.checking_input():
+        text = specfile.task_to_toml(task_registry.get_task(name))
+    sys.stdout.write(text)
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ from common.backend import BACKENDS, MODES
 from common.checkpoint import FILE_MODE, atomic_write, is_temp_file, load_npz, signals_deferred
 from common.init import INITS
 from common.spec import DTYPES, IMPLEMENTATIONS, LOSSES
+from common.specfile import NAME as SPEC_NAME
+from common.specfile import SPEC_PREFIX
 from common.tasks import TASKS
 
 SCHEMA_VERSION = 3  # 2: compiled_as; 3: executor, timing_mode, attempt, environment.host, init
@@ -286,6 +288,11 @@ def inside(out_dir, relative) -> Path:
 # ----------------------------------------------------------------------------- runs.jsonl and results.csv
 
 
+def is_spec_task(task: str) -> bool:
+    """A spec file's task name (common/specfile.py): "spec." and a plain name, never a built-in one."""
+    return task.startswith(SPEC_PREFIX) and bool(SPEC_NAME.fullmatch(task[len(SPEC_PREFIX):]))
+
+
 def check_record(record, where: str) -> None:
     """ValueError naming ``where`` unless ``record`` is one of ours whose fields that name files or pick code are
     known values: task, backend, mode and loss from the registry, seed an integer >= 0, run_id a plain file name,
@@ -298,8 +305,11 @@ def check_record(record, where: str) -> None:
     missing = [key for key in CELL_KEYS + ("config", "run_id", "status") if key not in record]
     if missing:
         raise ValueError(f"{where} lacks {', '.join(missing)}; use another --out")
-    for key, allowed in (("task", TASKS), ("backend", BACKENDS), ("mode", MODES), ("loss", LOSSES),
-                         ("status", STATUSES)):
+    task = record["task"]
+    if not (isinstance(task, str) and (task in TASKS or is_spec_task(task))):
+        raise ValueError(f"{where}: task {task!r} is invalid; allowed: {', '.join(TASKS)}, or "
+                         f"{SPEC_PREFIX}NAME (a spec file's)")
+    for key, allowed in (("backend", BACKENDS), ("mode", MODES), ("loss", LOSSES), ("status", STATUSES)):
         if not isinstance(record[key], str) or record[key] not in allowed:
             raise ValueError(f"{where}: {key} {record[key]!r} is invalid; allowed: {', '.join(allowed)}")
     seed = record["seed"]

@@ -594,7 +594,13 @@ EQUIVALENCE_MARGINS = {
 }
 
 # ----------------------------------------------------------------------------- dispatcher
-FAMILIES = ("parabola", "mixture", "digits", "faces")  # a task names its family (common/tasks.py)
+# What a run on data of unknown kind is scored with, and why not more (shown with its data, in the run and report).
+GENERIC_NOTE = ("data of a kind the suite does not know: scored with MMD^2 and the energy distance against a subset "
+                "of these data, the two scores that need nothing but samples; the family scores (mode coverage, a "
+                "digit classifier, image statistics) need a known kind, and no equivalence margin is known for these "
+                "data, so 'same samples?' can find a difference between the frameworks but cannot show equivalence")
+# A task names its family (common/tasks.py); "generic" is a spec file's data of unknown kind (common/specfile.py).
+FAMILIES = ("parabola", "mixture", "digits", "faces", "generic")
 
 
 def evaluate(family: str, generated: np.ndarray, reference: np.ndarray | None = None, **context) -> dict[str, float]:
@@ -617,6 +623,9 @@ def evaluate(family: str, generated: np.ndarray, reference: np.ndarray | None = 
         return out
     if family == "digits":
         return digit_metrics(generated, reference, context.get("classifier"))
+    if family == "generic":  # data of unknown kind: the two distances that need nothing but samples
+        return {"data_mmd_rbf": mmd_rbf(generated, reference),
+                "data_energy_distance": energy_distance(generated, reference)}
     return face_metrics(generated, reference)
 
 
@@ -642,6 +651,12 @@ METRIC_INFO = {
     "mode_kl": _info("KL(mode histogram of high-quality samples || true weights)", "lower"),
     "mmd_rbf": _info("unbiased MMD^2, RBF kernel, median-heuristic bandwidth, vs fresh real samples", "lower"),
     "energy_distance": _info("energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| vs fresh real samples", "lower"),
+    # A spec file's data of unknown kind (family "generic"). No equivalence margin: a margin is the spread of
+    # real-vs-real scores on a known data set (scripts/equivalence_margins.py), and these data are the user's.
+    "data_mmd_rbf": _info("unbiased MMD^2, RBF kernel, median-heuristic bandwidth, vs the training data (a subset)",
+                          "lower"),
+    "data_energy_distance": _info("energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| vs the training data (a subset)",
+                                  "lower"),
     "fd_digits": _info("Fréchet distance on the digit classifier's 128 features vs held-out real digits", "lower"),
     "kid_digits": _info("KID (cubic kernel MMD^2) on the digit classifier's features", "lower"),
     "kid_digits_std": _info("std of KID over subsets", None),

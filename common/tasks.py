@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -180,6 +180,8 @@ class Task:
     # The spec at another width (the sweep's --sweep width): None scales an MLP's hidden sizes (benchmarks/sweep.py)
     widen: Callable[[float], GAN] | None = None
     published: tuple[Published, ...] = ()  # a paper's figures for this task, one row per pack (report: published.py)
+    # Where the data come from when not LOADERS[data]: a spec file's own (common/specfile.py), loaded when read.
+    loader: Callable[..., TaskData] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.family not in metrics.FAMILIES:
@@ -187,7 +189,7 @@ class Task:
 
     def load(self, data_dir=None, allow_download: bool = True) -> TaskData:
         """The task's real data. Toys ignore ``data_dir`` (they sample a known distribution)."""
-        return LOADERS[self.data](data_dir, allow_download)
+        return (self.loader or LOADERS[self.data])(data_dir, allow_download)
 
     def score(self, samples: np.ndarray, task_data: TaskData, history) -> dict[str, float]:
         """The family's metrics of the final ``samples`` (common/metrics.py), plus the seed's gauges over the
@@ -479,6 +481,7 @@ def build_tasks() -> dict[str, Task]:
              data="grid25-pacgan", data_description="5x5-grid sampler", family="mixture",
              eval_samples=PACGAN_EVAL_SAMPLES, quick_steps=PACGAN_QUICK_STEPS, published=PACGAN_GRID),
     ]
+    assert all("." not in task.name for task in tasks)  # "spec.NAME" is a spec file's (common/specfile.py)
     return {task.name: task for task in tasks}
 
 

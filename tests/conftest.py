@@ -23,7 +23,7 @@ def planned(*argv: str, backends: dict | None = None) -> tuple[list, list[str], 
     from common.backend import get_backend
 
     request = request_of(*argv)
-    suite, names = plan.task_names(request)
+    suite, tasks = plan.resolve_tasks(request)
     backends = backends or {name: get_backend(name) for name in request.backends}
-    cells, _, skipped = plan.plan_cells(request, suite, names, backends)
+    cells, _, skipped = plan.plan_cells(request, suite, tasks, backends)
     return cells, skipped, suite

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import cli, plan, run, sweep
+from benchmarks import cli, job, plan, run, sweep
 from common import metrics, tasks
 from conftest import planned, request_of
 
@@ -122,7 +122,7 @@ def test_a_plan_of_hours_is_announced_before_it_starts(tmp_path):
     costs, so the preview measures a step of the model and warns; the quick length is not warned about."""
     flags = ["--task", "ring8-pacgan", "--backend", "torch", "--mode", "compiled", "--out", tmp_path / "out"]
     full = plan.make_plan(request_of(*flags, "--steps", "full"))
-    probe = lambda cell: run.eager_step_seconds(full, cell)  # noqa: E731
+    probe = lambda cell: job.eager_step_seconds(full, cell)  # noqa: E731
     lines = plan.preview(full, peak_gflops=400.0, probe=probe)
     assert "ring8-pacgan: 1 runs of 400000 steps, seed 0 (torch compiled)" in lines[0]
     assert "measured eager step" in lines[-2] and lines[-1].startswith("WARNING: this plan trains for about")

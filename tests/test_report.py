@@ -99,7 +99,8 @@ def test_summary_is_one_table_of_linked_verdicts_from_the_records(results):
         histories = Histories(results)
         speed = task_speed(runs, histories)
         assert faster == speed_verdict(speed) and "95% CI" in faster
-    assert rows["mnist-small"].count("one seed each: cannot test (run --num-seeds 3 or more)") == 1
+    assert rows["mnist-small"].count("one seed each: cannot test (run python -m benchmarks.run --backend both "
+                                     "--task mnist-small --num-seeds 3 or more)") == 1
     assert "](#task-mnist-small)" in rows["mnist-small"]  # one seed: the link goes to the task's metrics
     assert "](#samples-parabola)" in rows["parabola"]  # two seeds: to the equivalence tests
     assert f'<table class="dataframe" id="{SUMMARY_TABLE_ID}">' in page

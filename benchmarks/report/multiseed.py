@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from benchmarks import store
 from benchmarks.report.doc import Doc, fmt, label
 from benchmarks.report.runs import judged_metrics, metric_values, representatives
 from common import metrics as judge
@@ -25,13 +26,21 @@ def sample_tests(runs: list[dict]) -> list[dict] | None:
     return out
 
 
+def more_seeds_command(task: str, seeds: int) -> str:
+    """The command that gives a task's comparison ``seeds`` seeds a side (a spec file's task: its --spec)."""
+    what = "--spec YOUR_FILE.toml" if store.is_spec_task(task) else f"--task {task}"
+    return f"python -m benchmarks.run --backend both {what} --num-seeds {seeds}"
+
+
 def samples_verdict(runs: list[dict]) -> str:
-    """One plain phrase for the summary's "same samples?" column."""
+    """One plain phrase for the summary's "same samples?" column; where the runs cannot decide, the command that
+    would."""
     tests = sample_tests(runs)
+    task = runs[0]["task"]
     if tests is None:
         reps = representatives(runs)
         return ("one backend only" if len(reps) < 2 else
-                "one seed each: cannot test (run --num-seeds 3 or more)")
+                f"one seed each: cannot test (run {more_seeds_command(task, 3)} or more)")
     different = [t for t in tests if t["verdict"].startswith("different")]
     if different:
         return "different: " + ", ".join(f"{t['metric']} ({t['verdict'].removeprefix('different ')})" for t in different)
@@ -42,7 +51,7 @@ def samples_verdict(runs: list[dict]) -> str:
     if len(equivalent) == len(judged):
         return f"yes: equivalent within the margins on all {len(judged)} metrics"
     needed = [t["seeds_needed"] for t in judged if t["seeds_needed"]]
-    more = f" (about {max(needed)} a side would decide)" if needed else ""
+    more = f": about {max(needed)} a side would decide ({more_seeds_command(task, max(needed))})" if needed else ""
     return f"inconclusive: {len(equivalent)} of {len(judged)} metrics equivalent, none different; run more seeds{more}"
 
 
