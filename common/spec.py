@@ -748,7 +748,13 @@ class GAN:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GAN":
+        """The GAN of ``to_dict()``; ValueError naming a missing section (common/specfile.py reads user files with
+        key paths in its errors)."""
         d = dict(d)
+        missing = [name for name in ("generator", "discriminator", "loss", "d_optimizer", "g_optimizer", "updates")
+                   if name not in d]
+        if missing:
+            _fail("GAN", missing[0], "missing", "every section of GAN.to_dict()")
         for name in ("generator", "discriminator"):
             d[name] = Network.from_dict(d[name]) if "layers" in d[name] else MLP(**d[name])
         d["loss"] = Loss(**d["loss"])
