@@ -64,13 +64,7 @@ class Request:
     data_path: str | None = None  # --data: the spec file's array file or image folder instead of its own
     suite: str | None = None  # "quick" or "full"; None: quick unless tasks are named
     steps: int | str = "quick"  # an integer, or one of STEP_CHOICES
-    loss: str | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    d_lr: float | None = None
-    g_lr: float | None = None
-    d_steps: int | None = None
-    optimizer: str | None = None  # the algorithm (adam, rmsprop); None: the task's
+    overrides: task_registry.Overrides = task_registry.Overrides()  # loss, batch, learning rates, d_steps, algorithm
     optimizer_impls: tuple[str, ...] | None = None  # spec, native...; None: the plan's
     dtype: str = "float32"
     seed: int = 0
@@ -218,12 +212,13 @@ def plan_cells(request: Request, suite: str, tasks: dict, backends: dict) -> tup
                 continue
             steps = (max(1, round(task.quick_steps * fraction)) if steps_asked == "quick" else
                      None if steps_asked == "full" else steps_asked)
-            batch_size = request.batch_size or (task.quick_batch_size if steps_asked == "quick" else None)
+            overrides = request.overrides
+            if overrides.batch_size is None and steps_asked == "quick":
+                overrides = dataclasses.replace(overrides, batch_size=task.quick_batch_size)
             for pack in request.packs:
-                spec, steps_of = task_registry.configure(
-                    task, data[name].n_train, loss=request.loss, steps=steps, batch_size=batch_size, lr=request.lr,
-                    d_lr=request.d_lr, g_lr=request.g_lr, optimizer=request.optimizer,
-                    optimizer_impl=implementation, d_steps=request.d_steps, dtype=request.dtype, pack=pack)
+                spec, steps_of = task_registry.configure(task, data[name].n_train, steps=steps,
+                                                         optimizer_impl=implementation, dtype=request.dtype,
+                                                         pack=pack, **overrides.as_kwargs())
                 if data[name].n_train is not None and spec.examples_per_batch > data[name].n_train:
                     packed = f" x pack {spec.pack}" if spec.pack > 1 else ""
                     raise DataError(f"batch size {spec.batch_size}{packed} is larger than the {name} data set "

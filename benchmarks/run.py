@@ -119,8 +119,9 @@ def request_of(args: argparse.Namespace, command: list[str]) -> plan.Request:
     return plan.Request(
         backends=cli.backends_of(args.backend), tasks=tuple(args.task) if args.task else None, suite=args.suite,
         spec_file=args.spec, data_path=args.data,
-        steps=args.steps, loss=args.loss, batch_size=args.batch_size, lr=args.lr, d_lr=args.d_lr, g_lr=args.g_lr,
-        d_steps=args.d_steps, optimizer=args.optimizer,
+        steps=args.steps, overrides=task_registry.Overrides(
+            loss=args.loss, batch_size=args.batch_size, lr=args.lr, d_lr=args.d_lr, g_lr=args.g_lr,
+            d_steps=args.d_steps, optimizer=args.optimizer),
         optimizer_impls=tuple(args.optimizer_impl) if args.optimizer_impl else None, dtype=args.dtype,
         seed=args.seed, num_seeds=args.num_seeds, mode=args.mode, device=args.device, threads=args.threads,
         steps_per_call=tuple(args.steps_per_call), packs=tuple(args.pack), data_dir=args.data_dir, out=args.out,

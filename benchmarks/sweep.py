@@ -127,41 +127,33 @@ class SweepPlan:
     data_dir: str | None = None
     device: str = "auto"
     seed: int = SEED
-    loss: str | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    d_lr: float | None = None
-    g_lr: float | None = None
-    d_steps: int | None = None
-    optimizer: str | None = None
+    overrides: tasks.Overrides = tasks.Overrides()
     optimizer_impl: str | None = None
     steps_per_call: int = 1
 
 
 def run_sweep(kind: str, backends=("torch", "tf"), modes=None, threads: int | None = None, out_dir="results",
               task: str = "mnist-small", values=None, steps: int = STEPS, warmup: int = WARMUP, *,
-              strict_modes: bool = False, data_dir=None, device: str = "auto", seed: int = SEED, loss=None,
-              batch_size=None, lr=None, d_lr=None, g_lr=None, d_steps=None, optimizer=None, optimizer_impl=None,
+              strict_modes: bool = False, data_dir=None, device: str = "auto", seed: int = SEED,
+              overrides: tasks.Overrides = tasks.Overrides(), optimizer_impl=None,
               steps_per_call: int = 1) -> pd.DataFrame:
     """Time every (value, backend, mode) point of one sweep; write and return the table (columns COLUMNS).
 
     ``kind``: "batch" (values: batch sizes, default BATCH_SIZES) or "width" (values: factors on the hidden
     sizes, default WIDTH_FACTORS). ``modes`` None: every mode each backend supports; a mode a backend lacks is
     skipped (refused with ``strict_modes``, as the command line does). ``threads`` goes to each backend's
-    configure(); ``loss``, ``batch_size`` (width sweeps), the learning rates, ``d_steps``, ``optimizer`` (the
-    algorithm) and ``optimizer_impl`` to common.tasks.configure. ValueError before anything is measured or written
-    if any point is invalid.
+    configure(); ``overrides`` (its batch size for width sweeps only) and ``optimizer_impl`` to
+    common.tasks.configure. ValueError before anything is measured or written if any point is invalid.
     """
     if kind not in KINDS:
         raise ValueError(f"sweep {kind!r} is invalid; allowed: {', '.join(KINDS)}")
-    if kind == "batch" and batch_size is not None:
+    if kind == "batch" and overrides.batch_size is not None:
         raise ValueError("--batch-size is what a batch sweep varies; allowed: --batch-size with --sweep width")
     values = check_values(kind, values)
     task_entry = tasks.get_task(task)
     data = task_entry.load(data_dir=data_dir)
-    base, _ = tasks.configure(task_entry, n_examples=data.n_train or 10**9, steps=1, loss=loss,
-                              batch_size=batch_size, lr=lr, d_lr=d_lr, g_lr=g_lr, d_steps=d_steps,
-                              optimizer=optimizer, optimizer_impl=optimizer_impl)
+    base, _ = tasks.configure(task_entry, n_examples=data.n_train or 10**9, steps=1, optimizer_impl=optimizer_impl,
+                              **overrides.as_kwargs())
     modules = {name: get_backend(name) for name in backends}
     points = []
     for backend, module in modules.items():
@@ -234,10 +226,8 @@ def plan_from_request(kind: str, request: Request) -> SweepPlan:
                      request.threads, request.out, request.tasks[0] if request.tasks else "mnist-small", None,
                      request.steps if isinstance(request.steps, int) else STEPS,
                      request.warmup if request.warmup is not None else WARMUP, strict_modes=True,
-                     data_dir=request.data_dir, device=request.device, seed=request.seed, loss=request.loss,
-                     batch_size=request.batch_size, lr=request.lr, d_lr=request.d_lr, g_lr=request.g_lr,
-                     d_steps=request.d_steps, optimizer=request.optimizer,
-                     optimizer_impl=request.optimizer_impls[0] if request.optimizer_impls else None,
+                     data_dir=request.data_dir, device=request.device, seed=request.seed,
+                     overrides=request.overrides, optimizer_impl=request.optimizer_impls[0] if request.optimizer_impls else None,
                      steps_per_call=request.steps_per_call[0])
 
 
@@ -283,7 +273,7 @@ def run_and_print(make_plan, out_dir) -> int:
             if the_plan.threads is not None and the_plan.threads > cli.CPUS:
                 raise ValueError(f"--threads {the_plan.threads} is more than this machine's {cli.CPUS} logical CPUs; "
                                  f"allowed: 1..{cli.CPUS}")
-            frame = run_sweep(**dataclasses.asdict(the_plan))
+            frame = run_sweep(**{f.name: getattr(the_plan, f.name) for f in dataclasses.fields(the_plan)})
         print(frame.to_string(index=False))
         print(f"written: {len(frame)} points to {sweep_file}")
         return cli.EXIT_OK

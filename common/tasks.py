@@ -495,6 +495,22 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """What a user changes of a task's spec without editing code (the flags --loss, --batch-size, --lr, --d-lr,
+    --g-lr, --d-steps, --optimizer): configure's keyword arguments of the same names, None keeping the task's."""
+    loss: str | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    d_lr: float | None = None
+    g_lr: float | None = None
+    d_steps: int | None = None
+    optimizer: str | None = None
+
+    def as_kwargs(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
 def switched(optimizer: Optimizer, name: str) -> Optimizer:
     """``optimizer`` as algorithm ``name``: the same learning rate, epsilon and implementation, the rest the spec's
     defaults for that algorithm (unchanged if it already is one)."""
