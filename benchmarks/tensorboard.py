@@ -93,7 +93,7 @@ def events(record: dict, history: dict) -> list:
 def write_runs(log_dir, out_dir, keys) -> list[str]:
     """The event files of every run of ``out_dir`` whose cell (store.cell_of) is in ``keys``, the latest record of
     each, that ``log_dir`` does not hold yet: the runs of this command, and under --resume those recorded before
-    it (a resumed command used to write events only for the cells it ran). Returns one line per run whose history
+    it, so that the log directory shows every run the output folder holds. Returns one line per run whose history
     cannot be read (its events are left out; the record stands)."""
     latest = {store.cell_of(r): r for r in store.read_records(out_dir) if store.cell_of(r) in keys}
     problems = []
