@@ -13,6 +13,16 @@ in how the schedule runs:
   every ``step()`` on purpose (torch/optim/optimizer.py ``_use_grad``, pytorch#104053), so the step runs as a few
   graphs, as it does for every user who compiles a loop with torch.optim. ``compiled_as`` says which, and every
   run record carries it.
+* compiled, K steps (train_steps, issue 26): the K-step region, CompileOptions.region_steps steps of the schedule
+  unrolled in one graph (as TF's K-step graph runs its tf.range loop in one graph), so dynamo's frame, its guards,
+  AOTAutograd's runtime wrapper and Inductor's wrapper are paid once per region_steps steps; the region's graph
+  uses Inductor's C++ wrapper. A K that is not a multiple of region_steps ends step by step, and K below it runs
+  step by step. Where the region cannot be one graph (torch.optim's graph breaks) or fails to compile, K steps run
+  step by step through the step's graph, and ``compiled_as`` records it. On CUDA the region is compiled with
+  mode="reduce-overhead": one CUDA graph replay per region_steps steps, its inputs copied into static buffers by
+  the replay; each replay's results are cloned before the next overwrites them. Dynamo's settings are made once
+  when a compiled trainer is built (configure_dynamo), never around a call. The region's graph and the step's are
+  optimised separately and may round differently in the last bits (common/tolerances.py K_STEPS_ATOL, tested).
 """
 from __future__ import annotations
 
@@ -59,9 +69,9 @@ class Trainer(trainer.Trainer):
                 torch.compiler.reset()
             configure_dynamo()
             self._schedule = _compiled(self.schedule, device, fullgraph=not self._native,
-                                       cpp_wrapper=self.compile_options.cpp_wrapper,
+                                       cpp_wrapper=self.compile_options.cpp_wrapper == "all",
                                        backend=self.compile_options.backend)
-            how = _compile_options(device, self.compile_options.cpp_wrapper)
+            how = _compile_options(device, self.compile_options.cpp_wrapper == "all")
             self._base_compiled_as = (f"whole step, split by torch.optim's graph breaks around step() ({how})"
                                       if self._native else f"whole step as one graph ({how})")
 
@@ -73,7 +83,8 @@ class Trainer(trainer.Trainer):
         compile, K below region_steps)."""
         notes = []
         if "region" in self._ran:
-            notes.append(f"train_steps: {self._region_steps} steps unrolled per graph call")
+            wrapper = ", C++ wrapper" if self.compile_options.cpp_wrapper in ("region", "all") else ""
+            notes.append(f"train_steps: {self._region_steps} steps unrolled per graph call{wrapper}")
         if self._region_failed:
             notes.append(f"train_steps: step by step, the K-step region fell back ({self._region_failed})")
         return "; ".join([self._base_compiled_as] + notes)
@@ -190,7 +201,7 @@ class Trainer(trainer.Trainer):
             return None
         if self._region is None:
             self._region = _compiled(self._region_schedule, self.device, fullgraph=True,
-                                     cpp_wrapper=self.compile_options.cpp_wrapper,
+                                     cpp_wrapper=self.compile_options.cpp_wrapper in ("region", "all"),
                                      backend=self.compile_options.backend)
         return self._region
 
@@ -279,19 +290,25 @@ def _compile_options(device: torch.device, cpp_wrapper: bool) -> str:
 
 @dataclass(frozen=True)
 class CompileOptions:
-    """How compiled mode builds its graphs (a trainer reads the module's COMPILE_OPTIONS when it is built).
+    """How compiled mode builds its graphs (a trainer reads the module's COMPILE_OPTIONS when it is built). Each
+    lever is measured on its own by ``python -m benchmarks.perf --figures d`` (docs/speed.md has the figures).
 
     region_steps  train_steps(K) runs K // region_steps calls of one graph of region_steps steps unrolled (the
                   K-step region), then the rest step by step; K below it runs step by step. 1: no region.
-    cpp_wrapper   Inductor's C++ wrapper on CPU: the graph's kernels are called from C++, not from a Python
-                  function (torch._inductor.config.cpp_wrapper); never on CUDA (CUDA graphs replace the wrapper).
+                  Measured on parabola (1 thread, busy 2-core machine): 4, 8 and 16 steps within noise of each
+                  other, 2.1x the old per-call step; compile time grows with it (8: 30-60 s, 16: 70 s).
+    cpp_wrapper   Inductor's C++ wrapper on CPU (torch._inductor.config.cpp_wrapper): the graph's kernels called
+                  from C++, not from a Python function. "region": the K-step region's graph only (measured: 1.35x
+                  there); "all": the one-step graph too (1.2x per step, but 10-15 s more compile for every compiled
+                  trainer, which short runs and the tests never win back); "off". Never on CUDA (CUDA graphs
+                  replace the wrapper).
     skip_guards   within one train_steps call, every call of the region after the first skips dynamo's guard
                   evaluation (torch.compiler.set_stance(skip_guard_eval_unsafe=True)): between those calls only
                   tensors of the same shapes change, and the first call of the same call evaluated every guard.
     backend       torch.compile's backend: "inductor"; the tests may pick "aot_eager" (the same trace, eager kernels).
     """
     region_steps: int = 8
-    cpp_wrapper: bool = False
+    cpp_wrapper: str = "region"
     skip_guards: bool = True
     backend: str = "inductor"
 

@@ -427,13 +427,13 @@ def steps_per_second(backend: str, mode: str, k: int, calls: int, task_name: str
 # The first row is the compiled step as it was before issue 26: torch._dynamo.config.patch entered around every
 # call of the step's graph, one step per call. Each row after it changes one lever.
 TORCH_LEVERS = (
-    ("before: config.patch per call, K=1", 1, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": False}, True),
-    ("no per-call patch, K=1", 1, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": False}, False),
-    ("no per-call patch, C++ wrapper, K=1", 1, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": True}, False),
-    ("K steps, one step per graph call", None, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": False}, False),
-    ("K-step region, guards evaluated", None, {"skip_guards": False, "cpp_wrapper": False}, False),
-    ("K-step region, guards skipped", None, {"skip_guards": True, "cpp_wrapper": False}, False),
-    ("K-step region, guards skipped, C++ wrapper", None, {"skip_guards": True, "cpp_wrapper": True}, False),
+    ("before: config.patch per call, K=1", 1, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": "off"}, True),
+    ("no per-call patch, K=1", 1, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": "off"}, False),
+    ("no per-call patch, C++ wrapper, K=1", 1, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": "all"}, False),
+    ("K steps, one step per graph call", None, {"region_steps": 1, "skip_guards": False, "cpp_wrapper": "off"}, False),
+    ("K-step region, guards evaluated", None, {"skip_guards": False, "cpp_wrapper": "off"}, False),
+    ("K-step region, guards skipped", None, {"skip_guards": True, "cpp_wrapper": "off"}, False),
+    ("K-step region, guards skipped, C++ wrapper", None, {"skip_guards": True, "cpp_wrapper": "region"}, False),
 )
 LEVER_TF = (("tf", "xla"), ("tf", "compiled"))  # TF's fast modes at the same K, timed in the same rounds
 

@@ -157,7 +157,8 @@ def load_since(before: dict) -> dict:
     ``busy``: whether they took more than BUSY_OTHERS_CORES (None where it cannot be told: no /proc/stat)."""
     after = load_snapshot()
     wall = max(after["wall"] - before["wall"], 1e-9)
-    others = max(0.0, (after["busy"] - before["busy"]) - (after["own"] - before["own"]))
+    others = (after["busy"] - before["busy"]) - (after["own"] - before["own"])
+    others = max(0.0, others) if np.isfinite(others) else float("nan")  # max(0, nan) would read as idle
     cores = others / wall
     known = np.isfinite(cores)
     return {"load_avg_1m": float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else float("nan"),
