@@ -158,3 +158,21 @@ def test_dynamo_is_configured_once_not_per_call():
     backend_torch.build(spec, init_weights(spec, 0), device="cpu", mode="compiled")
     assert torch._dynamo.config.trace_autograd_ops is True
     assert torch._dynamo.config.recompile_limit >= torch_trainer.RECOMPILE_LIMIT
+
+
+def test_skipped_guards_never_run_another_trainers_region(options):
+    """Two trainers of the same shapes but different losses in one process, their K-step calls interleaved: each
+    region call after a call's first skips dynamo's guards, and must still run its own trainer's graph (the
+    guards that tell the two cache entries apart are kept)."""
+    options(region_steps=2, backend="aot_eager", skip_guards=True)
+    specs = [tiny_spec("minimax"), tiny_spec("hinge")]
+    weights = init_weights(specs[0], 0)
+    compiled = [backend_torch.build(spec, weights, device="cpu", mode="compiled") for spec in specs]
+    eager = [backend_torch.build(spec, weights, device="cpu", mode="eager") for spec in specs]
+    for call in range(2):
+        for which in (0, 1):
+            real, noise, _ = inputs(specs[which], 4, seed=10 * call + which)
+            many = compiled[which].train_steps(real, noise)
+            singles = [eager[which].train_step(real[i], noise[i]) for i in range(4)]
+            assert_steps_equal(many, singles, MODE_ATOL["torch"])
+    assert region_graphs() == 2
