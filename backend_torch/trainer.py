@@ -177,8 +177,8 @@ class Trainer(trainer.Trainer):
                 with _guards_skipped():
                     results.append(self._call_region(region, args))
         for i in range(chunks * size, count):  # what is left (K not a multiple of region_steps): one step per call
-            results.append(self._schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
-                                          None if dropout is None else dropout[i])[None])
+            results.append(self._replayed(self._schedule, (real[i], noise[i], None if gp_eps is None else gp_eps[i],
+                                                           None if dropout is None else dropout[i]))[None])
         return torch.cat(results).cpu().numpy() if results else np.zeros((0, 4), self.dtype)
 
     # ---- the K-step region (compiled mode) -------------------------------------------------------------
@@ -217,11 +217,15 @@ class Trainer(trainer.Trainer):
                                     for i in range(args[0].shape[0])])
             self._ran.add("region")
             return out.clone() if self.device.type == "cuda" else out
-        if self.device.type == "cuda":
-            # A CUDA graph replay writes its outputs into the same static buffers: keep each call's results.
-            torch.compiler.cudagraph_mark_step_begin()
-            return region(*args).clone()
-        return region(*args)
+        return self._replayed(region, args)
+
+    def _replayed(self, graph, args):
+        """``graph(*args)``; on CUDA a CUDA graph replay (mode="reduce-overhead") writes its outputs into the same
+        static buffers every time, so each call's results are copied out before the next call."""
+        if self.device.type != "cuda":
+            return graph(*args)
+        torch.compiler.cudagraph_mark_step_begin()
+        return graph(*args).clone()
 
     def time_phases(self, real, noise, gp_eps=None, dropout=None) -> dict[str, float]:
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.
@@ -354,7 +358,8 @@ def _compiled(function, device: torch.device, fullgraph: bool = True, cpp_wrappe
 
     Dynamo's own settings are configure_dynamo()'s, made once; nothing wraps the call.
     """
-    if device.type == "cuda":
-        return torch.compile(function, fullgraph=fullgraph, dynamic=False, mode="reduce-overhead", backend=backend)
+    if device.type == "cuda":  # CUDA graphs: Inductor's mode; another backend (the tests') runs without them
+        mode = "reduce-overhead" if backend == "inductor" else None
+        return torch.compile(function, fullgraph=fullgraph, dynamic=False, mode=mode, backend=backend)
     options = {"cpp_wrapper": True} if cpp_wrapper and backend == "inductor" else None
     return torch.compile(function, fullgraph=fullgraph, dynamic=False, backend=backend, options=options)

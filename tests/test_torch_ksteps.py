@@ -176,3 +176,19 @@ def test_skipped_guards_never_run_another_trainers_region(options):
             singles = [eager[which].train_step(real[i], noise[i]) for i in range(4)]
             assert_steps_equal(many, singles, MODE_ATOL["torch"])
     assert region_graphs() == 2
+
+
+def test_on_cuda_each_replay_results_are_copied_out():
+    """The CUDA path without a GPU, as far as it goes: a CUDA graph replay writes into the same static buffer each
+    time (here a function that does exactly that), and the trainer keeps every call's own results."""
+    from types import SimpleNamespace
+
+    static = torch.zeros(2, 4)
+
+    def replay(value):
+        static.fill_(value)
+        return static
+    fake = SimpleNamespace(device=torch.device("cuda"))
+    kept = [torch_trainer.Trainer._replayed(fake, replay, (value,)) for value in (1.0, 2.0)]
+    assert [float(t[0, 0]) for t in kept] == [1.0, 2.0]
+    assert torch_trainer._compiled(lambda x: x, torch.device("cuda"), backend="aot_eager") is not None
