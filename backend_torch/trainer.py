@@ -13,8 +13,20 @@ in how the schedule runs:
   every ``step()`` on purpose (torch/optim/optimizer.py ``_use_grad``, pytorch#104053), so the step runs as a few
   graphs, as it does for every user who compiles a loop with torch.optim. ``compiled_as`` says which, and every
   run record carries it.
+* compiled, K steps (train_steps, issue 26): the K-step region, CompileOptions.region_steps steps of the schedule
+  unrolled in one graph (as TF's K-step graph runs its tf.range loop in one graph), so dynamo's frame, its guards,
+  AOTAutograd's runtime wrapper and Inductor's wrapper are paid once per region_steps steps; the region's graph
+  uses Inductor's C++ wrapper. A K that is not a multiple of region_steps ends step by step, and K below it runs
+  step by step. Where the region cannot be one graph (torch.optim's graph breaks) or fails to compile, K steps run
+  step by step through the step's graph, and ``compiled_as`` records it. On CUDA the region is compiled with
+  mode="reduce-overhead": one CUDA graph replay per region_steps steps, its inputs copied into static buffers by
+  the replay; each replay's results are cloned before the next overwrites them. Dynamo's settings are made once
+  when a compiled trainer is built (configure_dynamo), never around a call. The region's graph and the step's are
+  optimised separately and may round differently in the last bits (common/tolerances.py K_STEPS_ATOL, tested).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,19 +53,41 @@ class Trainer(trainer.Trainer):
         self.d_opt = optim.make_optimizer(spec.d_optimizer, self.d_params, capturable)
         self._schedule = self.schedule
         self._phase_schedule, self._phase_clock = None, None  # time_phases' compiled variant, built on first use
-        self.compiled_as = "eager: op by op"
+        # The compiled K-step region (train_steps): built on the first call with K >= region_steps. ``_ran`` names
+        # the paths that have run, ``_region_failed`` why the region fell back (compiled_as says both).
+        self._region, self._region_failed, self._ran = None, None, set()
+        self.compile_options = COMPILE_OPTIONS  # the module's, as it was when this trainer was built
+        self._base_compiled_as, self._native = "eager: op by op", False
         if mode == "compiled":
-            native = spec.d_optimizer.kind == "native" or spec.g_optimizer.kind == "native"
-            if native:
+            self._native = spec.d_optimizer.kind == "native" or spec.g_optimizer.kind == "native"
+            if self._native:
                 # Dynamo guards torch.optim's step on the optimiser object, so each new trainer adds a cache entry
                 # to the same code: a process that builds many (a grid of cells) pays a longer guard lookup each
                 # call and, past the recompile limit (8), runs the step eager. Measured, parabola: 757 steps/s for
                 # the first trainer, 235-490 for the next ten. Such a trainer starts from empty caches (the spec
                 # optimisers' whole-step graph is reused across trainers instead: test_compiled_equals_eager).
                 torch.compiler.reset()
-            self._schedule = _compiled(self.schedule, device, fullgraph=not native)
-            self.compiled_as = (f"whole step, split by torch.optim's graph breaks around step() ({_compile_options(device)})"
-                                if native else f"whole step as one graph ({_compile_options(device)})")
+            configure_dynamo()
+            self._schedule = _compiled(self.schedule, device, fullgraph=not self._native,
+                                       cpp_wrapper=self.compile_options.cpp_wrapper == "all",
+                                       backend=self.compile_options.backend)
+            how = _compile_options(device, self.compile_options.cpp_wrapper == "all")
+            self._base_compiled_as = (f"whole step, split by torch.optim's graph breaks around step() ({how})"
+                                      if self._native else f"whole step as one graph ({how})")
+
+    @property
+    def compiled_as(self) -> str:
+        """How the mode ran the step, and, once train_steps has run in compiled mode, how it ran K steps: in the
+        K-step region (``region_steps`` steps unrolled in one graph, one call per region_steps steps), or step by
+        step through the one-step graph, with the reason (torch.optim's graph breaks, a region that did not
+        compile, K below region_steps)."""
+        notes = []
+        if "region" in self._ran:
+            wrapper = ", C++ wrapper" if self.compile_options.cpp_wrapper in ("region", "all") else ""
+            notes.append(f"train_steps: {self._region_steps} steps unrolled per graph call{wrapper}")
+        if self._region_failed:
+            notes.append(f"train_steps: step by step, the K-step region fell back ({self._region_failed})")
+        return "; ".join([self._base_compiled_as] + notes)
 
     # ---- primitives of the step ---------------------------------------------------------------------
     def pack(self, x):
@@ -123,10 +157,75 @@ class Trainer(trainer.Trainer):
 
     def run_steps(self, tensors) -> np.ndarray:
         real, noise, gp_eps, dropout = tensors
-        # A Python loop over the same (compiled) step: results stay on the device until the one conversion at the end.
-        results = [self._schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
-                                  None if dropout is None else dropout[i]) for i in range(real.shape[0])]
-        return torch.stack(results).cpu().numpy() if results else np.zeros((0, 4), self.dtype)
+        if self.mode != "compiled":
+            # A Python loop over the step: results stay on the device until the one conversion at the end.
+            results = [self._schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
+                                      None if dropout is None else dropout[i]) for i in range(real.shape[0])]
+            return torch.stack(results).cpu().numpy() if results else np.zeros((0, 4), self.dtype)
+        count, size = real.shape[0], self._region_steps
+        region = self._region_graph() if count >= size > 1 else None
+        chunks = count // size if region is not None else 0
+        results = []
+        for c in range(chunks):  # size steps per call of the region's graph
+            if self._region_failed:  # it failed to compile on the first call: the rest step by step below
+                chunks = c
+                break
+            args = [None if t is None else t[c * size:(c + 1) * size] for t in tensors]
+            if c == 0 or not self.compile_options.skip_guards:
+                results.append(self._call_region(region, args))
+            else:
+                with _guards_skipped():
+                    results.append(self._call_region(region, args))
+        for i in range(chunks * size, count):  # what is left (K not a multiple of region_steps): one step per call
+            results.append(self._replayed(self._schedule, (real[i], noise[i], None if gp_eps is None else gp_eps[i],
+                                                           None if dropout is None else dropout[i]))[None])
+        return torch.cat(results).cpu().numpy() if results else np.zeros((0, 4), self.dtype)
+
+    # ---- the K-step region (compiled mode) -------------------------------------------------------------
+    @property
+    def _region_steps(self) -> int:
+        return self.compile_options.region_steps
+
+    def _region_schedule(self, real, noise, gp_eps, dropout):
+        """``real.shape[0]`` steps of the schedule, unrolled (the count is static: one graph per count); (K, 4)."""
+        return torch.stack([self.schedule(real[i], noise[i], None if gp_eps is None else gp_eps[i],
+                                          None if dropout is None else dropout[i]) for i in range(real.shape[0])])
+
+    def _region_graph(self):
+        """The compiled K-step region, or None where train_steps runs step by step: torch.optim's own optimisers
+        break the graph around every step() (a region would be as many graphs per step, compiled K times over),
+        or the region failed to compile (then the failure is recorded and the step's graph is used from then on)."""
+        if self._native or self._region_failed:
+            if self._native and not self._region_failed:
+                self._region_failed = "torch.optim breaks the graph around step(): no one-graph region"
+            return None
+        if self._region is None:
+            self._region = _compiled(self._region_schedule, self.device, fullgraph=True,
+                                     cpp_wrapper=self.compile_options.cpp_wrapper in ("region", "all"),
+                                     backend=self.compile_options.backend)
+        return self._region
+
+    def _call_region(self, region, args):
+        if "region" not in self._ran:  # the first call compiles: where the region fails, it fails here
+            try:
+                out = region(*args)
+            except torch._dynamo.exc.TorchDynamoException as error:
+                # Raised while tracing or compiling, before the graph ran: the state is untouched. From here on,
+                # step by step through the step's graph.
+                self._region_failed = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                return torch.stack([self._schedule(*(None if t is None else t[i] for t in args))
+                                    for i in range(args[0].shape[0])])
+            self._ran.add("region")
+            return out.clone() if self.device.type == "cuda" else out
+        return self._replayed(region, args)
+
+    def _replayed(self, graph, args):
+        """``graph(*args)``; on CUDA a CUDA graph replay (mode="reduce-overhead") writes its outputs into the same
+        static buffers every time, so each call's results are copied out before the next call."""
+        if self.device.type != "cuda":
+            return graph(*args)
+        torch.compiler.cudagraph_mark_step_begin()
+        return graph(*args).clone()
 
     def time_phases(self, real, noise, gp_eps=None, dropout=None) -> dict[str, float]:
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.
@@ -187,9 +286,38 @@ class Trainer(trainer.Trainer):
         opt.set_state(t, {key: models.from_neutral(arrays, params, layouts) for key, arrays in moments.items()})
 
 
-def _compile_options(device: torch.device) -> str:
-    return "mode=reduce-overhead: CUDA graph replay" if device.type == "cuda" else "Inductor, C++ kernels"
+def _compile_options(device: torch.device, cpp_wrapper: bool) -> str:
+    if device.type == "cuda":
+        return "mode=reduce-overhead: CUDA graph replay"
+    return "Inductor, C++ kernels" + (", C++ wrapper" if cpp_wrapper else "")
 
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How compiled mode builds its graphs (a trainer reads the module's COMPILE_OPTIONS when it is built). Each
+    lever is measured on its own by ``python -m benchmarks.perf --figures d`` (docs/speed.md has the figures).
+
+    region_steps  train_steps(K) runs K // region_steps calls of one graph of region_steps steps unrolled (the
+                  K-step region), then the rest step by step; K below it runs step by step. 1: no region.
+                  Measured on parabola (1 thread, busy 2-core machine): 4, 8 and 16 steps within noise of each
+                  other, 2.1x the old per-call step; compile time grows with it (8: 30-60 s, 16: 70 s).
+    cpp_wrapper   Inductor's C++ wrapper on CPU (torch._inductor.config.cpp_wrapper): the graph's kernels called
+                  from C++, not from a Python function. "region": the K-step region's graph only (measured: 1.35x
+                  there); "all": the one-step graph too (1.2x per step, but 10-15 s more compile for every compiled
+                  trainer, which short runs and the tests never win back); "off". Never on CUDA (CUDA graphs
+                  replace the wrapper).
+    skip_guards   within one train_steps call, every call of the region after the first skips dynamo's guard
+                  evaluation (torch.compiler.set_stance(skip_guard_eval_unsafe=True)): between those calls only
+                  tensors of the same shapes change, and the first call of the same call evaluated every guard.
+    backend       torch.compile's backend: "inductor"; the tests may pick "aot_eager" (the same trace, eager kernels).
+    """
+    region_steps: int = 8
+    cpp_wrapper: str = "region"
+    skip_guards: bool = True
+    backend: str = "inductor"
+
+
+COMPILE_OPTIONS = CompileOptions()
 
 # Graphs dynamo may keep per compiled function: one per shape of the step (a task, a width of a sweep) that one
 # process trains, all reused by later trainers of that shape. Its default, 8, would end a longer grid's compiled
@@ -197,7 +325,29 @@ def _compile_options(device: torch.device) -> str:
 RECOMPILE_LIMIT = 64
 
 
-def _compiled(function, device: torch.device, fullgraph: bool = True):
+def configure_dynamo() -> None:
+    """Dynamo's settings for the compiled step, set once for the process when a compiled trainer is built (they
+    are read while tracing, which may happen on any call: a new shape recompiles): torch.autograd.grad traced
+    into the graph (trace_autograd_ops; else dynamo breaks the graph there) and RECOMPILE_LIMIT. No context is
+    entered per call (measured: benchmarks/perf.py's lever table, "config.patch per call")."""
+    torch._dynamo.config.trace_autograd_ops = True
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+
+
+class _guards_skipped:
+    """Dynamo's guards skipped for the calls inside (torch.compiler.set_stance(skip_guard_eval_unsafe=True)),
+    keeping whatever stance is in force."""
+
+    def __enter__(self):
+        self.context = torch.compiler.set_stance(torch._dynamo.eval_frame._stance.stance, skip_guard_eval_unsafe=True)
+        self.context.__enter__()
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc)
+
+
+def _compiled(function, device: torch.device, fullgraph: bool = True, cpp_wrapper: bool = False,
+              backend: str = "inductor"):
     """torch.compile'd ``function``: with ``fullgraph`` as one graph (a graph break is an error, never a silent
     split); without, dynamo may split it (only where torch.optim breaks the graph itself, and at time_phases' marks).
 
@@ -206,13 +356,10 @@ def _compiled(function, device: torch.device, fullgraph: bool = True):
     on the cells before it (measured, interleaved in one process, symbolic / static step time: parabola 1.11,
     gmm2 1.18, mnist 1.05, ring8 1.03; losses and weights bitwise equal).
 
-    Dynamo breaks the graph at torch.autograd.grad unless trace_autograd_ops is on; it is switched on
-    only around these calls (it is read while tracing, which happens on the first call).
+    Dynamo's own settings are configure_dynamo()'s, made once; nothing wraps the call.
     """
-    compiled = torch.compile(function, fullgraph=fullgraph, dynamic=False,
-                             mode="reduce-overhead" if device.type == "cuda" else None)
-
-    def call(*args, **kwargs):
-        with torch._dynamo.config.patch(trace_autograd_ops=True, recompile_limit=RECOMPILE_LIMIT):
-            return compiled(*args, **kwargs)
-    return call
+    if device.type == "cuda":  # CUDA graphs: Inductor's mode; another backend (the tests') runs without them
+        mode = "reduce-overhead" if backend == "inductor" else None
+        return torch.compile(function, fullgraph=fullgraph, dynamic=False, mode=mode, backend=backend)
+    options = {"cpp_wrapper": True} if cpp_wrapper and backend == "inductor" else None
+    return torch.compile(function, fullgraph=fullgraph, dynamic=False, backend=backend, options=options)

@@ -436,10 +436,12 @@ def train_cell(cell: Cell, task_data, options: RunOptions, machine: dict, env: d
                     original_units=None if twin is None else twin.restore)
     tqdm.write(f"{cell.id}: {cell.steps} steps of batch {cell.spec.batch_size} on {module.device_name(options.device)}",
                file=out)
+    before = timing.load_snapshot()
     while loop.advance():
         pass
+    load = timing.load_since(before)  # what else ran on the machine while the steps were timed
     loop.bar.close()
-    return finish(loop, task_data, machine, env)
+    return finish(loop, task_data, machine, env, load)
 
 
 def store_result(out_dir, cell_id: str, result: CellResult) -> RunRecord:
@@ -481,8 +483,9 @@ def flags_of(cell: Cell, log: RunLog, metrics: dict) -> list[str]:
     return flags
 
 
-def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> CellResult:
-    """Final sketch, samples and metrics, phase and sampling timings: the record and the history."""
+def finish(loop: CellLoop, task_data, machine: dict, env: dict, load: dict | None = None) -> CellResult:
+    """Final sketch, samples and metrics, phase and sampling timings: the record and the history. ``load``: the
+    machine's load while the steps ran (timing.load_since)."""
     cell, trainer, log, options = loop.cell, loop.trainer, loop.log, loop.options
     spec, k, first_done = cell.spec, loop.k, loop.first_done
     status, diverged_at, problem = loop.status, loop.diverged_at, loop.problem
@@ -530,7 +533,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict) -> CellResult:
         data={"source": task_data.info.source, "n_examples": task_data.info.n_examples,
               "notice": task_data.info.notice},
         spec=spec.to_dict(), environment=env, wall_s=time.perf_counter() - log.started,
-        executor=options.executor, timing_mode=options.timing_mode,
+        executor=options.executor, timing_mode=options.timing_mode, load=load,
     )
     return CellResult(record, arrays)
 

@@ -87,6 +87,9 @@ class RunRecord:
     # the try that produced the record (Ray runs a cell again when its worker or node died); None where Ray does
     # not say (benchmarks/executor.py attempt_number)
     attempt: int | None = 1
+    # The machine's load around the timed steps (benchmarks/timing.py load_since): load average, other processes'
+    # CPU time, busy or not. None in records written before it was recorded (issue 26): unknown.
+    load: dict | None = None
 
     def to_json(self) -> dict:
         """The flat dict of runs.jsonl: nested parts spread in place, in field order."""
@@ -141,6 +144,8 @@ DICT_FIELDS = {
     "environment": {"host": str, "versions": dict[str, Scalar], "platform": str, "cpu": str, "cpu_count": int | None,
                     "devices": dict[str, str], "configure": dict[str, dict[str, Scalar]],
                     "TF_ENABLE_ONEDNN_OPTS": str, "git": dict[str, Scalar], "argv": list[str], "date": str},
+    "load": {"load_avg_1m": float, "others_cpu_s": float, "others_cores": float, "wall_s": float,
+             "cores": int | None, "busy": bool | None},
 }
 REQUIRED = {"config": ("steps", "batch_size", "d_lr", "g_lr")}  # in every config since schema 2
 # Integer fields with a range beyond their type (a record of 0 planned steps or a negative count is no run's).
@@ -169,7 +174,7 @@ def check_fields(flat: dict) -> None:
     for name, value in flat.items():
         hint = hints[name][0] if name in hints else float  # any other field is an extra timing (seconds)
         _check_value(value, hint, name)
-        if name in DICT_FIELDS:
+        if name in DICT_FIELDS and isinstance(value, dict):
             for key in REQUIRED.get(name, ()):
                 if key not in value:
                     raise ValueError(f"field {name}.{key} is missing")

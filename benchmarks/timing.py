@@ -7,7 +7,10 @@ How a run is timed (benchmarks/cell.py does it, these helpers summarise it):
   gets call time / K). The trainer returns Python floats, so on CUDA the call cannot return before the
   device finished the step: the clock includes the device work (the float conversion synchronises);
 * the first ``warmup`` steps are excluded from the statistics; the first call's excess over a steady call
-  (trace/compile in compiled modes, first-call overhead in eager) is ``compile_s``, never mixed into the median.
+  (trace/compile in compiled modes, first-call overhead in eager) is ``compile_s``, never mixed into the median;
+* the machine's load is recorded around the timed steps (``load_snapshot`` before, ``load_since`` after): the load
+  average and the CPU time every other process took meanwhile. A run beside other work is not hidden: past
+  BUSY_OTHERS_CORES the times are marked as measured on a busy machine (the report says so beside each verdict).
 """
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ import numpy as np
 
 SGEMM_SIZE = 2048
 SGEMM_REPEATS = 3
+# Other processes' average CPU use (in cores) above which a timing counts as taken on a busy machine. A quarter of
+# a core: on this 2-core machine, PyTorch's parabola step under torch.compile ran 7x slower beside other work
+# (issue 26), so even a small share of the cores taken by others changes the figures.
+BUSY_OTHERS_CORES = 0.25
 
 
 def default_warmup(steps: int) -> int:
@@ -121,3 +128,49 @@ def environment(backend_modules, configured: dict, device: str, command: list[st
         "argv": list(command),  # the run's own arguments, also when main(argv) is called in-process
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU seconds every process of the machine has spent since boot (/proc/stat's first line, idle and iowait
+    left out); nan where there is no /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def load_snapshot() -> dict:
+    """What ``load_since`` needs: the wall clock, the machine's and this process's CPU seconds so far."""
+    return {"wall": time.perf_counter(), "busy": _busy_cpu_seconds(), "own": _own_cpu_seconds()}
+
+
+def load_since(before: dict) -> dict:
+    """The machine's load since ``before`` (a load_snapshot): the 1-minute load average now, the CPU seconds other
+    processes took meanwhile (the machine's less this process's), as cores on average, the machine's cores, and
+    ``busy``: whether they took more than BUSY_OTHERS_CORES (None where it cannot be told: no /proc/stat)."""
+    after = load_snapshot()
+    wall = max(after["wall"] - before["wall"], 1e-9)
+    others = (after["busy"] - before["busy"]) - (after["own"] - before["own"])
+    others = max(0.0, others) if np.isfinite(others) else float("nan")  # max(0, nan) would read as idle
+    cores = others / wall
+    known = np.isfinite(cores)
+    return {"load_avg_1m": float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else float("nan"),
+            "others_cpu_s": float(others) if known else float("nan"),
+            "others_cores": float(cores) if known else float("nan"),
+            "wall_s": float(wall), "cores": os.cpu_count(), "busy": bool(cores > BUSY_OTHERS_CORES) if known else None}
+
+
+def load_note(load: dict | None) -> str:
+    """'' for an idle machine or an unknown load; else the words a verdict carries: "busy machine: other processes
+    took 1.3 of 2 cores (load average 3.1)"."""
+    if not load or not load.get("busy"):
+        return ""
+    return (f"busy machine: other processes took {load['others_cores']:.1f} of {load.get('cores') or '?'} cores "
+            f"(load average {load['load_avg_1m']:.1f})")

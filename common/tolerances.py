@@ -178,12 +178,15 @@ SCHEDULE_REFERENCE_ATOL = 1e-6
 # A compiled mode against eager in the same backend after 3 steps (tests/test_backend_<name>.py): torch.compile's
 # Inductor and TF's grappler/XLA may fuse to FMA and reorder sums. TF's figure covers wgan-gp's second-order graph.
 MODE_ATOL = {"torch": 1e-6, "tf": 1e-5}
-# train_steps(K) against K train_step calls in one backend and mode. PyTorch runs both through the same (compiled)
-# step: identical. TensorFlow's compiled modes trace a one-step graph and a K-step tf.range graph, which grappler
-# and XLA optimise separately (another fusion or summation order): they may differ in the last bits of a step, and
-# the game amplifies that over the K steps. Measured (2026-12-01): 2.8e-9 on the WGAN-GP test GAN (second-order
-# graph, 3 steps, tests/test_backend_tf.py), 0 (bit-identical) for K = 20 on parabola, gmm2 and mnist-small with
-# spec and Keras optimisers in tf.function and XLA (benchmarks/perf.py check_k_steps). The bound is MODE_ATOL's.
+# train_steps(K) against K train_step calls in one backend and mode. PyTorch's compiled mode runs K >= 8 steps in
+# its K-step region (backend_torch/trainer.py: 8 steps unrolled in one graph, optimised apart from the one-step
+# graph): measured (2026-12-05, benchmarks/perf.py check_k_steps, K = 16) 0 (bit-identical) on parabola, gmm2 and
+# mnist-small; below 8 steps it runs the one-step graph K times: identical. TensorFlow's compiled modes trace a
+# one-step graph and a K-step tf.range graph, which grappler and XLA optimise separately (another fusion or
+# summation order): they may differ in the last bits of a step, and the game amplifies that over the K steps.
+# Measured (2026-12-01): 2.8e-9 on the WGAN-GP test GAN (second-order graph, 3 steps, tests/test_backend_tf.py),
+# 0 (bit-identical) for K = 20 on parabola, gmm2 and mnist-small with spec and Keras optimisers in tf.function and
+# XLA (benchmarks/perf.py check_k_steps). The bound is MODE_ATOL's.
 K_STEPS_ATOL = 1e-6
 
 # ---- convolutional GANs (the layer list: convolutions, transposed convolutions, BatchNorm, dropout) -----------

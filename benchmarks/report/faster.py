@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from benchmarks import timing
 from benchmarks.report.doc import BACKEND_NAMES, Doc, fmt, fmt_time, label
 from benchmarks.report.runs import Histories, by_host, config_name, pack_of, timed_ok
 from common import metrics as judge
@@ -69,12 +70,27 @@ def task_speed(runs: list[dict], histories: Histories) -> dict | None:
     return {"best": best, **ratio, "host": host if len(hosts) > 1 else None}
 
 
+def busy_note(runs: list[dict]) -> str:
+    """'' when no run among ``runs`` was timed on a busy machine (or none says: records before issue 26); else
+    "measured on a busy machine: ..." with the most other processes took (benchmarks/timing.py load_since)."""
+    busy = [r["load"] for r in runs if isinstance(r.get("load"), dict) and r["load"].get("busy")]
+    if not busy:
+        return ""
+    worst = max(busy, key=lambda load: load.get("others_cores", 0.0))
+    return (f"measured on a busy machine ({len(busy)} of {len(runs)} runs; worst: "
+            f"{timing.load_note(worst).removeprefix('busy machine: ')})")
+
+
 def speed_verdict(speed: dict | None) -> str:
-    """One plain phrase for the summary's "faster?" column."""
+    """One plain phrase for the summary's "faster?" column; a comparison timed on a busy machine says so."""
     if speed is None:
         return "needs timed runs of both frameworks"
     if not math.isfinite(speed["ratio"]):
         return "not enough timed steps"
+    note = busy_note(speed["best"]["torch"] + speed["best"]["tf"])
+    if note:
+        return speed_verdict({**speed, "best": {b: [{**r, "load": None} for r in rs]
+                                                for b, rs in speed["best"].items()}}) + f"; {note}"
     if speed.get("host"):
         return f"on {speed['host']}: " + speed_verdict({**speed, "host": None})
     interval = f"95% CI {speed['low']:.2f}–{speed['high']:.2f}"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks import timing
 from benchmarks.report import plots
 from benchmarks.report.doc import BACKEND_NAMES, MODE_NAMES, Doc, fmt, fmt_time
-from benchmarks.report.faster import best_configuration, config_label
+from benchmarks.report.faster import best_configuration, busy_note, config_label
 from benchmarks.report.runs import by_host, config_name, optimizer_of, out_of_the_box, timed_ok
 
 # Record fields ending in "_s" that are not phase timings (benchmarks/cell.py's extra_timings adds "<phase>_s").
@@ -19,6 +20,16 @@ NOT_PHASES = {"median_step_s", "p25_step_s", "p75_step_s", "first_call_s", "comp
 def phase_times(record: dict) -> dict[str, float]:
     return {k[:-2]: v for k, v in record.items()
             if k.endswith("_s") and k not in NOT_PHASES and isinstance(v, (int, float)) and math.isfinite(v)}
+
+
+def machine_load(record: dict) -> str:
+    """The speed table's "machine" cell: "idle", "busy: others 1.3 of 2 cores", or "—" (not recorded)."""
+    load = record.get("load")
+    if not isinstance(load, dict) or load.get("busy") is None:
+        return "—"
+    if not load["busy"]:
+        return "idle"
+    return f"busy: others {load['others_cores']:.1f} of {load.get('cores') or '?'} cores"
 
 
 def break_even_steps(compiled: dict, eager: dict) -> float:
@@ -47,8 +58,9 @@ def best_against_out_of_the_box(doc: Doc, timed: list[dict], level: int = 3) -> 
             row[f"{name} out of the box"] = f"{fmt_time(p['median_step_s'])}" if p else "not run"
         if best["torch"] and best["tf"]:
             fast, slow = sorted((best["torch"], best["tf"]), key=lambda r: r["median_step_s"])
+            note = busy_note([fast, slow])
             row["best vs best"] = (f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x "
-                                   "faster")
+                                   "faster" + (f"; {note}" if note else ""))
         if plain["torch"] and plain["tf"]:
             fast, slow = sorted((plain["torch"], plain["tf"]), key=lambda r: r["median_step_s"])
             row["out of the box"] = (f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x "
@@ -107,7 +119,14 @@ def host_speed(doc: Doc, timed: list[dict], figures: Path, suffix: str, level: i
     """The speed tables and figures of the timed runs of one host (figure names end in ``suffix``)."""
     doc.text("Median and interquartile range of the per-step wall time over the timed steps (warm-up excluded); "
              "compile time is the first call's excess over a steady call; GFLOP/s from the model's FLOP count, "
-             "% of peak against the best sgemm this machine showed in the run.")
+             "% of peak against the best sgemm this machine showed in the run; machine: what other processes took "
+             "while the steps were timed.")
+    busy = [r for r in timed if isinstance(r.get("load"), dict) and r["load"].get("busy")]
+    if busy:
+        doc.text(f"**{len(busy)} of {len(timed)} timed runs were measured on a busy machine** (other processes took "
+                 f"more than {timing.BUSY_OTHERS_CORES:g} cores on average while their steps were timed): their times "
+                 "are slower than this machine's own, PyTorch's intra-op threads far more than TensorFlow's, and "
+                 "every verdict built on them says so.")
     doc.table(pd.DataFrame([{
         "task": r["task"], "backend": BACKEND_NAMES.get(r["backend"], r["backend"]),
         "mode": MODE_NAMES.get((r["backend"], r["mode"]), r["mode"]), "ran as": r.get("compiled_as", "?"),
@@ -119,7 +138,7 @@ def host_speed(doc: Doc, timed: list[dict], figures: Path, suffix: str, level: i
         if math.isfinite(r.get("samples_per_s", math.nan)) else "—",
         "GFLOP/s": fmt(r.get("gflops_per_s"), 3), "% of peak": fmt(r.get("pct_of_peak"), 2),
         "optimizer": r["config"].get("optimizer", "?"), "steps/call": r.get("steps_per_call", 1),
-        "status": r["status"],
+        "machine": machine_load(r), "status": r["status"],
     } for r in timed]))
     best_against_out_of_the_box(doc, timed, level)
     first_seed = {}
