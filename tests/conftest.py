@@ -27,3 +27,29 @@ def planned(*argv: str, backends: dict | None = None) -> tuple[list, list[str], 
     backends = backends or {name: get_backend(name) for name in request.backends}
     cells, _, skipped = plan.plan_cells(request, suite, names, backends)
     return cells, skipped, suite
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one intra-op thread for a test module, restored after it. The suite's models are tiny: on torch's
+    default threads their ops wait on OpenMP workers, and on a loaded 2-core machine that made a step up to 60x
+    slower (mnist-small, eager: 0.45 s against 7 ms, measured). What these tests check is a property of the
+    arithmetic or of the harness, whatever the thread count; a test about thread counts sets its own."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def inductor_in_process():
+    """Inductor compiles its C++ kernels in this process instead of a pool of compile workers (its default on
+    2 cores: two). The generated code is the same; on 2 shared cores the pool's start-up (a Python process per
+    worker, importing torch) competes with the compile itself: measured 26 s against 40-51 s for one WGAN-GP step."""
+    import torch._inductor.config
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch._inductor.config, "compile_threads", 1)
+        yield
