@@ -124,7 +124,8 @@ MODE_STEPS = 3
 
 @pytest.fixture(scope="module")
 def mode_runs():
-    """Per mode: results and weights of MODE_STEPS single steps, and of one train_steps(MODE_STEPS) call."""
+    """Per mode: results and weights of MODE_STEPS single steps (and the trainer that took them), and of one
+    train_steps(MODE_STEPS) call."""
     weights = init_weights(MODE_SPEC, 13)
     stacked = step_inputs(MODE_SPEC, 14, count=MODE_STEPS)
     runs = {}
@@ -132,7 +133,7 @@ def mode_runs():
         one_by_one = backend_tf.build(MODE_SPEC, weights, "cpu", mode)
         singles = [one_by_one.train_step(**{k: v[i] for k, v in stacked.items()}) for i in range(MODE_STEPS)]
         together = backend_tf.build(MODE_SPEC, weights, "cpu", mode)
-        runs[mode] = {"singles": {key: np.float32([s[key] for s in singles]) for key in singles[0]},
+        runs[mode] = {"singles": {key: np.float32([s[key] for s in singles]) for key in singles[0]}, "one_by_one": one_by_one,
                       "single_weights": one_by_one.get_weights(),
                       "steps": together.train_steps(**stacked), "steps_weights": together.get_weights()}
     return runs
@@ -151,12 +152,10 @@ def test_train_steps_equals_repeated_train_step(mode_runs, mode):
 
 
 @pytest.mark.parametrize("mode", ["compiled", "xla"])
-def test_a_single_step_does_not_run_the_k_step_graph(mode):
-    """train_step runs its own one-step graph (no tf.range loop around it), traced once, never the K-step one."""
-    trainer = backend_tf.build(MODE_SPEC, init_weights(MODE_SPEC, 13), "cpu", mode)
-    inputs = step_inputs(MODE_SPEC, 14, count=2)
-    for i in range(2):
-        trainer.train_step(**{k: v[i] for k, v in inputs.items()})
+def test_a_single_step_does_not_run_the_k_step_graph(mode_runs, mode):
+    """train_step runs its own one-step graph (no tf.range loop around it), traced once, never the K-step one: the
+    trainer of mode_runs that took MODE_STEPS single steps."""
+    trainer = mode_runs[mode]["one_by_one"]
     assert trainer._step_fn.experimental_get_tracing_count() == 1
     assert trainer._steps_fn.experimental_get_tracing_count() == 0
     graph = trainer._step_fn.get_concrete_function().graph.as_graph_def()
