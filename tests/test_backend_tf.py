@@ -16,35 +16,12 @@ import tensorflow as tf  # noqa: E402
 from backend_tf import losses, optim  # noqa: E402
 from common import tolerances as tol  # noqa: E402
 from common.init import init_weights  # noqa: E402
-from common.spec import GAN, MLP, Loss, Optimizer, Updates  # noqa: E402
+from common.spec import MLP, Optimizer  # noqa: E402
+from conftest import DATA, HIDDEN, small_spec, step_inputs  # noqa: E402  (shared with test_backend_contract.py)
 from tests import reference  # noqa: E402
 
-LATENT, DATA, HIDDEN, BATCH = 3, 4, 8, 6
 MODE_ATOL = tol.MODE_ATOL["tf"]
 K_STEPS_ATOL = tol.K_STEPS_ATOL
-
-
-def small_spec(loss="least-squares", order="d_then_g", d_steps=1, reuse_fake=False, opt=None, **changes) -> GAN:
-    opt = opt or Optimizer(lr=1e-2, beta1=0.5)
-    loss = Loss(loss)
-    base = GAN(latent_dim=LATENT, generator=MLP((LATENT, HIDDEN, DATA)),
-               discriminator=MLP((DATA, HIDDEN, 1), output_activation=loss.d_output), data_shape=(DATA,),
-               loss=loss, d_optimizer=opt, g_optimizer=opt, batch_size=BATCH,
-               updates=Updates(order=order, d_steps=d_steps, reuse_fake=reuse_fake))
-    return base.replace(**changes)
-
-
-def step_inputs(spec: GAN, seed: int, count: int | None = None) -> dict:
-    """Random step inputs; with ``count`` every array gains a leading axis of that size."""
-    rng = np.random.default_rng(seed)
-    lead = () if count is None else (count,)
-    d, b = spec.updates.d_steps, spec.batch_size
-    inputs = {"real": rng.standard_normal(lead + (d, b, spec.data_dim), dtype=np.float32),
-              "noise": rng.standard_normal(lead + (d + 1, b, spec.latent_dim), dtype=np.float32),
-              "gp_eps": None}
-    if spec.loss.name == "wgan-gp":
-        inputs["gp_eps"] = rng.random(lead + (d, b), dtype=np.float32)
-    return inputs
 
 
 def assert_weights_equal(a, b, atol=0.0):
