@@ -68,15 +68,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def inductor_in_process():
-    """Inductor compiles its C++ kernels in this process instead of a pool of compile workers (its default on
-    2 cores: two). The generated code is the same; on 2 shared cores the pool's start-up (a Python process per
-    worker, importing torch) competes with the compile itself: measured 26 s against 40-51 s for one WGAN-GP step."""
-    import torch._inductor.config
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(torch._inductor.config, "compile_threads", 1)
-        yield

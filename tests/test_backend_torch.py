@@ -22,8 +22,6 @@ from common.tolerances import LOSS_ATOL, MODE_ATOL
 
 BATCH = 8
 
-pytestmark = pytest.mark.usefixtures("inductor_in_process")
-
 
 def small_spec(loss="minimax", order="d_then_g", d_steps=1, reuse_fake=False, opt=None, **mlp):
     """A parabola-shaped GAN, narrower so the tests stay fast."""

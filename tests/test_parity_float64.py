@@ -150,7 +150,6 @@ def test_tf_compiled_and_xla_agree_with_torch_eager_in_float64():
         assert bound.ratio(eager.get_weights(), trainer.get_weights()) <= 1.0, trainer.mode
 
 
-@pytest.mark.usefixtures("inductor_in_process")
 def test_torch_compiled_agrees_with_eager_in_float64():
     """torch.compile's whole step in float64 (its step counts stay (1,)-shaped float64 tensors). The parity GAN's
     ingredients with one hidden layer a network: Inductor's C++ compile grows with every layer."""
