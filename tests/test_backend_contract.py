@@ -17,10 +17,10 @@ from common import rounding  # noqa: E402
 from common import tolerances as tol  # noqa: E402
 from common.backend import STEP_KEYS, DeviceUnavailableError, get_backend  # noqa: E402
 from common.init import init_weights  # noqa: E402
-from common.spec import GAN, GP_NORM_EPS, MLP, Loss, Optimizer, Updates  # noqa: E402
+from common.spec import GAN, GP_NORM_EPS, MLP, Loss, Optimizer  # noqa: E402
+from conftest import DATA, HIDDEN, LATENT, small_spec, step_inputs  # noqa: E402  (shared with test_backend_tf.py)
 from tests import reference  # noqa: E402
 
-LATENT, DATA, HIDDEN, BATCH = 3, 4, 8, 6
 LOSSES = ["minimax", "nonsaturating", "wasserstein", "wgan-gp", "hinge", "least-squares"]
 
 
@@ -52,26 +52,6 @@ class Backend:
 @pytest.fixture(params=["torch", "tf"], scope="module")
 def backend(request) -> Backend:
     return Backend(request.param)
-
-
-def small_spec(loss="least-squares", order="d_then_g", d_steps=1, reuse_fake=False, opt=None, **changes) -> GAN:
-    """A tiny GAN; D's output activation follows the loss (also for a ``discriminator`` given in changes)."""
-    opt, loss = opt or Optimizer(lr=1e-2, beta1=0.5), Loss(loss)
-    disc = changes.pop("discriminator", MLP((DATA, HIDDEN, 1)))
-    return GAN(latent_dim=LATENT, generator=changes.pop("generator", MLP((LATENT, HIDDEN, DATA))), data_shape=(DATA,), loss=loss,
-               discriminator=dataclasses.replace(disc, output_activation=loss.d_output), d_optimizer=opt,
-               g_optimizer=opt, batch_size=BATCH, updates=Updates(order=order, d_steps=d_steps, reuse_fake=reuse_fake),
-               **changes)
-
-
-def step_inputs(spec: GAN, seed: int, count: int | None = None) -> dict:
-    """Random step inputs; with ``count`` every array gains a leading axis of that size."""
-    rng = np.random.default_rng(seed)
-    lead = () if count is None else (count,)
-    d, b = spec.updates.d_steps, spec.batch_size
-    return {"real": rng.standard_normal(lead + (d, b, spec.data_dim), dtype=np.float32),
-            "noise": rng.standard_normal(lead + (d + 1, b, spec.latent_dim), dtype=np.float32),
-            "gp_eps": rng.random(lead + (d, b), dtype=np.float32) if spec.loss.name == "wgan-gp" else None}
 
 
 def at(inputs: dict, index) -> dict:

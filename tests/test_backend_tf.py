@@ -16,35 +16,12 @@ import tensorflow as tf  # noqa: E402
 from backend_tf import losses, optim  # noqa: E402
 from common import tolerances as tol  # noqa: E402
 from common.init import init_weights  # noqa: E402
-from common.spec import GAN, MLP, Loss, Optimizer, Updates  # noqa: E402
+from common.spec import MLP, Optimizer  # noqa: E402
+from conftest import DATA, HIDDEN, small_spec, step_inputs  # noqa: E402  (shared with test_backend_contract.py)
 from tests import reference  # noqa: E402
 
-LATENT, DATA, HIDDEN, BATCH = 3, 4, 8, 6
 MODE_ATOL = tol.MODE_ATOL["tf"]
 K_STEPS_ATOL = tol.K_STEPS_ATOL
-
-
-def small_spec(loss="least-squares", order="d_then_g", d_steps=1, reuse_fake=False, opt=None, **changes) -> GAN:
-    opt = opt or Optimizer(lr=1e-2, beta1=0.5)
-    loss = Loss(loss)
-    base = GAN(latent_dim=LATENT, generator=MLP((LATENT, HIDDEN, DATA)),
-               discriminator=MLP((DATA, HIDDEN, 1), output_activation=loss.d_output), data_shape=(DATA,),
-               loss=loss, d_optimizer=opt, g_optimizer=opt, batch_size=BATCH,
-               updates=Updates(order=order, d_steps=d_steps, reuse_fake=reuse_fake))
-    return base.replace(**changes)
-
-
-def step_inputs(spec: GAN, seed: int, count: int | None = None) -> dict:
-    """Random step inputs; with ``count`` every array gains a leading axis of that size."""
-    rng = np.random.default_rng(seed)
-    lead = () if count is None else (count,)
-    d, b = spec.updates.d_steps, spec.batch_size
-    inputs = {"real": rng.standard_normal(lead + (d, b, spec.data_dim), dtype=np.float32),
-              "noise": rng.standard_normal(lead + (d + 1, b, spec.latent_dim), dtype=np.float32),
-              "gp_eps": None}
-    if spec.loss.name == "wgan-gp":
-        inputs["gp_eps"] = rng.random(lead + (d, b), dtype=np.float32)
-    return inputs
 
 
 def assert_weights_equal(a, b, atol=0.0):
@@ -124,7 +101,8 @@ MODE_STEPS = 3
 
 @pytest.fixture(scope="module")
 def mode_runs():
-    """Per mode: results and weights of MODE_STEPS single steps, and of one train_steps(MODE_STEPS) call."""
+    """Per mode: results and weights of MODE_STEPS single steps (and the trainer that took them), and of one
+    train_steps(MODE_STEPS) call."""
     weights = init_weights(MODE_SPEC, 13)
     stacked = step_inputs(MODE_SPEC, 14, count=MODE_STEPS)
     runs = {}
@@ -132,7 +110,7 @@ def mode_runs():
         one_by_one = backend_tf.build(MODE_SPEC, weights, "cpu", mode)
         singles = [one_by_one.train_step(**{k: v[i] for k, v in stacked.items()}) for i in range(MODE_STEPS)]
         together = backend_tf.build(MODE_SPEC, weights, "cpu", mode)
-        runs[mode] = {"singles": {key: np.float32([s[key] for s in singles]) for key in singles[0]},
+        runs[mode] = {"singles": {key: np.float32([s[key] for s in singles]) for key in singles[0]}, "one_by_one": one_by_one,
                       "single_weights": one_by_one.get_weights(),
                       "steps": together.train_steps(**stacked), "steps_weights": together.get_weights()}
     return runs
@@ -151,12 +129,10 @@ def test_train_steps_equals_repeated_train_step(mode_runs, mode):
 
 
 @pytest.mark.parametrize("mode", ["compiled", "xla"])
-def test_a_single_step_does_not_run_the_k_step_graph(mode):
-    """train_step runs its own one-step graph (no tf.range loop around it), traced once, never the K-step one."""
-    trainer = backend_tf.build(MODE_SPEC, init_weights(MODE_SPEC, 13), "cpu", mode)
-    inputs = step_inputs(MODE_SPEC, 14, count=2)
-    for i in range(2):
-        trainer.train_step(**{k: v[i] for k, v in inputs.items()})
+def test_a_single_step_does_not_run_the_k_step_graph(mode_runs, mode):
+    """train_step runs its own one-step graph (no tf.range loop around it), traced once, never the K-step one: the
+    trainer of mode_runs that took MODE_STEPS single steps."""
+    trainer = mode_runs[mode]["one_by_one"]
     assert trainer._step_fn.experimental_get_tracing_count() == 1
     assert trainer._steps_fn.experimental_get_tracing_count() == 0
     graph = trainer._step_fn.get_concrete_function().graph.as_graph_def()

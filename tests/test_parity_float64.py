@@ -73,11 +73,13 @@ def test_forward_outputs_agree_in_float64():
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_and_optimizer_agrees_in_float64(loss, optimizer):
-    """Over FLOAT64_SEEDS: step 1's gradients to GRADIENT_ULPS float64 units, every weight after 1 and 20 steps
-    within the float64 derived bound, one step's relative weight distance within FLOAT64_STEP_RTOL, the losses
-    within loss_bound in float64 (torch eager vs tf.function)."""
+    """Over FLOAT64_SEEDS, every other seed a case (the bounds are derived per coordinate, not tuned on seeds; each
+    loss still runs every seed over its two optimisers, each optimiser every seed over the losses): step 1's
+    gradients to GRADIENT_ULPS float64 units, every weight after 1 and 20 steps within the float64 derived bound,
+    one step's relative weight distance within FLOAT64_STEP_RTOL, the losses within loss_bound in float64 (torch
+    eager vs tf.function)."""
     pair = SeededPair(parity_spec(loss, optimizer, dtype=F64))
-    for seed in tol.FLOAT64_SEEDS:
+    for seed in tol.FLOAT64_SEEDS[(LOSSES.index(loss) + ("adam", "rmsprop").index(optimizer)) % 2::2]:
         got = measure_seed(pair, seed, tol.TRAJECTORY_STEPS)
         assert got["gradient_gap"] <= tol.gradient_rtol(F64), (seed, got)
         assert got["loss_ratio"] <= 1.0, (seed, got)
@@ -149,8 +151,12 @@ def test_tf_compiled_and_xla_agree_with_torch_eager_in_float64():
 
 
 def test_torch_compiled_agrees_with_eager_in_float64():
-    """torch.compile's whole step in float64 (its step counts stay (1,)-shaped float64 tensors)."""
+    """torch.compile's whole step in float64 (its step counts stay (1,)-shaped float64 tensors). The parity GAN's
+    ingredients with one hidden layer a network: Inductor's C++ compile grows with every layer."""
     spec = parity_spec("nonsaturating", dtype=F64)
+    spec = spec.replace(generator=MLP((4, 32, spec.data_dim), hidden_activation="leaky_relu", output_activation="tanh"),
+                        discriminator=MLP((spec.data_dim, 32, 1), hidden_activation="leaky_relu",
+                                          output_activation=spec.discriminator.output_activation))
     eager, compiled = (torch_backend.build(spec, init_weights(spec, 0), device="cpu", mode=m) for m in ("eager", "compiled"))
     stream = Stream(spec, UniformSource(), seed=0)
     for _ in range(3):

@@ -21,6 +21,9 @@ from benchmarks.report.summary import QUESTIONS, SUMMARY_TABLE_ID
 from benchmarks.report.tasks import TASK_SUBSECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
+# The harness runs in this process: PyTorch on one thread (conftest.one_torch_thread; its default threads made a small
+# model's eager step up to 60x slower on a loaded 2-core machine). The runs record the thread count they ran with.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,9 @@ from benchmarks import run, store, timing
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 12
+# The harness runs in this process: PyTorch on one thread (conftest.one_torch_thread; its default threads made a small
+# model's eager step up to 60x slower on a loaded 2-core machine). The runs record the thread count they ran with.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
