@@ -258,11 +258,13 @@ def test_each_batch_size_compiles_a_static_graph(monkeypatch):
     third on that graph (2 graphs, not 3): a cell's speed then depended on the cells before it.
 
     The graphs are dynamo's (which shapes it traces, and whether it marks them dynamic): the trainer's own
-    torch.compile call runs with its own arguments, handed to AOTAutograd without Inductor's C++ code generation
+    torch.compile call runs with its own arguments, on the aot_eager backend: AOTAutograd without Inductor's code generation
     (tens of seconds a graph on 2 cores; what Inductor computes is the subject of the tests below). Still fails if
     the step is compiled with dynamo's default (dynamic=None): measured 2 graphs."""
-    compile_ = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda function, **options: compile_(function, backend="aot_eager", **options))
+    from backend_torch import trainer as torch_trainer
+
+    monkeypatch.setattr(torch_trainer, "COMPILE_OPTIONS",
+                        dataclasses.replace(torch_trainer.COMPILE_OPTIONS, backend="aot_eager"))
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     rng = np.random.default_rng(0)
