@@ -92,8 +92,8 @@ def eager_step_seconds(the_plan: plan.Plan, cell) -> float:
     on the task's real data: the preview's price of a step."""
     backend = "torch" if "torch" in the_plan.backends else cell.backend
     point = sweep.time_point(the_plan.backends[backend], cell.task, cell.spec, the_plan.data[cell.task.name].source,
-                             "eager", steps=3, warmup=1, device=the_plan.request.device)
-    return point["median_s"]
+                             "eager", steps=4, warmup=1, device=the_plan.request.device)
+    return point["p25_s"]  # on a busy machine a step now and then takes many times its own time
 
 
 def print_summary(records: list[dict], out: str) -> None:

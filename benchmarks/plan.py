@@ -461,8 +461,10 @@ def estimate(cells, peak_gflops: float, records: list[dict], probe=None) -> Esti
     return Estimate(known + max(probed, bound), basis, lower_bound=False)
 
 
-# Above this FLOP bound a plan's steps are measured for the preview (a second or two per model) before it starts.
-PROBE_FROM_S = 60.0
+# Above this FLOP bound a plan could take hours (the bound sees no per-step overhead): its steps are measured for the
+# preview (a few eager steps per model) before it starts. Below it (the quick suite's bound is a minute or two) the
+# bound is printed as it is, and nothing is measured.
+PROBE_FROM_S = 600.0
 
 
 def _estimate_key(key: tuple, batch_size) -> tuple:
