@@ -17,6 +17,9 @@ from common.backend import get_backend
 from common.init import init_weights
 from common.spec import GAN, MLP, Optimizer
 
+# The harness runs in this process: PyTorch on one thread (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SPEC = GAN(latent_dim=3, generator=MLP((3, 8, 4)), discriminator=MLP((4, 8, 1), output_activation="sigmoid"),
            data_shape=(4,), batch_size=4, d_optimizer=Optimizer("adam", lr=1e-2), g_optimizer=Optimizer("rmsprop", lr=1e-2))
 

@@ -14,6 +14,9 @@ from benchmarks import cli, job, plan, run, sweep
 from common import metrics, tasks
 from conftest import planned, request_of
 
+# The harness runs in this process: PyTorch on one thread (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

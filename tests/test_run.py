@@ -18,6 +18,9 @@ from benchmarks.record import RunRecord
 from common import checkpoint, tasks
 from conftest import planned, request_of
 
+# The harness runs in this process: PyTorch on one thread (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 STEP_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 

@@ -17,6 +17,9 @@ from common.init import init_weights
 from common.spec import GAN, MLP, Loss, Optimizer
 from common.stream import Stream
 
+# The harness runs in this process: PyTorch on one thread (conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 POINTS = """
 name = "points"
 steps = 40
