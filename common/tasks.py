@@ -210,7 +210,7 @@ class Task:
 QUICK_SUITE_TOY_STEPS = 1000
 # A toy run at the quick length costs seconds: this many seeds of each framework's representative configuration
 # give the report's equivalence test (TOST) its samples.
-QUICK_SUITE_TOY_SEEDS = 5
+QUICK_SUITE_TOY_SEEDS = 3
 MNIST_QUICK_STEPS = 500
 # dcgan-mnist at the quick length: the tutorial's batch 256 costs 121 GFLOP a step, seconds on 2 CPU cores; the
 # quick length runs the same model at batch 64 for a short, timed run (docs/sources.md).
