@@ -77,10 +77,12 @@ def conv_parity_spec(loss: str, optimizer: str = "adam", implementation: str = "
                dtype=dtype)
 
 
-def build_pair(spec: GAN, seed: int = 0, mode_torch: str = "eager", mode_tf: str = "eager"):
+def build_pair(spec: GAN, seed: int = 0, mode_torch: str = "eager", mode_tf: str = "eager", other: str = "tf"):
+    """A PyTorch trainer (the reference side of every pair) and one of ``other`` ("tf" or "jax", in ``mode_tf``) from
+    the seed's initial weights."""
     weights = init_weights(spec, seed)
     return (get_backend("torch").build(spec, weights, device="cpu", mode=mode_torch),
-            get_backend("tf").build(spec, weights, device="cpu", mode=mode_tf))
+            get_backend(other).build(spec, weights, device="cpu", mode=mode_tf))
 
 
 def flat(weights) -> np.ndarray:
@@ -96,9 +98,10 @@ def max_weight_difference(a, b) -> float:
     return float(np.max(np.abs(flat(a) - flat(b))))
 
 
-def run_both(spec: GAN, steps: int, seed: int = 0):
-    """Train both backends on the same stream; returns the two trainers and the per-step results of each."""
-    pt, tf = build_pair(spec, seed)
+def run_both(spec: GAN, steps: int, seed: int = 0, other: str = "tf", mode: str = "eager"):
+    """Train PyTorch and ``other`` (in ``mode``) on the same stream; returns the two trainers and the per-step
+    results of each."""
+    pt, tf = build_pair(spec, seed, mode_tf=mode, other=other)
     stream = Stream(spec, source_for(spec), seed=seed)
     results = []
     for _ in range(steps):
@@ -108,13 +111,13 @@ def run_both(spec: GAN, steps: int, seed: int = 0):
 
 
 class SeededPair:
-    """One PyTorch and one TensorFlow trainer of ``spec``, built once and reset to any seed's initial weights and
-    zero optimiser state (the neutral state layout), so a test can sweep PARITY_SEEDS without rebuilding (TF's
-    tf.function traces once)."""
+    """One PyTorch and one TensorFlow (or ``other``: "jax") trainer of ``spec``, built once and reset to any seed's
+    initial weights and zero optimiser state (the neutral state layout), so a test can sweep PARITY_SEEDS without
+    rebuilding (tf.function and jax.jit trace once). ``tf`` is the other backend's trainer, whichever it is."""
 
-    def __init__(self, spec: GAN, tf_mode: str = "compiled"):
+    def __init__(self, spec: GAN, tf_mode: str = "compiled", other: str = "tf"):
         self.spec = spec
-        self.pt, self.tf = build_pair(spec, 0, mode_tf=tf_mode)
+        self.pt, self.tf = build_pair(spec, 0, mode_tf=tf_mode, other=other)
         self.fresh = self.pt.state()  # t = 0, zero moments
 
     def reset(self, seed: int) -> Stream:
