@@ -183,11 +183,14 @@ class Trainer(trainer.Trainer):
         """One train_step (same resulting state) with its D update(s) and its G update timed apart.
 
         Eager: the neutral trainer's clock around the schedule's own phases. Compiled: the step is compiled once more
-        with a host callback (jax.experimental.io_callback, ordered) at each boundary, handed the whole state so that
-        it runs after the phase before has written it, its token tied to that state by lax.optimization_barrier so
-        that the phase after waits for it. That computation is another XLA program than train_step's (it may round a
-        last bit differently): its result is discarded (a pure function: nothing to undo) and the step is then run
-        through train_step's own function, so the state is exactly train_step's."""
+        with a host callback (jax.experimental.io_callback, ordered) at each boundary, handed a sum over the whole
+        state so that it runs after the phase before has written it, its token tied to that state by
+        lax.optimization_barrier so that the phase after waits for it. That computation is another XLA program than
+        train_step's (it may round a last bit differently): its result is discarded (a pure function: nothing to
+        undo) and the step is then run through train_step's own function, so the state is exactly train_step's. The
+        split is indicative: the barriers keep XLA from overlapping and fusing across the boundaries, so the marked
+        program runs slower than the step (measured, mnist batch 128 on 2 loaded cores: D 20.6 + G 21.7 ms against
+        a 23.0 ms step, 2026-12-05)."""
         if self.mode == "eager":
             return super().time_phases(real, noise, gp_eps, dropout)
         tensors = self._tensors(real, noise, gp_eps, stacked=False, dropout=dropout)
@@ -203,7 +206,10 @@ class Trainer(trainer.Trainer):
     def _marked_step(self, state, real, noise, gp_eps, dropout):
         def mark(phase: str) -> None:
             current = self._get_state()
-            token = io_callback(lambda *_: _mark_current(phase), jax.ShapeDtypeStruct((), np.int32), current,
+            # the callback's operand: a sum over every array of the state, which needs each whole (a slice could be
+            # computed early), without copying the state to the host (~1 ms on mnist's 2 M parameters)
+            probe = sum(jnp.sum(leaf).astype(jnp.float32) for leaf in jax.tree.leaves(current))
+            token = io_callback(lambda *_: _mark_current(phase), jax.ShapeDtypeStruct((), np.int32), probe,
                                 ordered=True)
             _, current = jax.lax.optimization_barrier((token, current))
             self._set_state(current)
