@@ -40,6 +40,14 @@ class DeviceUnavailableError(RuntimeError):
     """A device was asked for that this machine does not have (e.g. --device cuda without a GPU)."""
 
 
+class BackendUnavailableError(DeviceUnavailableError):
+    """A backend was asked for whose framework is not installed here (e.g. --backend jax without the jax extra)."""
+
+
+# The pyproject extra that installs each backend's framework.
+EXTRAS = {"torch": "cpu", "tf": "cpu", "jax": "jax"}
+
+
 class ModeUnsupportedError(RuntimeError):
     """A backend cannot run in the asked mode, or with the asked optimiser implementation, here; the message says why."""
 
@@ -116,4 +124,10 @@ def get_backend(name: str) -> ModuleType:
     """The backend package for ``name`` ("torch", "tf" or "jax")."""
     if name not in BACKENDS:
         raise ValueError(f"backend {name!r} is invalid; allowed: {', '.join(BACKENDS)}")
-    return importlib.import_module(BACKENDS[name])
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] in ("common", BACKENDS[name]):
+            raise  # the suite's own code is missing: not a framework to install
+        raise BackendUnavailableError(f"backend {name!r} needs {error.name}, which is not installed here: "
+                                      f"pip install -e \".[{EXTRAS[name]}]\"") from error

@@ -195,3 +195,16 @@ def test_versions_and_configure_record_settings():
     assert backend_jax.configure(threads=None, deterministic=True) == first  # safe to call twice
     assert first["deterministic"] is True and first["jax_enable_x64"] is True
     assert backend_jax.device_name("cpu") == "cpu"
+
+
+def test_a_missing_framework_is_bad_input_naming_its_extra(monkeypatch):
+    """Without the jax extra installed, asking for the backend is one line that says what to install (the harness
+    turns it into exit 2), not a traceback."""
+    import common.backend as registry
+
+    def missing(name):
+        raise ModuleNotFoundError("No module named 'jax'", name="jax")
+    monkeypatch.setattr(registry.importlib, "import_module", missing)
+    with pytest.raises(registry.BackendUnavailableError, match=r'pip install -e "\.\[jax\]"'):
+        registry.get_backend("jax")
+    assert issubclass(registry.BackendUnavailableError, registry.DeviceUnavailableError)  # cli.INPUT_ERRORS
