@@ -51,47 +51,25 @@ def versions() -> dict[str, str]:
     }
 
 
-def _backends_started() -> bool:
-    """Whether XLA's runtime has started (its thread pools and flags are fixed from then on); a private JAX call,
-    hence the guard: unknown counts as started."""
-    try:
-        from jax._src import xla_bridge
-
-        return bool(xla_bridge.backends_are_initialized())
-    except (ImportError, AttributeError):
-        return True
-
-
 def configure(threads: int | None = None, deterministic: bool = True) -> dict:
-    """Threads and deterministic kernels, through XLA_FLAGS; returns the settings in force.
+    """Records the settings in force; changes none. Returns them, for the environment record.
 
-    XLA reads its flags once, when JAX's runtime starts (the first array or computation): a request made after that
-    is recorded as not applied instead of raising, so calling this twice is safe. XLA's CPU runtime takes no thread
-    count: one thread (``--xla_cpu_multi_thread_eigen=false``) or its default pool; another count is recorded as not
-    applied. XLA's CPU kernels are deterministic; on a GPU ``--xla_gpu_deterministic_ops`` makes its reductions so.
+    XLA takes its CPU thread settings and GPU determinism from XLA_FLAGS (``--xla_cpu_multi_thread_eigen=false`` for
+    one thread, ``--xla_gpu_deterministic_ops=true``), read once when its runtime starts. TensorFlow's XLA reads the
+    same variable, so the backend never sets it (a JAX setting would leak into the TF runs of the same process): a
+    thread count asked for is recorded as not applied; set XLA_FLAGS before the run to have it. XLA's CPU kernels are
+    deterministic whatever the flags; on a GPU determinism is whatever XLA_FLAGS says (recorded).
     """
-    wanted = []
-    if threads == 1:
-        wanted.append("--xla_cpu_multi_thread_eigen=false")
-    elif threads is not None:
-        _configured["threads_not_applied"] = (f"asked {threads}: XLA's CPU runtime takes no thread count (one thread "
-                                              "or its default pool)")
-    if deterministic:
-        wanted.append("--xla_gpu_deterministic_ops=true")
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    missing = [flag for flag in wanted if flag not in flags]
-    if missing:
-        if _backends_started():
-            _configured["threads_not_applied" if threads == 1 else "flags_not_applied"] = (
-                f"asked {' '.join(missing)}: XLA's runtime had started; set XLA_FLAGS before the first JAX computation")
-        else:
-            os.environ["XLA_FLAGS"] = " ".join(flags + missing)
-    flags = os.environ.get("XLA_FLAGS", "").split()
+    flags = os.environ.get("XLA_FLAGS", "")
+    if threads is not None:
+        _configured["threads_not_applied"] = (f"asked {threads}: XLA reads its CPU threads from XLA_FLAGS "
+                                              "(shared with TensorFlow's XLA), which the suite does not set")
     _configured.update({
-        "intra_op_threads": 1 if "--xla_cpu_multi_thread_eigen=false" in flags else 0,  # 0 = XLA's default pool
+        "intra_op_threads": 1 if "--xla_cpu_multi_thread_eigen=false" in flags.split() else 0,  # 0 = XLA's pool
         "inter_op_threads": 0,
         "deterministic": deterministic,
-        "XLA_FLAGS": " ".join(flags),
+        "gpu_deterministic_ops": "--xla_gpu_deterministic_ops=true" in flags.split(),
+        "XLA_FLAGS": flags,
         "jax_enable_x64": jax.config.jax_enable_x64,
     })
     return dict(_configured)
