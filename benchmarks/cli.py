@@ -19,7 +19,7 @@ import sys
 
 from benchmarks import store
 from benchmarks.cell import Interrupted, interrupts_raising, stop_if_interrupted
-from common.backend import BACKENDS, DEVICES, DeviceUnavailableError
+from common.backend import BACKENDS, BOTH, DEVICES, DeviceUnavailableError
 from common.spec import LR_RANGE, check_positive_float
 
 EXIT_OK = 0
@@ -95,8 +95,9 @@ def threads(text):
 
 
 def add_backend(parser: argparse.ArgumentParser, default: str = "both") -> None:
-    parser.add_argument("--backend", default=default, choices=[*BACKENDS, "both"],
-                        help=f"framework(s) to run: {', '.join(BACKENDS)} or both (default {default})")
+    parser.add_argument("--backend", default=default, choices=[*BACKENDS, "both", "all"],
+                        help=f"framework(s) to run: {', '.join(BACKENDS)}, both ({' and '.join(BOTH)}) or all "
+                        f"(default {default})")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -109,8 +110,8 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
 
 
 def backends_of(choice: str) -> tuple[str, ...]:
-    """--backend's value as backend names ("both": every registered backend)."""
-    return tuple(BACKENDS) if choice == "both" else (choice,)
+    """--backend's value as backend names ("both": torch and tf; "all": every registered backend)."""
+    return BOTH if choice == "both" else tuple(BACKENDS) if choice == "all" else (choice,)
 
 
 # ----------------------------------------------------------------------------- what went wrong -> exit code

@@ -52,7 +52,7 @@ NO_PEAK = {"sgemm_gflops": {}, "peak_gflops": math.nan}
 # Test hook: "CELL_ID:STEP:ATTEMPTS[,...]" makes the worker of that cell exit (os._exit, as a killed process) after
 # STEP steps in each of its first ATTEMPTS attempts. Read on the driver, passed to the workers with the cells.
 KILL_ENV = "GAN_SUITE_TEST_KILL_WORKER"
-PACKAGES = ("common", "backend_torch", "backend_tf", "benchmarks")  # shipped to the workers (runtime_env py_modules)
+PACKAGES = ("common", "backend_torch", "backend_tf", "backend_jax", "benchmarks")  # shipped to the workers (runtime_env py_modules)
 # Each network wait before ray.init: the TCP connection to --ray-address, then the cluster's first answer. ray.init
 # itself waits for a port that is open but not Ray's for 20 attempts of ~40 s each (15 minutes, retrying quietly).
 CONNECT_TIMEOUT_S = 10.0

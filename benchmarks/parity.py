@@ -1,4 +1,4 @@
-"""Measure how far PyTorch and TensorFlow drift apart on the same GAN: `python -m benchmarks.parity`.
+"""Measure how far PyTorch and TensorFlow (or JAX) drift apart on the same GAN: `python -m benchmarks.parity`.
 
 For every loss and both spec optimisers, on the MLP parity GAN, over the seeds of common.tolerances.PARITY_SEEDS (each seed's initial
 weights and data stream), prints the median and the worst seed of: step 1's gradient gap, loss gaps, the largest
@@ -7,7 +7,8 @@ ratio to the bound the parity tests enforce (1 = at the bound). The weight bound
 (common/tolerances.py); ``WeightBound`` keeps their books update by update. Then the convolutional parity GAN
 (one seed, raw differences beside its CONV_* tolerances). Then the same in float64 (GAN.dtype): every loss and
 spec optimiser over FLOAT64_SEEDS and the convolutional GAN, the measured differences beside the float64 bounds
-(common/tolerances.py's float64 section). The parity tests use these helpers.
+(common/tolerances.py's float64 section). The parity tests use these helpers. ``--other jax`` pairs PyTorch with JAX
+(jax.jit) instead of TensorFlow, at the same bounds.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from common.spec import (GAN, LOSSES, MLP, Activation, BatchNorm, Conv2D, ConvTr
 from common.stream import Stream
 
 PARITY_DATA_DIM = 6
+# The other side of each pair and the mode it is measured in (PyTorch runs eager): --other
+OTHER_MODES = {"tf": ("compiled", "tf.function"), "jax": ("compiled", "jax.jit")}
 CONV_DATA_SHAPE = (2, 8, 8)  # the conv parity GAN's images: tiny, so that 20 steps take a second
 
 
@@ -77,10 +80,12 @@ def conv_parity_spec(loss: str, optimizer: str = "adam", implementation: str = "
                dtype=dtype)
 
 
-def build_pair(spec: GAN, seed: int = 0, mode_torch: str = "eager", mode_tf: str = "eager"):
+def build_pair(spec: GAN, seed: int = 0, mode_torch: str = "eager", mode_tf: str = "eager", other: str = "tf"):
+    """A PyTorch trainer (the reference side of every pair) and one of ``other`` ("tf" or "jax", in ``mode_tf``) from
+    the seed's initial weights."""
     weights = init_weights(spec, seed)
     return (get_backend("torch").build(spec, weights, device="cpu", mode=mode_torch),
-            get_backend("tf").build(spec, weights, device="cpu", mode=mode_tf))
+            get_backend(other).build(spec, weights, device="cpu", mode=mode_tf))
 
 
 def flat(weights) -> np.ndarray:
@@ -96,9 +101,10 @@ def max_weight_difference(a, b) -> float:
     return float(np.max(np.abs(flat(a) - flat(b))))
 
 
-def run_both(spec: GAN, steps: int, seed: int = 0):
-    """Train both backends on the same stream; returns the two trainers and the per-step results of each."""
-    pt, tf = build_pair(spec, seed)
+def run_both(spec: GAN, steps: int, seed: int = 0, other: str = "tf", mode: str = "eager"):
+    """Train PyTorch and ``other`` (in ``mode``) on the same stream; returns the two trainers and the per-step
+    results of each."""
+    pt, tf = build_pair(spec, seed, mode_tf=mode, other=other)
     stream = Stream(spec, source_for(spec), seed=seed)
     results = []
     for _ in range(steps):
@@ -108,13 +114,13 @@ def run_both(spec: GAN, steps: int, seed: int = 0):
 
 
 class SeededPair:
-    """One PyTorch and one TensorFlow trainer of ``spec``, built once and reset to any seed's initial weights and
-    zero optimiser state (the neutral state layout), so a test can sweep PARITY_SEEDS without rebuilding (TF's
-    tf.function traces once)."""
+    """One PyTorch and one TensorFlow (or ``other``: "jax") trainer of ``spec``, built once and reset to any seed's
+    initial weights and zero optimiser state (the neutral state layout), so a test can sweep PARITY_SEEDS without
+    rebuilding (tf.function and jax.jit trace once). ``tf`` is the other backend's trainer, whichever it is."""
 
-    def __init__(self, spec: GAN, tf_mode: str = "compiled"):
+    def __init__(self, spec: GAN, tf_mode: str = "compiled", other: str = "tf"):
         self.spec = spec
-        self.pt, self.tf = build_pair(spec, 0, mode_tf=tf_mode)
+        self.pt, self.tf = build_pair(spec, 0, mode_tf=tf_mode, other=other)
         self.fresh = self.pt.state()  # t = 0, zero moments
 
     def reset(self, seed: int) -> Stream:
@@ -279,9 +285,9 @@ def step1_loss_bounds(spec: GAN, before: dict, inputs: dict, d_after: tuple[list
     return out
 
 
-def forward_ratio(spec: GAN, seed: int = 1) -> float:
+def forward_ratio(spec: GAN, seed: int = 1, other: str = "tf") -> float:
     """The worst |generate, discriminate difference| / derived pair bound (common/rounding.py) over 64 inputs."""
-    pt, tf = build_pair(spec, seed)
+    pt, tf = build_pair(spec, seed, other=other)
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((64, spec.latent_dim)).astype(spec.dtype)
     x = rng.uniform(-1, 1, (64, spec.data_dim)).astype(spec.dtype)
@@ -293,15 +299,16 @@ def forward_ratio(spec: GAN, seed: int = 1) -> float:
 
 
 def measure(loss: str, optimizer: str, seeds=tol.PARITY_SEEDS, steps: int = tol.TRAJECTORY_STEPS,
-            dtype: str = "float32") -> list[dict]:
-    """measure_seed over ``seeds`` for one loss and spec optimiser (torch eager vs tf.function, as the tests)."""
-    pair = SeededPair(parity_spec(loss, optimizer, dtype=dtype))
+            dtype: str = "float32", other: str = "tf") -> list[dict]:
+    """measure_seed over ``seeds`` for one loss and spec optimiser (torch eager vs tf.function or jax.jit, as the
+    tests)."""
+    pair = SeededPair(parity_spec(loss, optimizer, dtype=dtype), tf_mode=OTHER_MODES[other][0], other=other)
     return [{"loss": loss, "optimizer": optimizer, "seed": seed, **measure_seed(pair, seed, steps)} for seed in seeds]
 
 
-def native_drift(loss: str, optimizer: str) -> float:
+def native_drift(loss: str, optimizer: str, other: str = "tf") -> float:
     """Relative weight distance after TRAJECTORY_STEPS with the frameworks' own optimisers (not a parity claim)."""
-    pt, tf, _ = run_both(parity_spec(loss, optimizer, implementation="native"), tol.TRAJECTORY_STEPS)
+    pt, tf, _ = run_both(parity_spec(loss, optimizer, implementation="native"), tol.TRAJECTORY_STEPS, other=other)
     return relative_distance(pt.get_weights(), tf.get_weights())
 
 
@@ -315,15 +322,18 @@ def distribution(rows: list[dict]):
     return summary[[c for pair in zip(grouped.median().columns + " med", grouped.max().columns + " max") for c in pair]]
 
 
-def measure_conv(loss: str, optimizer: str, implementation: str = "spec", dtype: str = "float32") -> dict:
-    """The convolutional parity GAN (conv_parity_spec), seed 0: raw differences beside the CONV_* tolerances."""
+def measure_conv(loss: str, optimizer: str, implementation: str = "spec", dtype: str = "float32",
+                 other: str = "tf") -> dict:
+    """The convolutional parity GAN (conv_parity_spec), seed 0: raw differences beside the CONV_* tolerances (TF
+    eager, JAX's jax.jit step: its eager conv step costs ~0.3 s)."""
     spec = conv_parity_spec(loss, optimizer, implementation, dtype=dtype)
-    pt, tf, results = run_both(spec, 1)
+    mode = "eager" if other == "tf" else "compiled"
+    pt, tf, results = run_both(spec, 1, other=other, mode=mode)
     one_step = max_weight_difference(pt.get_weights(), tf.get_weights())
     loss_gap = max(abs(a[k] - b[k]) for a, b in results for k in a)
-    pt, tf, results = run_both(spec, tol.TRAJECTORY_STEPS)
+    pt, tf, results = run_both(spec, tol.TRAJECTORY_STEPS, other=other, mode=mode)
     return {"loss": loss, "optimizer": f"{optimizer} ({implementation})",
-            "forward_ratio": forward_ratio(spec),
+            "forward_ratio": forward_ratio(spec, other=other),
             "step1_loss_max_abs": loss_gap,
             "step1_weight_max_abs": one_step,
             f"step{tol.TRAJECTORY_STEPS}_loss_max_abs": max(abs(a[k] - b[k]) for a, b in results for k in a),
@@ -337,6 +347,8 @@ def make_parser() -> cli.Parser:
     parser.add_argument("--seeds", type=cli.integer(1, len(tol.PARITY_SEEDS)), default=len(tol.PARITY_SEEDS),
                         help="the first N of PARITY_SEEDS")
     parser.add_argument("--only-float64", action="store_true", help="only the float64 tables")
+    parser.add_argument("--other", choices=sorted(OTHER_MODES), default="tf",
+                        help="the framework paired with PyTorch: tf (tf.function, the default) or jax (jax.jit)")
     parser.add_argument("--spec", metavar="FILE", help="instead: your GAN of a spec file, measured against the same "
                         "derived bounds (exit 1 if one is broken)")
     return parser
@@ -345,15 +357,15 @@ def make_parser() -> cli.Parser:
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     if args.spec is not None:
-        return cli.run_command(lambda: print_spec_parity(args.spec, tol.PARITY_SEEDS[:args.seeds]),
+        return cli.run_command(lambda: print_spec_parity(args.spec, tol.PARITY_SEEDS[:args.seeds], args.other),
                                kept="nothing was written")
     if not args.only_float64:
         print_float32(args)
-    print_float64()
+    print_float64(args.other)
     return 0
 
 
-def print_spec_parity(path, seeds) -> int:
+def print_spec_parity(path, seeds, other: str = "tf") -> int:
     """A spec file's GAN, with the spec optimisers (the frameworks' own ones differ by design), over ``seeds``:
     PyTorch eager against tf.function, each quantity's worst seed beside its derived bound. 1 if one is broken."""
     import pandas as pd
@@ -362,7 +374,7 @@ def print_spec_parity(path, seeds) -> int:
         task = specfile.read_task(path)
     spec = task.spec.replace(d_optimizer=dataclasses.replace(task.spec.d_optimizer, implementation="spec"),
                              g_optimizer=dataclasses.replace(task.spec.g_optimizer, implementation="spec"))
-    pair = SeededPair(spec)
+    pair = SeededPair(spec, tf_mode=OTHER_MODES[other][0], other=other)
     steps = tol.TRAJECTORY_STEPS
     worst = pd.DataFrame([measure_seed(pair, seed, steps) for seed in seeds]).max()
     # The per-coordinate weight bound over many steps is derived for Dense layers and activations (the MLP parity
@@ -375,11 +387,11 @@ def print_spec_parity(path, seeds) -> int:
                        worst[f"step{steps}_weight_rel_l2"] / tol.CONV_TRAJECTORY_WEIGHT_RTOL,
                        f"CONV_TRAJECTORY_WEIGHT_RTOL {tol.CONV_TRAJECTORY_WEIGHT_RTOL:g}, the task models' tolerance")
     table = pd.DataFrame([
-        ("G(z), D(x) forward, same weights", forward_ratio(spec), "derived per coordinate"),
+        ("G(z), D(x) forward, same weights", forward_ratio(spec, other=other), "derived per coordinate"),
         ("losses, every step", worst["loss_ratio"], "derived (loss_bound)"),
         ("every weight after one step", worst["step1_weight_ratio"], "derived per coordinate"),
         trajectory,
-    ], columns=["quantity (torch eager vs tf.function)", "worst / bound", "bound"])
+    ], columns=[f"quantity (torch eager vs {OTHER_MODES[other][1]})", "worst / bound", "bound"])
     broken = table[table.iloc[:, 1] > 1.0]
     with pd.option_context("display.width", 200, "display.float_format", "{:.2g}".format):
         print(f"{task.name}: {len(seeds)} seeds (PARITY_SEEDS), {steps} steps, the spec optimisers; a ratio <= 1 "
@@ -393,15 +405,15 @@ def print_spec_parity(path, seeds) -> int:
     return 0
 
 
-def print_float64() -> None:
+def print_float64(other: str = "tf") -> None:
     """Every loss x spec optimiser over FLOAT64_SEEDS, and the conv GAN, in float64: measured beside the bounds."""
     import pandas as pd
 
     rows = [row for loss in LOSSES for opt in ("adam", "rmsprop") for row in measure(loss, opt, tol.FLOAT64_SEEDS,
-                                                                                       dtype="float64")]
+                                                                                       dtype="float64", other=other)]
     frame = pd.DataFrame(rows)
     worst = frame.max(numeric_only=True)
-    forward = max(forward_ratio(parity_spec(loss, dtype="float64")) for loss in LOSSES)
+    forward = max(forward_ratio(parity_spec(loss, dtype="float64"), other=other) for loss in LOSSES)
     steps = tol.TRAJECTORY_STEPS
     table = pd.DataFrame([
         ("G(z), D(x) forward, same weights (ratio to the derived bound)", forward, 1.0),
@@ -416,11 +428,12 @@ def print_float64() -> None:
     ], columns=["quantity", "worst measured", "bound"])
     with pd.option_context("display.width", 200, "display.float_format", "{:.2g}".format):
         print(f"\nfloat64: {len(tol.FLOAT64_SEEDS)} seeds (FLOAT64_SEEDS) x {len(LOSSES)} losses x {{adam, rmsprop}}, torch "
-              "eager vs tf.function; worst over all:")
+              f"eager vs {OTHER_MODES[other][1]}; worst over all:")
         print(table.to_string(index=False))
         print("per loss and optimiser, worst seed:")
         print(frame.drop(columns="seed").groupby(["loss", "optimizer"], sort=False).max().to_string())
-    conv_rows = [measure_conv(loss, opt, dtype="float64") for loss in LOSSES for opt in ("adam", "rmsprop")]
+    conv_rows = [measure_conv(loss, opt, dtype="float64", other=other)
+                 for loss in LOSSES for opt in ("adam", "rmsprop")]
     print_conv_table("float64, convolutional parity GAN, seed 0:", conv_rows,
                      "float64 tolerances (common/tolerances.py)", ".2g", {
                          "forward (ratio)": 1.0, "losses": tol.FLOAT64_CONV_LOSS_ATOL,
@@ -433,12 +446,13 @@ def print_float32(args) -> None:
     import pandas as pd
 
     seeds = tol.PARITY_SEEDS[:args.seeds]
-    rows = [row for loss in LOSSES for opt in ("adam", "rmsprop") for row in measure(loss, opt, seeds)]
+    other = args.other
+    rows = [row for loss in LOSSES for opt in ("adam", "rmsprop") for row in measure(loss, opt, seeds, other=other)]
     table = distribution(rows)
-    forward = max(forward_ratio(parity_spec(loss)) for loss in LOSSES)
+    forward = max(forward_ratio(parity_spec(loss), other=other) for loss in LOSSES)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.2g}".format):
-        print(f"{len(seeds)} seeds (common.tolerances.PARITY_SEEDS), torch eager vs tf.function; med / max over "
-              "seeds. *_ratio: measured / derived bound (common/tolerances.py), <= 1 holds it.")
+        print(f"{len(seeds)} seeds (common.tolerances.PARITY_SEEDS), torch eager vs {OTHER_MODES[other][1]}; med / max "
+              "over seeds. *_ratio: measured / derived bound (common/tolerances.py), <= 1 holds it.")
         print(table.to_string())
     worst = pd.DataFrame(rows).max(numeric_only=True)
     print(f"\nforward G(z), D(x): worst {forward:.2g} of the derived bound; gradients: worst "
@@ -449,10 +463,10 @@ def print_float32(args) -> None:
     if not args.no_native:
         for opt in ("adam", "rmsprop"):
             print(f"native {opt} (not a parity claim): relative weight distance after {tol.TRAJECTORY_STEPS} steps "
-                  f"{native_drift('nonsaturating', opt):.2g}")
-    conv_rows = [measure_conv(loss, opt) for loss in LOSSES for opt in ("adam", "rmsprop")]
+                  f"{native_drift('nonsaturating', opt, other):.2g}")
+    conv_rows = [measure_conv(loss, opt, other=other) for loss in LOSSES for opt in ("adam", "rmsprop")]
     if not args.no_native:
-        conv_rows += [measure_conv("nonsaturating", opt, "native") for opt in ("adam", "rmsprop")]
+        conv_rows += [measure_conv("nonsaturating", opt, "native", other=other) for opt in ("adam", "rmsprop")]
     print_conv_table("convolutional parity GAN (conv_parity_spec: BatchNorm, Dropout, transposed convolutions), seed 0:",
                      conv_rows, "tolerances enforced by tests/test_parity.py (common/tolerances.py)", "g", {
                          "forward (ratio)": 1.0, "losses": tol.CONV_LOSS_ATOL,

@@ -2,7 +2,8 @@
 
 a. Harness overhead: one iteration of the real loop of a cell (benchmarks/cell.py's CellLoop.advance:
    Trainer.train_step plus input draw, clocks, RunLog.add, progress bar, loss check) against a minimal
-   hand-written loop in the same framework and mode (nn.Sequential + torch.optim.Adam; tf.function + Keras Adam),
+   hand-written loop in the same framework and mode (nn.Sequential + torch.optim.Adam; tf.function + Keras Adam;
+   jax.jit + optax.adam),
    on the same model, batch, step semantics and input stream. Blocks alternate (ABAB) to cancel drift; each
    figure is the median of per-iteration wall times (input draw included on both sides).
 b. Achieved GFLOP/s on the `mnist` model (seed 003) at batch 128 for each mode, against the step's floor and the
@@ -45,16 +46,19 @@ from common.init import init_weights  # noqa: E402
 from common.stream import Stream  # noqa: E402
 
 OVERHEAD_TASK = "parabola"  # overhead matters most on the tiniest model
-ALL_MODES = (("torch", "eager"), ("torch", "compiled"), ("tf", "eager"), ("tf", "compiled"), ("tf", "xla"))
+ALL_MODES = (("torch", "eager"), ("torch", "compiled"), ("tf", "eager"), ("tf", "compiled"), ("tf", "xla"),
+             ("jax", "eager"), ("jax", "compiled"))
 OVERHEAD_MODES = ALL_MODES
 GFLOPS_TASK, GFLOPS_BATCH = "mnist", 128
-FAST_MODES = (("torch", "eager"), ("torch", "compiled"), ("tf", "compiled"), ("tf", "xla"))
+FAST_MODES = (("torch", "eager"), ("torch", "compiled"), ("tf", "compiled"), ("tf", "xla"), ("jax", "compiled"))
 # Figure c: (backend, mode, optimiser implementation). Eager with the framework's own optimiser is each framework
 # out of the box; the spec optimisers in every fast mode; torch.optim's foreach and fused kernels beside them.
 STEPS_CONFIGS = tuple((b, m, "spec") for b, m in FAST_MODES) + (
     ("torch", "eager", "native"), ("torch", "eager", "native-foreach"), ("torch", "compiled", "native"),
-    ("torch", "compiled", "native-fused"), ("tf", "eager", "native"), ("tf", "compiled", "native"), ("tf", "xla", "native"))
-QUICK_STEPS_CONFIGS = tuple((b, m, "spec") for b, m in FAST_MODES) + (("torch", "eager", "native"), ("tf", "eager", "native"))
+    ("torch", "compiled", "native-fused"), ("tf", "eager", "native"), ("tf", "compiled", "native"), ("tf", "xla", "native"),
+    ("jax", "eager", "native"), ("jax", "compiled", "native"))
+QUICK_STEPS_CONFIGS = tuple((b, m, "spec") for b, m in FAST_MODES) + (("torch", "eager", "native"), ("tf", "eager", "native"),
+                                                                     ("jax", "eager", "native"))
 # The goals the issue sets (printed against the figures, never asserted).
 GOAL_STEPS_PER_S, GOAL_PCT_OF_PEAK, GOAL_OVERHEAD_PCT = 5000.0, 70.0, 5.0
 GOAL_PCT_OF_FLOOR, GOAL_TORCH_OVER_TF = 80.0, 0.75  # issue 26: each best >= 80% of its floor; PyTorch >= 0.75x TF
@@ -168,7 +172,64 @@ def plain_tf_step(spec, weights, mode: str):
     return step
 
 
-PLAIN_STEPS = {"torch": plain_torch_step, "tf": plain_tf_step}
+def plain_jax_step(spec, weights, mode: str):
+    """A plain JAX loop: the Flax modules, optax.adam, jax.value_and_grad; the whole step one jax.jit (donated
+    state) in compiled mode, none in eager."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from backend_jax import models
+
+    g, d = models.build_generator(spec), models.build_discriminator(spec)
+    models.load_weights(g, weights["generator"])
+    models.load_weights(d, weights["discriminator"])
+    g_tx = optax.adam(spec.g_optimizer.lr, spec.g_optimizer.beta1, spec.g_optimizer.beta2)
+    d_tx = optax.adam(spec.d_optimizer.lr, spec.d_optimizer.beta1, spec.d_optimizer.beta2)
+    minimax, order, reuse = spec.loss.name == "minimax", spec.updates.order, spec.updates.reuse_fake
+
+    def forward(model, params, x):
+        return model.apply(params, [], x)[0]
+
+    def g_update(state, z):
+        gp, dp, g_opt, d_opt = state
+
+        def loss(params):
+            fake = forward(g, params, z)
+            logits = forward(d, dp, fake)
+            return (-jnp.mean(jax.nn.softplus(logits)) if minimax else jnp.mean(jax.nn.softplus(-logits))), fake
+        (g_loss, fake), grads = jax.value_and_grad(loss, has_aux=True)(gp)
+        updates, g_opt = g_tx.update(grads, g_opt, gp)
+        return (optax.apply_updates(gp, updates), dp, g_opt, d_opt), g_loss, fake
+
+    def d_update(state, x, fake):
+        gp, dp, g_opt, d_opt = state
+
+        def loss(params):
+            return jnp.mean(jax.nn.softplus(-forward(d, params, x))) + jnp.mean(jax.nn.softplus(forward(d, params, fake)))
+        d_loss, grads = jax.value_and_grad(loss)(dp)
+        updates, d_opt = d_tx.update(grads, d_opt, dp)
+        return (gp, optax.apply_updates(dp, updates), g_opt, d_opt), d_loss
+
+    def graph_step(state, real, noise):
+        if order == "g_then_d":
+            state, g_loss, fake = g_update(state, noise[0] if reuse else noise[1])
+            state, d_loss = d_update(state, real[0], fake if reuse else forward(g, state[0], noise[0]))
+        else:
+            state, d_loss = d_update(state, real[0], forward(g, state[0], noise[0]))
+            state, g_loss, _ = g_update(state, noise[1])
+        return state, jnp.stack([d_loss, g_loss])
+    if mode != "eager":
+        graph_step = jax.jit(graph_step, donate_argnums=0)
+    state = [(g.params, d.params, g_tx.init(g.params), d_tx.init(d.params))]
+
+    def step(real, noise, gp_eps=None):
+        state[0], losses = graph_step(state[0], jnp.asarray(real), jnp.asarray(noise))
+        return tuple(np.asarray(losses))
+    return step
+
+
+PLAIN_STEPS = {"torch": plain_torch_step, "tf": plain_tf_step, "jax": plain_jax_step}
 
 
 # ----------------------------------------------------------------------------- a. harness overhead
@@ -303,9 +364,23 @@ def step_floor_seconds(matmul_s: float, traffic_bytes: int, bandwidth_gbs: float
 
 def optimizer_seconds(backend: str, trainer, repeats: int = 20) -> float:
     """Both spec optimiser updates of one step (D then G) on zero gradients, run as the trainer's mode runs them
-    (eager: op by op; torch compiled: one torch.compile'd graph; TF compiled modes: one tf.function). Changes the
-    trainer's state: call it after the trainer's timings."""
-    if backend == "torch":
+    (eager: op by op; torch compiled: one torch.compile'd graph; TF compiled modes: one tf.function; JAX compiled:
+    one jax.jit). Changes the trainer's state (JAX: none): call it after the trainer's timings."""
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        grads = [[jnp.zeros_like(p) for p in net.params] for net in (trainer.discriminator, trainer.generator)]
+
+        def pure(states, params):
+            return [opt.tx.update(state, p, g) for opt, state, p, g in
+                    zip((trainer.d_opt, trainer.g_opt), states, params, grads)]
+        graph = pure if trainer.mode == "eager" else jax.jit(pure)
+
+        def update():
+            jax.block_until_ready(graph([trainer.d_opt.state, trainer.g_opt.state],
+                                        [trainer.discriminator.params, trainer.generator.params]))
+    elif backend == "torch":
         import torch
         grads = [[torch.zeros_like(p) for p in params] for params in (trainer.d_params, trainer.g_params)]
 
@@ -572,7 +647,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="fewer steps: the whole run in about 2 minutes")
     parser.add_argument("--out", help="write the figures as JSON to this file")
     parser.add_argument("--figures", default="abcd", help="which figures: any of a, b, c, d (default abcd)")
-    parser.add_argument("--backends", nargs="+", default=["torch", "tf"], choices=["torch", "tf"])
+    parser.add_argument("--backends", nargs="+", default=["torch", "tf"], choices=["torch", "tf", "jax"])
     parser.add_argument("--gflops-steps", type=int, help="timed steps per mode for figure b")
     parser.add_argument("--onednn", action="store_true", help="figure b for TF again with TF_ENABLE_ONEDNN_OPTS=1")
     return parser
@@ -672,7 +747,7 @@ def goals(report: dict, backends) -> list[str]:
     asserted."""
     lines = []
     for backend in backends:
-        name = {"torch": "PyTorch", "tf": "TensorFlow"}[backend]
+        name = {"torch": "PyTorch", "tf": "TensorFlow", "jax": "JAX"}[backend]
         rows = [r for r in report.get("c", []) if r["backend"] == backend]
         if rows:
             best = max(rows, key=lambda r: r["steps_per_s"])

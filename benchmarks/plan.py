@@ -46,10 +46,12 @@ STEP_CHOICES = ("quick", "full")  # --steps also takes these: the task's quick l
 # the report sets them beside each framework's fastest configuration.
 QUICK_PLAN = {("torch", "compiled", "spec"): 1.0, ("torch", "eager", "spec"): 0.25,
               ("tf", "eager", "spec"): 0.05, ("tf", "compiled", "spec"): 1.0, ("tf", "xla", "spec"): 1.0,
-              ("torch", "eager", "native"): 0.25, ("tf", "eager", "native"): 0.05}
+              ("torch", "eager", "native"): 0.25, ("tf", "eager", "native"): 0.05,
+              # JAX (--backend jax / all): jax.jit's whole step full length; eager (op by op, ~25x slower) for its speed
+              ("jax", "compiled", "spec"): 1.0, ("jax", "eager", "spec"): 0.05, ("jax", "eager", "native"): 0.05}
 # Each framework's configuration that runs a task's quick_seeds seeds: the report's representative mode is the one
 # with the most seeds (report/runs.py), so these are the runs "same samples?" compares.
-REPRESENTATIVE = {("torch", "compiled", "spec"), ("tf", "xla", "spec")}
+REPRESENTATIVE = {("torch", "compiled", "spec"), ("tf", "xla", "spec"), ("jax", "compiled", "spec")}
 # The plan preview's warning: a plan whose estimated time reaches this is announced loudly before it starts.
 LONG_PLAN_S = 3600.0
 

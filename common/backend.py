@@ -1,8 +1,8 @@
-"""The one interface both backends implement, and the name -> backend registry.
+"""The one interface every backend implements, and the name -> backend registry.
 
-Each backend package (``backend_torch``, ``backend_tf``) exposes at top level:
+Each backend package (``backend_torch``, ``backend_tf``, ``backend_jax``) exposes at top level:
 
-    NAME: str                                   # "torch" or "tf"
+    NAME: str                                   # "torch", "tf" or "jax"
     MODES: tuple[str, ...]                      # the modes it supports, a subset of common.backend.MODES
     OPTIMIZER_IMPLEMENTATIONS: tuple[str, ...]  # the Optimizer.implementation values it runs (common.spec)
     def build(spec, weights, device="auto", mode="eager") -> Trainer
@@ -25,9 +25,12 @@ from typing import Protocol
 
 import numpy as np
 
-BACKENDS = {"torch": "backend_torch", "tf": "backend_tf"}
+BACKENDS = {"torch": "backend_torch", "tf": "backend_tf", "jax": "backend_jax"}
+# What --backend both means: the two frameworks the suite was built on ("all": every registered backend).
+BOTH = ("torch", "tf")
 DEVICES = ("auto", "cpu", "cuda")
-# eager: op by op. compiled: torch.compile / tf.function. xla: tf.function(jit_compile=True) (TensorFlow only).
+# eager: op by op. compiled: torch.compile / tf.function / jax.jit. xla: tf.function(jit_compile=True) (TensorFlow
+# only: JAX's compiled mode is XLA already).
 MODES = ("eager", "compiled", "xla")
 # The keys of train_step's result.
 STEP_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -35,6 +38,14 @@ STEP_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 class DeviceUnavailableError(RuntimeError):
     """A device was asked for that this machine does not have (e.g. --device cuda without a GPU)."""
+
+
+class BackendUnavailableError(DeviceUnavailableError):
+    """A backend was asked for whose framework is not installed here (e.g. --backend jax without the jax extra)."""
+
+
+# The pyproject extra that installs each backend's framework.
+EXTRAS = {"torch": "cpu", "tf": "cpu", "jax": "jax"}
 
 
 class ModeUnsupportedError(RuntimeError):
@@ -110,7 +121,13 @@ class Trainer(Protocol):
 
 
 def get_backend(name: str) -> ModuleType:
-    """The backend package for ``name`` ("torch" or "tf")."""
+    """The backend package for ``name`` ("torch", "tf" or "jax")."""
     if name not in BACKENDS:
         raise ValueError(f"backend {name!r} is invalid; allowed: {', '.join(BACKENDS)}")
-    return importlib.import_module(BACKENDS[name])
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] in ("common", BACKENDS[name]):
+            raise  # the suite's own code is missing: not a framework to install
+        raise BackendUnavailableError(f"backend {name!r} needs {error.name}, which is not installed here: "
+                                      f"pip install -e \".[{EXTRAS[name]}]\"") from error

@@ -1,4 +1,4 @@
-"""The backend contract, once, over every backend: each test runs on PyTorch and on TensorFlow against the one
+"""The backend contract, once, over every backend: each test runs on PyTorch, TensorFlow and JAX against the one
 numpy reference (tests/reference.py). Tolerances: common/tolerances.py. What only one framework has (exactness
 against torch.optim, Keras' epsilon placement, compiled and XLA modes, settings) stays in test_backend_<name>.py.
 """
@@ -39,17 +39,23 @@ class Backend:
             self.tensor = lambda x: torch.from_numpy(np.asarray(x, np.float32).copy())
             self.variable = self.tensor
             self.numpy = lambda t: t.detach().cpu().numpy()
-        else:
+        elif name == "tf":
             import tensorflow as tf
             self.tensor = lambda x: tf.constant(np.asarray(x, np.float32))
             self.variable = lambda x: tf.Variable(np.asarray(x, np.float32))
             self.numpy = lambda t: t.numpy()
+        else:  # jax: arrays are immutable; a JAX user's mutable weight is an nnx.Variable
+            import jax.numpy as jnp
+            from flax import nnx
+            self.tensor = lambda x: jnp.asarray(np.asarray(x, np.float32))
+            self.variable = lambda x: nnx.Variable(self.tensor(x))
+            self.numpy = lambda t: np.asarray(t[...] if isinstance(t, nnx.Variable) else t)
 
     def build(self, spec: GAN, weights=None, seed: int = 0, mode: str = "eager"):
         return self.module.build(spec, weights if weights is not None else init_weights(spec, seed), "cpu", mode)
 
 
-@pytest.fixture(params=["torch", "tf"], scope="module")
+@pytest.fixture(params=["torch", "tf", "jax"], scope="module")
 def backend(request) -> Backend:
     return Backend(request.param)
 

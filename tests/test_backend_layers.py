@@ -50,6 +50,9 @@ def net_call(backend, model, x, training, masks=None, update_stats=True):
         with torch.no_grad():
             return model(torch.from_numpy(x), training, None if masks is None else torch.from_numpy(masks),
                          update_stats).numpy()
+    if backend.name == "jax":
+        import jax.numpy as jnp
+        return np.asarray(model(jnp.asarray(x), training, None if masks is None else jnp.asarray(masks), update_stats))
     import tensorflow as tf
     return model(tf.constant(x), training=training, masks=None if masks is None else tf.constant(masks),
                  update_stats=update_stats).numpy()
@@ -57,7 +60,8 @@ def net_call(backend, model, x, training, masks=None, update_stats=True):
 
 def make_net(backend, net, weights):
     models = backend.models
-    model = models.Net(net) if backend.name == "torch" else models.Net(net, name="net")
+    model = {"torch": lambda: models.Net(net), "tf": lambda: models.Net(net, name="net"),
+             "jax": lambda: models.Model(net)}[backend.name]()
     models.load_weights(model, weights)
     return model
 
@@ -124,10 +128,11 @@ def test_neutral_kernel_layouts_and_round_trip(backend):
     weights, _, _ = case_inputs(net, 3)
     model = make_net(backend, net, weights)
     assert all(np.array_equal(a, b) for a, b in zip(backend.models.export_weights(model), weights))
-    native = [tuple(p.shape) for p in (model.parameters() if backend.name == "torch" else model.trainable_variables)]
+    native = [tuple(p.shape) for p in {"torch": lambda: model.parameters(), "tf": lambda: model.trainable_variables,
+                                        "jax": lambda: model.params}[backend.name]()]
     if backend.name == "torch":  # Conv2d (out, in, kh, kw), ConvTranspose2d (in, out, kh, kw), Linear (out, in)
         assert native[0] == (5, 3, 2, 3) and native[2] == (5, 6, 3, 2) and native[4] == (4, 168)
-    else:  # Conv2D (kh, kw, in, out), Conv2DTranspose (kh, kw, out, in), Dense (in, out)
+    else:  # Keras and Flax (transpose_kernel=True): Conv (kh, kw, in, out), ConvTranspose (kh, kw, out, in), Dense (in, out)
         assert native[0] == (2, 3, 3, 5) and native[2] == (3, 2, 6, 5) and native[4] == (168, 4)
     with pytest.raises(ValueError, match="shape"):
         backend.models.load_weights(model, [w.T if w.ndim == 4 else w for w in weights])

@@ -1,10 +1,17 @@
-"""PyTorch and TensorFlow compute the same GAN: same weights, same inputs, outputs compared with stated tolerances.
+"""PyTorch and TensorFlow (and JAX) compute the same GAN: same weights, same inputs, outputs compared with stated
+tolerances.
 
 In the manner of Hugging Face's PT/TF equivalence tests, but through the whole training step: forward passes,
 one step of every loss with both spec optimisers over PARITY_SEEDS, 20-step trajectories, compiled modes and
 checkpoints. The bounds on weights are derived per coordinate from what each update can amplify (learning rate,
 the optimiser's normalisation by sqrt(v), the number of updates: common/tolerances.py, benchmarks/parity.py's
 WeightBound), so they hold for any seed, not for the one they were tuned on.
+
+Every pair is PyTorch against another framework (``other``), checked at the same derived bounds: the bounds are
+pairwise against the reference side, so a third framework needs no new tolerance. JAX runs a subset of each sweep
+(every loss and optimiser at step 1, two of them over 20 steps and two seeds, one convolutional GAN): each of its
+compiled steps compiles on its own, about 2 s on 2 cores per loss x optimiser, and its op-by-op eager pays per op,
+so the full cross product would add minutes to the suite; `python -m benchmarks.parity --other jax` measures all.
 """
 import dataclasses
 import types
@@ -26,6 +33,11 @@ from tests.test_backend_contract import assert_within_bound
 
 torch_backend = get_backend("torch")
 tf_backend = get_backend("tf")
+OTHERS = ["tf", "jax"]  # the frameworks paired with PyTorch
+# (other, loss, optimizer) of the seeded 20-step sweep: TensorFlow every pair, JAX two over JAX_SEEDS
+SWEEP = [("tf", loss, opt) for loss in LOSSES for opt in ("adam", "rmsprop")] + \
+    [("jax", "nonsaturating", "adam"), ("jax", "wgan-gp", "rmsprop")]
+JAX_SEEDS = tol.PARITY_SEEDS[:2]
 
 
 # The parity GANs are tiny: with torch's default threads their ops wait on OpenMP workers, which on a loaded 2-core
@@ -87,24 +99,26 @@ def assert_within(bound, pt, tf, where=""):
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_one_step_agrees_eager(loss, optimizer):
+@pytest.mark.parametrize("other", OTHERS)
+def test_one_step_agrees_eager(other, loss, optimizer):
     """Eager against eager, seed 0: losses, the gradients (read back from the optimiser state) and every weight."""
     spec = parity_spec(loss, optimizer)
-    pt, tf = build_pair(spec)
+    pt, tf = build_pair(spec, other=other)
     bound = WeightBound(spec)
     step_both(pt, tf, bound, Stream(spec, UniformSource(), seed=0).next().as_kwargs())
     assert gradient_gap(first_gradients(pt, spec), first_gradients(tf, spec)) <= tol.GRADIENT_RTOL
     assert_within(bound, pt, tf)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
-@pytest.mark.parametrize("loss", LOSSES)
-def test_one_step_and_twenty_steps_agree_for_every_seed(loss, optimizer):
-    """Over 5 of PARITY_SEEDS (init weights and data from each; the 12 loss x optimizer cases together run each of
-    PARITY_SEEDS 3 times, each optimiser all of them, each loss half of them): step 1's gradients, losses and
-    weights, and the 20-step trajectory's losses and weights, within the derived bounds (torch eager vs tf.function)."""
-    pair = SeededPair(parity_spec(loss, optimizer))
-    for seed in seeds_of(LOSSES.index(loss) + 2 * ("adam", "rmsprop").index(optimizer), 4):
+@pytest.mark.parametrize("other, loss, optimizer", SWEEP)
+def test_one_step_and_twenty_steps_agree_for_every_seed(other, loss, optimizer):
+    """Over 5 of PARITY_SEEDS against TF (init weights and data from each; the 12 loss x optimizer cases together run
+    each of PARITY_SEEDS 3 times, each optimiser all of them, each loss half of them) and JAX_SEEDS against JAX:
+    step 1's gradients, losses and weights, and the 20-step trajectory's losses and weights, within the derived
+    bounds (torch eager vs tf.function, or jax.jit)."""
+    pair = SeededPair(parity_spec(loss, optimizer), other=other)
+    seeds = seeds_of(LOSSES.index(loss) + 2 * ("adam", "rmsprop").index(optimizer), 4) if other == "tf" else JAX_SEEDS
+    for seed in seeds:
         got = measure_seed(pair, seed, tol.TRAJECTORY_STEPS)
         assert got["gradient_gap"] <= tol.GRADIENT_RTOL, (seed, got)
         assert got["loss_ratio"] <= 1.0, (seed, got)
@@ -156,9 +170,10 @@ def test_a_moved_epsilon_breaks_the_bound(monkeypatch):
 
 @pytest.mark.parametrize("order, reuse", [("g_then_d", True), ("g_then_d", False), ("simultaneous", True),
                                           ("d_then_g", True)])
-def test_update_orders_agree(order, reuse):
+@pytest.mark.parametrize("other", OTHERS)
+def test_update_orders_agree(other, order, reuse):
     spec = parity_spec("minimax", order=order, reuse=reuse)
-    pt, tf = build_pair(spec)
+    pt, tf = build_pair(spec, other=other)
     bound = WeightBound(spec)
     stream = Stream(spec, UniformSource(), seed=2)
     for step in range(3):
@@ -166,9 +181,10 @@ def test_update_orders_agree(order, reuse):
     assert_within(bound, pt, tf)
 
 
-def test_critic_steps_agree():
+@pytest.mark.parametrize("other", OTHERS)
+def test_critic_steps_agree(other):
     spec = parity_spec("wgan-gp").replace(updates=Updates(d_steps=3))
-    pt, tf = build_pair(spec)
+    pt, tf = build_pair(spec, other=other)
     bound = WeightBound(spec)
     step_both(pt, tf, bound, Stream(spec, UniformSource(), seed=5).next().as_kwargs())
     assert bound.t["discriminator"] == 3  # three D updates, each adding its own bound
@@ -195,7 +211,7 @@ def test_compiled_modes_agree_with_eager_across_frameworks(loss):
         assert_within(bound, reference, trainer, trainer.mode)
 
 
-@pytest.mark.parametrize("source, target", [("torch", "tf"), ("tf", "torch")])
+@pytest.mark.parametrize("source, target", [("torch", "tf"), ("tf", "torch"), ("torch", "jax"), ("jax", "tf")])
 def test_checkpoint_moves_between_frameworks(tmp_path, source, target):
     """A checkpoint (weights + optimiser state) saved by one framework continues identically in the other."""
     spec = parity_spec("nonsaturating")
@@ -240,14 +256,15 @@ def assert_statistics_close(a, b, atol):
             np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=f"{net} statistic {i}")
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
-@pytest.mark.parametrize("loss", LOSSES)
-def test_conv_one_step_and_twenty_steps_agree(loss, optimizer):
+@pytest.mark.parametrize("other, loss, optimizer", [("tf", loss, opt) for loss in LOSSES for opt in ("adam", "rmsprop")]
+                         + [("jax", "wgan-gp", "adam")])
+def test_conv_one_step_and_twenty_steps_agree(other, loss, optimizer):
     """Every loss with both spec optimisers, WGAN-GP's double backward through convolutions, dropout and a
     BatchNorm'd critic included: the first step's losses, weights and statistics, then the 20-step trajectory (one
-    run: eager steps of even a tiny conv GAN cost ~0.1 s in each framework)."""
+    run: eager steps of even a tiny conv GAN cost ~0.1 s in each framework). JAX: WGAN-GP with Adam, the hardest of
+    them, as one jax.jit step (its eager conv step costs ~0.3 s)."""
     spec = conv_parity_spec(loss, optimizer)
-    pt, tf = build_pair(spec)
+    pt, tf = build_pair(spec, mode_tf="eager" if other == "tf" else "compiled", other=other)
     stream = Stream(spec, source_for(spec), seed=0)
     for step in range(tol.TRAJECTORY_STEPS):
         inputs = stream.next().as_kwargs()

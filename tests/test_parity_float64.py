@@ -6,6 +6,8 @@ section). Every loss with both spec optimisers over FLOAT64_SEEDS, the framework
 XLA modes, the convolutional GAN (BatchNorm, dropout, transposed convolutions), the step schedule against the
 float64 numpy reference, and the contrast that makes float64 worth having: a deliberately broken TF backend (a
 LeakyReLU slope one float32 ulp off, Adam's epsilon moved by 1 %) passes float32 parity and fails float64 parity.
+JAX is paired with PyTorch at the same bounds on a subset (tests/test_parity.py says why): its dtypes, WGAN-GP with
+Adam over two seeds, the convolutional GAN with WGAN-GP, the schedule against the numpy reference.
 """
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from tests.test_parity import assert_forward_within
 torch_backend = get_backend("torch")
 tf_backend = get_backend("tf")
 F64 = "float64"
+BACKENDS = ["torch", "tf", "jax"]
 
 
 # ---- what a float64 run is made of ---------------------------------------------------------------------------
@@ -44,7 +47,7 @@ def test_float64_runs_start_from_the_float32_runs_draw_and_see_its_inputs(make):
         assert set(np.unique(s64.dropout)) == {0.0, 1 / (1 - 0.3)}
 
 
-@pytest.mark.parametrize("backend", ["torch", "tf"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_float64_trainer_is_float64_throughout(backend, tmp_path):
     """Weights, optimiser moments, statistics, samples and checkpoints stay float64 (nothing is rounded to float32
     on the way out or in)."""
@@ -70,16 +73,18 @@ def test_forward_outputs_agree_in_float64():
         assert_forward_within(spec, pt, tf, noise, x)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
-@pytest.mark.parametrize("loss", LOSSES)
-def test_every_loss_and_optimizer_agrees_in_float64(loss, optimizer):
-    """Over FLOAT64_SEEDS, every other seed a case (the bounds are derived per coordinate, not tuned on seeds; each
-    loss still runs every seed over its two optimisers, each optimiser every seed over the losses): step 1's
-    gradients to GRADIENT_ULPS float64 units, every weight after 1 and 20 steps within the float64 derived bound,
-    one step's relative weight distance within FLOAT64_STEP_RTOL, the losses within loss_bound in float64 (torch
-    eager vs tf.function)."""
-    pair = SeededPair(parity_spec(loss, optimizer, dtype=F64))
-    for seed in tol.FLOAT64_SEEDS[(LOSSES.index(loss) + ("adam", "rmsprop").index(optimizer)) % 2::2]:
+@pytest.mark.parametrize("other, loss, optimizer", [("tf", loss, opt) for loss in LOSSES for opt in ("adam", "rmsprop")]
+                         + [("jax", "wgan-gp", "adam")])
+def test_every_loss_and_optimizer_agrees_in_float64(other, loss, optimizer):
+    """Over FLOAT64_SEEDS against TF, every other seed a case (the bounds are derived per coordinate, not tuned on
+    seeds; each loss still runs every seed over its two optimisers, each optimiser every seed over the losses), and
+    the first two against JAX: step 1's gradients to GRADIENT_ULPS float64 units, every weight after 1 and 20 steps
+    within the float64 derived bound, one step's relative weight distance within FLOAT64_STEP_RTOL, the losses within
+    loss_bound in float64 (torch eager vs tf.function, or jax.jit)."""
+    pair = SeededPair(parity_spec(loss, optimizer, dtype=F64), other=other)
+    seeds = tol.FLOAT64_SEEDS[(LOSSES.index(loss) + ("adam", "rmsprop").index(optimizer)) % 2::2] if other == "tf" \
+        else tol.FLOAT64_SEEDS[:2]
+    for seed in seeds:
         got = measure_seed(pair, seed, tol.TRAJECTORY_STEPS)
         assert got["gradient_gap"] <= tol.gradient_rtol(F64), (seed, got)
         assert got["loss_ratio"] <= 1.0, (seed, got)
@@ -170,13 +175,14 @@ def test_torch_compiled_agrees_with_eager_in_float64():
 
 
 # ---- convolutions, BatchNorm, dropout -----------------------------------------------------------------------------
-@pytest.mark.parametrize("loss, optimizer", [("wgan-gp", "adam"), ("wasserstein", "rmsprop")])
-def test_conv_gan_agrees_in_float64(loss, optimizer):
+@pytest.mark.parametrize("other, loss, optimizer", [("tf", "wgan-gp", "adam"), ("tf", "wasserstein", "rmsprop"),
+                                                   ("jax", "wgan-gp", "adam")])
+def test_conv_gan_agrees_in_float64(other, loss, optimizer):
     """The convolutional parity GAN: one step's losses, weights and BatchNorm statistics, then 5 steps, at the CONV_*
     tolerances scaled to float64 (wasserstein + RMSprop is float32's worst case; every loss x optimiser measured
     with `python -m benchmarks.parity`)."""
     spec = conv_parity_spec(loss, optimizer, dtype=F64)
-    pt, tf = build_pair(spec)
+    pt, tf = build_pair(spec, other=other)
     stream = Stream(spec, UniformSource(spec.data_dim), seed=0)
     for step in range(5):
         inputs = stream.next().as_kwargs()
@@ -192,7 +198,7 @@ def test_conv_gan_agrees_in_float64(loss, optimizer):
 
 
 # ---- one backend against the float64 numpy reference ------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["torch", "tf"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss, order, d_steps, reuse", [("nonsaturating", "d_then_g", 2, True),
                                                          ("wasserstein", "g_then_d", 1, False),
                                                          ("nonsaturating", "simultaneous", 1, True)])

@@ -196,7 +196,7 @@ def test_an_optimizer_one_backend_cannot_run_is_refused(tmp_path, capsys):
 def test_the_quick_plan_runs_each_framework_out_of_the_box_too():
     configs = plan.config_plan(request_of(), {"torch": backend_torch, "tf": None}, [])
     assert (("torch", "eager", "native"), 0.25) in configs and (("tf", "eager", "native"), 0.05) in configs
-    assert {c for c, _ in configs} == set(plan.QUICK_PLAN)
+    assert {c for c, _ in configs} == {c for c in plan.QUICK_PLAN if c[0] in ("torch", "tf")}
 
 
 class Poisoned:
@@ -265,7 +265,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, flags
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--batch-size", "-3"), ("--lr", "-1"), ("--num-seeds", "0"),
-                                         ("--loss", "bogus"), ("--backend", "jax"), ("--pack", "0")])
+                                         ("--loss", "bogus"), ("--backend", "mxnet"), ("--pack", "0")])
 def test_bad_flag_values_exit_2(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         run.main(["--task", "parabola", flag, value, "--out", str(tmp_path / "out")])

@@ -104,7 +104,7 @@ def test_atomic_write_keeps_old_content_when_the_writer_fails(tmp_path):
     (json.dumps({k: v for k, v in record().items() if k != "config"}), "lacks config"),
     # Fields that name files or pick code: a tampered folder must not make anyone write outside it.
     (json.dumps(record(task="../../escape")), "task '../../escape' is invalid; allowed: parabola"),
-    (json.dumps(record(backend="jax")), "backend 'jax' is invalid; allowed: torch, tf"),
+    (json.dumps(record(backend="mxnet")), "backend 'mxnet' is invalid; allowed: torch, tf, jax"),
     (json.dumps(record(mode="eager/../x")), "mode 'eager/../x' is invalid"),
     (json.dumps(record(loss=3)), "loss 3 is invalid"),
     (json.dumps(record(seed=-1)), "seed -1 is invalid"),

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 TITLE = "GAN parity suite: PyTorch vs TensorFlow"
-BACKEND_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
-BACKEND_SHORT = {"torch": "PyTorch", "tf": "TF"}
+BACKEND_NAMES = {"torch": "PyTorch", "tf": "TensorFlow", "jax": "JAX"}
+BACKEND_SHORT = {"torch": "PyTorch", "tf": "TF", "jax": "JAX"}
 MODE_NAMES = {("torch", "eager"): "eager", ("torch", "compiled"): "torch.compile", ("tf", "eager"): "eager",
-              ("tf", "compiled"): "tf.function", ("tf", "xla"): "XLA"}
+              ("tf", "compiled"): "tf.function", ("tf", "xla"): "XLA", ("jax", "eager"): "eager",
+              ("jax", "compiled"): "jax.jit"}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import pandas as pd
 from benchmarks.report.doc import BACKEND_NAMES, Doc, fmt
 from benchmarks.report.runs import by_host
 
-PACKAGES = ("python", "numpy", "torch", "tensorflow", "keras")  # the versions the report names and compares
+PACKAGES = ("python", "numpy", "torch", "tensorflow", "keras", "jax", "flax", "optax")  # the versions the report names
+# and compares
 
 
 def per_backend(runs: list[dict]) -> tuple[dict, dict, dict, dict]:
@@ -76,6 +77,6 @@ def host_row(host: str, runs: list[dict]) -> dict:
     versions = env.get("versions", {})
     return {"host": host, "runs": len(runs), "CPU": f"{env.get('cpu', 'unknown')} ({env.get('cpu_count', '?')} cores)",
             "devices": ", ".join(sorted(set(env.get("devices", {}).values()))),
-            "versions": ", ".join(f"{k} {versions[k]}" for k in ("torch", "tensorflow") if k in versions),
+            "versions": ", ".join(f"{k} {versions[k]}" for k in ("torch", "tensorflow", "jax") if k in versions),
             "executor": ", ".join(sorted({r.get("executor", "local") for r in runs})),
             "timing": ", ".join(sorted({r.get("timing_mode", "exclusive") for r in runs}))}

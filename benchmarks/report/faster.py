@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import timing
-from benchmarks.report.doc import BACKEND_NAMES, Doc, fmt, fmt_time, label
+from benchmarks.report.doc import Doc, fmt, fmt_time, label
 from benchmarks.report.runs import Histories, by_host, config_name, pack_of, timed_ok
 from common import metrics as judge
+from common.backend import BOTH
 
 
 def configuration(record: dict) -> tuple:
@@ -60,7 +61,7 @@ def task_speed(runs: list[dict], histories: Histories) -> dict | None:
     # smallest that was run
     pack = min((pack_of(r) for r in runs), default=1)
     runs = [r for r in runs if pack_of(r) == pack]
-    best = {b: best_configuration(runs, b) for b in BACKEND_NAMES}
+    best = {b: best_configuration(runs, b) for b in BOTH}  # the verdict is PyTorch's against TensorFlow's
     if not all(best.values()):
         return None
     times = {b: timed_steps(rs, histories) for b, rs in best.items()}

@@ -14,7 +14,7 @@ def sample_tests(runs: list[dict]) -> list[dict] | None:
     """Per judged metric: judge.equivalence (or judge.compare where no margin is stated) between the two backends'
     representative modes; None when the task did not run both backends with 2+ seeds."""
     reps = representatives(runs)
-    if len(reps) < 2 or max(len(rs) for rs in reps.values()) < 2:
+    if not {"torch", "tf"} <= reps.keys() or max(len(rs) for rs in reps.values()) < 2:  # PyTorch against TF
         return None
     out = []
     for name in judged_metrics([r for rs in reps.values() for r in rs]):

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from benchmarks.report.doc import BACKEND_SHORT  # noqa: E402
 from common.checkpoint import atomic_write  # noqa: E402
 
-COLOURS = {"torch": "#e8710a", "tf": "#1f6fb4"}
+COLOURS = {"torch": "#e8710a", "tf": "#1f6fb4", "jax": "#2a9d3a"}
 # Same-seed curves often coincide: PyTorch is drawn wider, beneath TensorFlow, so it shows as an orange rim.
 WIDTHS = {"torch": 3.2, "tf": 1.3}
 MODE_STYLES = {"eager": ":", "compiled": "-", "xla": "--"}

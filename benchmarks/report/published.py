@@ -39,7 +39,7 @@ def published_rows(task, runs: list[dict]) -> tuple[list[dict], set[int]]:
                 row[name] = _ours(result)
                 row[f"{BACKEND_SHORT[backend]} vs paper"] = result["verdict"] + \
                     ("" if result["in_interval"] else "; outside the paper's 95% interval")
-            if len(values) == 2:
+            if {"torch", "tf"} <= values.keys():
                 row["PyTorch vs TF (Welch)"] = judge.compare(values["torch"], values["tf"])["verdict"]
             rows.append(row)
     return rows, steps

@@ -11,6 +11,7 @@ from benchmarks.report import plots
 from benchmarks.report.doc import BACKEND_NAMES, MODE_NAMES, Doc, fmt, fmt_time
 from benchmarks.report.faster import best_configuration, busy_note, config_label
 from benchmarks.report.runs import by_host, config_name, optimizer_of, out_of_the_box, timed_ok
+from common.backend import BOTH
 
 # Record fields ending in "_s" that are not phase timings (benchmarks/cell.py's extra_timings adds "<phase>_s").
 NOT_PHASES = {"median_step_s", "p25_step_s", "p75_step_s", "first_call_s", "compile_s", "median_data_s",
@@ -53,6 +54,8 @@ def best_against_out_of_the_box(doc: Doc, timed: list[dict], level: int = 3) -> 
         plain = {b: out_of_the_box(runs, b) for b in BACKEND_NAMES}
         row = {"task": task}
         for backend, name in BACKEND_NAMES.items():
+            if backend not in BOTH and not any(r["backend"] == backend for r in timed):
+                continue  # a column for JAX only where it ran: PyTorch and TensorFlow always have theirs
             b, p = best[backend], plain[backend]
             row[f"{name} fastest"] = f"{config_label(b)}: {fmt_time(b['median_step_s'])}" if b else "—"
             row[f"{name} out of the box"] = f"{fmt_time(p['median_step_s'])}" if p else "not run"

@@ -11,6 +11,7 @@ from benchmarks.report import plots, samples
 from benchmarks.report.doc import BACKEND_NAMES, Doc, fmt, label
 from benchmarks.report.runs import Histories, metric_values, representatives
 from common import metrics as judge
+from common.backend import BOTH
 from common.spec import SIGMOID_LOSSES
 
 TASK_SUBSECTIONS = ("Losses", "Discriminator outputs", "Samples", "Training progress", "Metrics")
@@ -47,7 +48,7 @@ def task_section(doc: Doc, task: str, runs: list[dict], histories: Histories, fi
              + ", ".join(sorted({str(r['steps']) for r in runs})) + ". Figures show "
              + " and ".join(f"{label(b, r['mode'])} seed {r['seed']}" for b, r in first.items()) + ".")
     if len(reps) < 2:
-        missing = [BACKEND_NAMES[b] for b in BACKEND_NAMES if b not in reps]
+        missing = [BACKEND_NAMES[b] for b in BOTH if b not in reps]  # the pair every comparison here is of
         doc.warn(f"no {', '.join(missing)} run for {task}: nothing to compare against.")
     for r in runs:
         if r["status"] != "finished" or r.get("flags"):
@@ -126,6 +127,8 @@ def metric_verdict(better: str | None, values: dict[str, list[float]]) -> str:
         return "—"
     if len(values) < 2:
         return "one backend only"
+    if not {"torch", "tf"} <= values.keys():
+        return "PyTorch and TF not both run"
     a, b = values["torch"], values["tf"]
     if min(len(a), len(b)) < 2:
         if not (math.isfinite(a[0]) and math.isfinite(b[0])):
