@@ -52,7 +52,9 @@ def test_a_float64_trainer_is_float64_throughout(backend, tmp_path):
     """Weights, optimiser moments, statistics, samples and checkpoints stay float64 (nothing is rounded to float32
     on the way out or in)."""
     spec = conv_parity_spec("nonsaturating", dtype=F64)
-    trainer = get_backend(backend).build(spec, init_weights(spec, 0), device="cpu")
+    # JAX: its jitted step (eager JAX compiles every float64 convolution op on its own: 16 s against 5)
+    trainer = get_backend(backend).build(spec, init_weights(spec, 0), device="cpu",
+                                         mode="compiled" if backend == "jax" else "eager")
     stream = Stream(spec, UniformSource(spec.data_dim), 0)
     trainer.train_step(**stream.next().as_kwargs())
     state = trainer.state()
@@ -182,7 +184,7 @@ def test_conv_gan_agrees_in_float64(other, loss, optimizer):
     tolerances scaled to float64 (wasserstein + RMSprop is float32's worst case; every loss x optimiser measured
     with `python -m benchmarks.parity`)."""
     spec = conv_parity_spec(loss, optimizer, dtype=F64)
-    pt, tf = build_pair(spec, other=other)
+    pt, tf = build_pair(spec, other=other, mode_tf="eager" if other == "tf" else "compiled")  # JAX: as above
     stream = Stream(spec, UniformSource(spec.data_dim), seed=0)
     for step in range(5):
         inputs = stream.next().as_kwargs()
