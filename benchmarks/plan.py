@@ -139,15 +139,20 @@ def check_executor(request: Request) -> None:
                                           ("--retries", request.retries != executor.RETRIES)) if value]
         if given:
             raise ValueError(f"{given[0]} is for --executor ray; allowed with --executor local: neither")
-        cpus = os.cpu_count() or 1
-        if request.threads is not None and request.threads > cpus:
-            raise ValueError(f"--threads {request.threads} is more than this machine's {cpus} logical CPUs; "
-                             f"allowed: 1..{cpus} (a Ray cluster's nodes may have more: --executor ray)")
+        check_threads_here(request.threads, " (a Ray cluster's nodes may have more: --executor ray)")
         return
     if request.checkpoint_every is not None:
         raise ValueError("--checkpoint-every is invalid with --executor ray: a worker writes nothing (the driver is "
                          "the one writer), and a cell run again starts over; allowed: --executor local")
     executor.import_ray()
+
+
+def check_threads_here(threads: int | None, more: str = "") -> None:
+    """ValueError unless --threads fits this machine's logical CPUs (where the cells run in this process)."""
+    cpus = os.cpu_count() or 1
+    if threads is not None and threads > cpus:
+        raise ValueError(f"--threads {threads} is more than this machine's {cpus} logical CPUs; allowed: 1..{cpus}"
+                         f"{more}")
 
 
 def resolve_tasks(request: Request) -> tuple[str, dict[str, task_registry.Task]]:

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from benchmarks import cli, store, timing  # noqa: E402
 from benchmarks.cell import Cell, time_steps  # noqa: E402
-from benchmarks.plan import Request, check_memory  # noqa: E402
+from benchmarks.plan import Request, check_memory, check_threads_here  # noqa: E402
 from benchmarks.store import SWEEP_FILE  # noqa: E402
 from common import tasks  # noqa: E402
 from common.backend import DeviceUnavailableError, get_backend  # noqa: E402
@@ -270,9 +270,7 @@ def run_and_print(make_plan, out_dir) -> int:
     def body() -> int:
         with cli.checking_input():
             the_plan = make_plan()
-            if the_plan.threads is not None and the_plan.threads > cli.CPUS:
-                raise ValueError(f"--threads {the_plan.threads} is more than this machine's {cli.CPUS} logical CPUs; "
-                                 f"allowed: 1..{cli.CPUS}")
+            check_threads_here(the_plan.threads)
             frame = run_sweep(**{f.name: getattr(the_plan, f.name) for f in dataclasses.fields(the_plan)})
         print(frame.to_string(index=False))
         print(f"written: {len(frame)} points to {sweep_file}")
