@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 
 from benchmarks import store
@@ -28,7 +27,6 @@ EXIT_BAD_INPUT = 2
 EXIT_WRITE_ERROR = 74  # EX_IOERR of sysexits.h
 EXIT_BUSY = 75  # EX_TEMPFAIL of sysexits.h: try again once the other run ended
 INT64_MAX = 2**63 - 1  # step counts and seeds are stored as int64 (histories, pandas)
-CPUS = os.cpu_count() or 1
 
 
 INPUT_ERRORS = (ValueError, DeviceUnavailableError)  # what bad input raises (DataError is a ValueError)

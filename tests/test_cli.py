@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import tomllib
 from pathlib import Path
 
@@ -101,11 +102,11 @@ def test_the_quick_length_runs_several_seeds_of_each_frameworks_representative_m
 
 
 def test_threads_are_capped_by_this_machine_only_when_the_cells_run_here():
-    many = str(cli.CPUS + 1)
+    many = str((os.cpu_count() or 1) + 1)
     with pytest.raises(ValueError, match="logical CPUs"):
         plan.check_executor(request_of("--threads", many))
     ray = request_of("--threads", many, "--executor", "ray")
-    assert ray.threads == cli.CPUS + 1  # a cluster's nodes may have more cores than this driver
+    assert ray.threads == int(many)  # a cluster's nodes may have more cores than this driver
 
 
 def test_sweep_and_run_default_to_the_same_device():
