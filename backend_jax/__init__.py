@@ -125,3 +125,35 @@ def sgemm_gflops(n: int = 2048, repeats: int = 3, device: str = "auto") -> float
         matmul(a, b).block_until_ready()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def matmul_seconds(m: int, k: int, n: int, dtype: str = "float32", device: str = "auto", repeats: int = 7,
+                   inner: int = 50) -> float:
+    """One (m x k) @ (k x n) matmul on ``device`` at the layers' precision (HIGHEST), alone: one jax.jit call runs
+    ``inner`` of them in a lax.fori_loop (a call's dispatch would swamp the small products; the loop's own cost per
+    iteration and the sum that keeps each product live stay in, so the floor errs high, never low); the median of
+    ``repeats`` calls / inner."""
+    import time
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    target = resolve_device(device)
+    rng = np.random.default_rng(0)
+    a = jax.device_put(rng.standard_normal((m, k)).astype(dtype), target)
+    b = jax.device_put(rng.standard_normal((k, n)).astype(dtype), target)
+
+    @jax.jit
+    def loop(a, b):
+        def body(_, carry):
+            a, b, total = carry
+            a, b = jax.lax.optimization_barrier((a, b))  # not loop-invariant: XLA must not hoist the product
+            return a, b, total + jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST).sum()
+        return jax.lax.fori_loop(0, inner, body, (a, b, jnp.zeros((), a.dtype)))[2]
+    loop(a, b).block_until_ready()  # warm-up: compilation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loop(a, b).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2] / inner

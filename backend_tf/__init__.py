@@ -131,3 +131,29 @@ def sgemm_gflops(n: int = 2048, repeats: int = 3, device: str = "auto") -> float
             tf.matmul(a, b)[0, 0].numpy()
             best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def matmul_seconds(m: int, k: int, n: int, dtype: str = "float32", device: str = "auto", repeats: int = 7,
+                   inner: int = 50) -> float:
+    """One (m x k) @ (k x n) tf.linalg.matmul on ``device``, alone: a tf.function runs ``inner`` of them in a
+    tf.range loop (a call's ~0.1 ms overhead would swamp the small products; the loop's own few microseconds per
+    iteration stay in, so the floor errs high, never low); the median of ``repeats`` calls / inner."""
+    import time
+
+    with tf.device(resolve_device(device)):
+        a = tf.random.stateless_normal((m, k), seed=(0, 1), dtype=dtype)
+        b = tf.random.stateless_normal((k, n), seed=(0, 2), dtype=dtype)
+
+        @tf.function
+        def loop(a, b):
+            total = tf.zeros((), dtype=dtype)
+            for _ in tf.range(inner):
+                total += tf.linalg.matmul(a, b)[0, 0]
+            return total
+        loop(a, b).numpy()  # warm-up: tracing
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            loop(a, b).numpy()
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2] / inner

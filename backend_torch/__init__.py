@@ -112,3 +112,23 @@ def sgemm_gflops(n: int = 2048, repeats: int = 3, device: str = "auto") -> float
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def matmul_seconds(m: int, k: int, n: int, dtype: str = "float32", device: str = "auto", repeats: int = 20) -> float:
+    """One (m x k) @ (k x n) torch.mm on ``device``, alone: the median of ``repeats`` timed calls (the matmul part
+    of a step's floor, benchmarks/timing.py)."""
+    import time
+
+    target = resolve_device(device)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(m, k, generator=generator, dtype=getattr(torch, dtype)).to(target)
+    b = torch.randn(k, n, generator=generator, dtype=getattr(torch, dtype)).to(target)
+    torch.mm(a, b)  # warm-up
+    times = []
+    for _ in range(repeats):
+        _synchronize(target)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _synchronize(target)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]

@@ -512,6 +512,8 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict, load: dict | Non
     first_call = arrays["step_time"][first_done] * min(k, steps_done - first_done) if steps_done > first_done else math.nan
     flops = train_step_flops(spec)
     gflops = flops["total"] / stats["median_step_s"] / 1e9
+    # The step's own floor, timed after the run in this process (its matmuls alone, the copy bandwidth)
+    floor = timing.step_floor(spec, get_backend(cell.backend), options.device, stats["median_step_s"]) if timed else None
     run_id = f"{cell.id}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
     record = RunRecord(
         schema=store.SCHEMA_VERSION, producer=store.PRODUCER, suite=options.suite, run_id=run_id,
@@ -533,7 +535,7 @@ def finish(loop: CellLoop, task_data, machine: dict, env: dict, load: dict | Non
         data={"source": task_data.info.source, "n_examples": task_data.info.n_examples,
               "notice": task_data.info.notice},
         spec=spec.to_dict(), environment=env, wall_s=time.perf_counter() - log.started,
-        executor=options.executor, timing_mode=options.timing_mode, load=load,
+        executor=options.executor, timing_mode=options.timing_mode, load=load, floor=floor,
     )
     return CellResult(record, arrays)
 

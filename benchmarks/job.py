@@ -104,6 +104,7 @@ def print_summary(records: list[dict], out: str) -> None:
              "status": r["status"], "steps": r["steps_done"], "steps/s": round(r["steps_per_s"], 1),
              "IQR %": round(100 * (r["p75_step_s"] - r["p25_step_s"]) / r["median_step_s"], 1),
              "compile s": round(r["compile_s"], 2), "GFLOP/s": round(r["gflops_per_s"], 2),
+             "% floor": round(r["floor"]["pct_of_floor"], 1) if r.get("floor") else "—",
              "% peak": round(r["pct_of_peak"], 1), "flags": ",".join(r["flags"])} for r in records]
     if rows:
         print(pd.DataFrame(rows).to_string(index=False))

@@ -41,7 +41,7 @@ from benchmarks import timing  # noqa: E402
 from benchmarks.cell import Cell, CellLoop, RunOptions, next_inputs, time_steps  # noqa: E402
 from common import checkpoint, tasks, tolerances  # noqa: E402
 from common.backend import get_backend  # noqa: E402
-from common.flops import train_step_flops  # noqa: E402
+from common.flops import optimizer_traffic_bytes, train_step_flops  # noqa: E402
 from common.init import init_weights  # noqa: E402
 from common.stream import Stream  # noqa: E402
 
@@ -286,82 +286,6 @@ def median_step_time(backend: str, trainer, stream, steps: int, warmup: int = 3)
     return float(np.median(time_steps(cell, trainer, stream, warmup)[1]))
 
 
-def matmul_only_seconds(spec, backend: str = "torch") -> tuple[float, dict]:
-    """The step's matmuls alone, each timed in ``backend`` (torch.mm, median of 20; TF: tf.linalg.matmul in a
-    traced loop): forward x@W and both backward products (grad@W^T, x^T@grad) of every layer, once per pass as
-    common/flops.py counts them. The matmul part of the step's floor, and the GFLOP/s the shapes themselves allow."""
-    batch = spec.batch_size
-    shapes = []  # (m, k, n): one (m x k) @ (k x n) product
-    for mlp in (spec.generator, spec.discriminator):
-        for fan_in, fan_out in mlp.layer_shapes:
-            shapes += [(batch, fan_in, fan_out), (batch, fan_out, fan_in), (fan_in, batch, fan_out)]
-    mm_seconds = {"torch": _torch_mm_seconds, "tf": _tf_mm_seconds}[backend]
-    per_shape = {shape: mm_seconds(*shape) for shape in set(shapes)}
-    flops = train_step_flops(spec)["total"]
-    counted = sum(2 * m * k * n for m, k, n in shapes)
-    # Scale the per-pass sum to the step's FLOP count (the step runs G and D forward/backward several times).
-    return sum(per_shape[s] for s in shapes) * flops / counted, {f"{m}x{k}x{n}": 2 * m * k * n / t / 1e9
-                                                                for (m, k, n), t in per_shape.items()}
-
-
-def _torch_mm_seconds(m, k, n, repeats=20):
-    import torch
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def _tf_mm_seconds(m, k, n, repeats=7, inner=50):
-    """One (m x k) @ (k x n) tf.linalg.matmul: a tf.function runs ``inner`` of them in a tf.range loop (a call's
-    ~0.1 ms overhead would swamp the small products; the loop's own few microseconds per iteration stay in, so
-    the floor errs high, never low); median of ``repeats`` calls / inner."""
-    import tensorflow as tf
-
-    a, b = tf.random.normal((m, k), seed=1), tf.random.normal((k, n), seed=2)
-
-    @tf.function
-    def loop(a, b):
-        total = tf.zeros(())
-        for _ in tf.range(inner):
-            total += tf.linalg.matmul(a, b)[0, 0]
-        return total
-    loop(a, b).numpy()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        loop(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) / inner
-
-
-# Bytes the optimiser update must move per parameter at the least: each of the parameter, its gradient and its
-# moments read once, and the parameter and moments written once (float32: 4 bytes each).
-OPTIMIZER_WORDS = {"adam": 7, "rmsprop": 5}  # Adam: p, g, m, v read; p, m, v written. RMSprop: p, g, v; p, v
-
-
-def optimizer_traffic_bytes(spec) -> int:
-    """The least memory traffic of both optimiser updates of one step (OPTIMIZER_WORDS per parameter per update;
-    D's once per critic step)."""
-    itemsize = np.dtype(spec.dtype).itemsize
-    total = 0
-    for mlp, opt, updates in ((spec.generator, spec.g_optimizer, 1), (spec.discriminator, spec.d_optimizer,
-                                                                       spec.updates.d_steps)):
-        params = sum(i * o + o for i, o in mlp.layer_shapes)
-        total += updates * params * OPTIMIZER_WORDS[opt.name] * itemsize
-    return total
-
-
-def step_floor_seconds(matmul_s: float, traffic_bytes: int, bandwidth_gbs: float) -> float:
-    """The step's floor: its matmuls timed alone plus the optimiser's least memory traffic at the copy bandwidth
-    measured in the same run. "% of floor" is floor / step time: 100% would be a step that is nothing but these."""
-    return matmul_s + traffic_bytes / (bandwidth_gbs * 1e9)
-
-
 def optimizer_seconds(backend: str, trainer, repeats: int = 20) -> float:
     """Both spec optimiser updates of one step (D then G) on zero gradients, run as the trainer's mode runs them
     (eager: op by op; torch compiled: one torch.compile'd graph; TF compiled modes: one tf.function; JAX compiled:
@@ -409,18 +333,6 @@ def optimizer_seconds(backend: str, trainer, repeats: int = 20) -> float:
     return float(np.median(times))
 
 
-def memory_bandwidth_gbs(megabytes: int = 256) -> float:
-    """Copy bandwidth (read + write) of a large float32 array with numpy, best of 3."""
-    a = np.ones(megabytes * 2**18, dtype=np.float32)
-    b = np.empty_like(a)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        np.copyto(b, a)
-        best = min(best, time.perf_counter() - start)
-    return 2 * a.nbytes / best / 1e9
-
-
 def gflops_figure(steps: int, modes=FAST_MODES) -> dict:
     spec = spec_of(GFLOPS_TASK, GFLOPS_BATCH)
     weights = init_weights(spec, SEED)
@@ -428,7 +340,7 @@ def gflops_figure(steps: int, modes=FAST_MODES) -> dict:
     machine = timing.machine_peak([get_backend(name) for name in sorted({b for b, _ in modes})])
     params = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
     out = {"task": GFLOPS_TASK, "batch": GFLOPS_BATCH, "flops_per_step": flops["total"], "params": params,
-           **machine, "memory_bandwidth_gbs": memory_bandwidth_gbs(), "modes": []}
+           **machine, "memory_bandwidth_gbs": timing.memory_bandwidth_gbs(), "modes": []}
     for backend, mode in modes:
         trainer = get_backend(backend).build(spec, weights, device="cpu", mode=mode)
         stream = stream_of(GFLOPS_TASK, spec)
@@ -445,10 +357,10 @@ def gflops_figure(steps: int, modes=FAST_MODES) -> dict:
     out["optimizer_traffic_bytes"] = traffic = optimizer_traffic_bytes(spec)
     out["optimizer_floor_s"] = traffic / (out["memory_bandwidth_gbs"] * 1e9)
     for backend in sorted({b for b, _ in modes}):
-        seconds, per_shape = matmul_only_seconds(spec, backend)
+        seconds, per_shape = timing.matmul_only_seconds(spec, get_backend(backend))
         out[f"{backend}_matmul_only_s"] = seconds
         out[f"{backend}_matmul_gflops_by_shape"] = per_shape
-        out[f"{backend}_floor_s"] = step_floor_seconds(seconds, traffic, out["memory_bandwidth_gbs"])
+        out[f"{backend}_floor_s"] = timing.step_floor_seconds(seconds, traffic, out["memory_bandwidth_gbs"])
     for row in out["modes"]:
         row["floor_s"] = out[f"{row['backend']}_floor_s"]
         row["pct_of_floor"] = 100.0 * row["floor_s"] / row["median_step_s"]

@@ -90,6 +90,10 @@ class RunRecord:
     # The machine's load around the timed steps (benchmarks/timing.py load_since): load average, other processes'
     # CPU time, busy or not. None in records written before it was recorded (issue 26): unknown.
     load: dict | None = None
+    # The step's floor (benchmarks/timing.py step_floor): floor_s, matmul_s, optimizer_traffic_bytes,
+    # memory_bandwidth_gbs, pct_of_floor. None where not measured: a convolutional GAN, a GPU, an untimed run, or a
+    # record written before it was (issue 26).
+    floor: dict | None = None
 
     def to_json(self) -> dict:
         """The flat dict of runs.jsonl: nested parts spread in place, in field order."""
@@ -146,6 +150,8 @@ DICT_FIELDS = {
                     "TF_ENABLE_ONEDNN_OPTS": str, "git": dict[str, Scalar], "argv": list[str], "date": str},
     "load": {"load_avg_1m": float, "others_cpu_s": float, "others_cores": float, "wall_s": float,
              "cores": int | None, "busy": bool | None},
+    "floor": {"floor_s": float, "matmul_s": float, "optimizer_traffic_bytes": int, "memory_bandwidth_gbs": float,
+              "pct_of_floor": float},
 }
 REQUIRED = {"config": ("steps", "batch_size", "d_lr", "g_lr")}  # in every config since schema 2
 # Integer fields with a range beyond their type (a record of 0 planned steps or a negative count is no run's).

@@ -8,6 +8,9 @@ How a run is timed (benchmarks/cell.py does it, these helpers summarise it):
   device finished the step: the clock includes the device work (the float conversion synchronises);
 * the first ``warmup`` steps are excluded from the statistics; the first call's excess over a steady call
   (trace/compile in compiled modes, first-call overhead in eager) is ``compile_s``, never mixed into the median;
+* a timed run of a dense GAN on a CPU gets its step's floor (``step_floor``): the step's matmuls timed alone at their
+  shapes in the run's framework plus the optimiser updates' least memory traffic at the copy bandwidth measured in
+  the same process; "% of floor" = floor / median step time, beside "% of peak";
 * the machine's load is recorded around the timed steps (``load_snapshot`` before, ``load_since`` after): the load
   average and the CPU time every other process took meanwhile. A run beside other work is not hidden: past
   BUSY_OTHERS_CORES the times are marked as measured on a busy machine (the report says so beside each verdict).
@@ -15,6 +18,7 @@ How a run is timed (benchmarks/cell.py does it, these helpers summarise it):
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 import subprocess
@@ -22,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from common.flops import dense_products, optimizer_traffic_bytes, train_step_flops
 
 SGEMM_SIZE = 2048
 SGEMM_REPEATS = 3
@@ -79,6 +85,53 @@ def machine_peak(backend_modules) -> dict:
         if measure is not None:
             peak[module.NAME] = float(measure())
     return {"sgemm_gflops": peak, "peak_gflops": max(peak.values())}
+
+
+@functools.cache
+def memory_bandwidth_gbs(megabytes: int = 256) -> float:
+    """Copy bandwidth (read + write) of a large float32 array with numpy, best of 3; measured once per process."""
+    a = np.ones(megabytes * 2**18, dtype=np.float32)
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - start)
+    return 2 * a.nbytes / best / 1e9
+
+
+@functools.cache
+def _matmul_seconds(module, shape: tuple[int, int, int], dtype: str, device: str) -> float:
+    return float(module.matmul_seconds(*shape, dtype=dtype, device=device))
+
+
+def matmul_only_seconds(spec, module, device: str = "cpu") -> tuple[float, dict[str, float]]:
+    """A step's matmuls alone, each shape timed in ``module``'s framework (its ``matmul_seconds``, once per process
+    and shape), summed as common/flops.py's dense_products lists them and scaled to the step's FLOP count (the step
+    runs G and D forward and backward several times). Also the GFLOP/s each shape allows ("m x k x n" -> GFLOP/s)."""
+    shapes = dense_products(spec)
+    per_shape = {shape: _matmul_seconds(module, shape, spec.dtype, device) for shape in dict.fromkeys(shapes)}
+    counted = sum(2 * m * k * n for m, k, n in shapes)
+    seconds = sum(per_shape[shape] for shape in shapes) * train_step_flops(spec)["total"] / counted
+    return seconds, {f"{m}x{k}x{n}": 2 * m * k * n / t / 1e9 for (m, k, n), t in per_shape.items()}
+
+
+def step_floor_seconds(matmul_s: float, traffic_bytes: int, bandwidth_gbs: float) -> float:
+    """The step's floor: its matmuls timed alone plus the optimiser's least memory traffic at the copy bandwidth
+    measured in the same run. "% of floor" is floor / step time: 100% would be a step that is nothing but these."""
+    return matmul_s + traffic_bytes / (bandwidth_gbs * 1e9)
+
+
+def step_floor(spec, module, device: str, median_step_s: float) -> dict | None:
+    """The record's ``floor``: floor_s, its parts and pct_of_floor, for a dense GAN on a CPU; None otherwise (a
+    convolution's floor is not a set of matmuls, and a GPU's memory bandwidth is not numpy's)."""
+    if dense_products(spec) is None or module.device_name(device) != "cpu" or not hasattr(module, "matmul_seconds"):
+        return None
+    matmul_s, _ = matmul_only_seconds(spec, module, "cpu")
+    traffic, bandwidth = optimizer_traffic_bytes(spec), memory_bandwidth_gbs()
+    floor = step_floor_seconds(matmul_s, traffic, bandwidth)
+    return {"floor_s": floor, "matmul_s": matmul_s, "optimizer_traffic_bytes": traffic,
+            "memory_bandwidth_gbs": bandwidth, "pct_of_floor": 100.0 * floor / median_step_s}
 
 
 def cpu_model() -> str:

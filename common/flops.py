@@ -90,3 +90,35 @@ def train_step_flops(spec: GAN) -> dict:
         "examples": k * 2 * batch + batch,
         "approximate": spec.loss.name == "wgan-gp" or spec.updates.order == "simultaneous",
     }
+
+
+# ----------------------------------------------------------------------------- the step's floor (issue 26)
+# A step can be no faster than its products run alone plus the optimiser updates' least memory traffic
+# (benchmarks/timing.py times both on the machine; "% of floor" = floor / step time).
+
+# Words the optimiser update must move per parameter at the least: each of the parameter, its gradient and its
+# moments read once, and the parameter and moments written once.
+OPTIMIZER_WORDS = {"adam": 7, "rmsprop": 5}  # Adam: p, g, m, v read; p, m, v written. RMSprop: p, g, v; p, v
+
+
+def optimizer_traffic_bytes(spec: GAN) -> int:
+    """The least memory traffic of one step's optimiser updates (OPTIMIZER_WORDS per parameter per update; D's
+    once per critic step), in bytes of the spec's dtype."""
+    itemsize = 8 if spec.dtype == "float64" else 4
+    return itemsize * sum(updates * net.parameter_count * OPTIMIZER_WORDS[opt.name] for net, opt, updates in (
+        (spec.generator, spec.g_optimizer, 1), (spec.discriminator, spec.d_optimizer, spec.updates.d_steps)))
+
+
+def dense_products(spec: GAN) -> list[tuple[int, int, int]] | None:
+    """The (m, k, n) of each (m x k) @ (k x n) product of one forward and backward pass of both networks: x @ W,
+    grad @ W^T and x^T @ grad per Dense layer (G on the batch's examples_per_batch rows, D on its batch). None
+    when a network has convolutions: their floor is not a set of matmuls timed alone."""
+    shapes = []
+    for net, rows in ((spec.generator, spec.examples_per_batch), (spec.discriminator, spec.batch_size)):
+        for info in net.network().layer_info:
+            if isinstance(info.layer, (Conv2D, ConvTranspose2D)):
+                return None
+            if isinstance(info.layer, Dense):
+                fan_in, fan_out = math.prod(info.in_shape), info.layer.units
+                shapes += [(rows, fan_in, fan_out), (rows, fan_out, fan_in), (fan_in, rows, fan_out)]
+    return shapes

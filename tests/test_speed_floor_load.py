@@ -1,4 +1,4 @@
-"""Issue 26's speed bookkeeping, without timing anything: the step's floor (benchmarks/perf.py), the machine's load
+"""Issue 26's speed bookkeeping, without timing anything: the step's floor (common/flops.py, benchmarks/timing.py), the machine's load
 around timed steps (benchmarks/timing.py) and a busy machine named in the report's speed verdicts."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from benchmarks import perf, timing
 from benchmarks.record import RunRecord, check_fields
 from benchmarks.report import faster, speed
+from common import flops
 from common.spec import Optimizer, Updates
 
 
@@ -15,17 +16,17 @@ def test_optimizer_traffic_is_every_parameter_word_read_and_written_once():
     spec = perf.spec_of("mnist", 128)
     params = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
     assert params == 2_039_953
-    assert perf.optimizer_traffic_bytes(spec) == params * 7 * 4
+    assert flops.optimizer_traffic_bytes(spec) == params * 7 * 4
     d_params = sum(i * o + o for i, o in spec.discriminator.layer_shapes)
     rmsprop = spec.replace(d_optimizer=Optimizer(name="rmsprop", lr=1e-3))
-    assert perf.optimizer_traffic_bytes(rmsprop) == (params - d_params) * 7 * 4 + d_params * 5 * 4
+    assert flops.optimizer_traffic_bytes(rmsprop) == (params - d_params) * 7 * 4 + d_params * 5 * 4
     two_critic_steps = spec.replace(updates=Updates(order="d_then_g", d_steps=2, reuse_fake=False))
-    assert perf.optimizer_traffic_bytes(two_critic_steps) == (params + d_params) * 7 * 4
+    assert flops.optimizer_traffic_bytes(two_critic_steps) == (params + d_params) * 7 * 4
 
 
 def test_the_floor_is_the_matmuls_plus_the_optimiser_traffic_at_the_measured_bandwidth():
     """Issue 26's worked example: matmuls 21.3 ms + 57 MB at 23.3 GB/s = 23.8 ms; a 37.6 ms step is 63% of it."""
-    floor = perf.step_floor_seconds(21.3e-3, 57_118_684, 23.3)
+    floor = timing.step_floor_seconds(21.3e-3, 57_118_684, 23.3)
     assert floor == pytest.approx(23.75e-3, abs=0.01e-3)
     assert round(100 * floor / 37.6e-3) == 63
 
@@ -96,3 +97,39 @@ def test_a_record_carries_its_load_and_an_old_record_reads_without_it():
     assert RunRecord.from_json(stored_record(load=BUSY)).to_json()["load"] == BUSY
     with pytest.raises(ValueError, match="field load.busy"):
         check_fields(stored_record(load={**BUSY, "busy": "yes"}))
+
+
+def test_the_floors_products_are_every_dense_layers_three_matmuls_and_convolutions_have_none():
+    """mnist: G 100-128-256-512-1024-784 and D 784-512-256-1 at batch 128, x @ W, grad @ W^T and x^T @ grad per
+    layer; PacGAN's D sees the packs (batch rows, pack x the features); a DCGAN has no floor of matmuls."""
+    spec = perf.spec_of("mnist", 128)
+    products = flops.dense_products(spec)
+    assert len(products) == 3 * (5 + 3)
+    assert products[:3] == [(128, 100, 128), (128, 128, 100), (100, 128, 128)]
+    assert (128, 784, 512) in products and (784, 128, 512) in products
+    packed = spec.with_pack(2)
+    assert (128, 2 * 784, 512) in flops.dense_products(packed) and (256, 100, 128) in flops.dense_products(packed)
+    assert flops.dense_products(perf.spec_of("dcgan-mnist")) is None
+
+
+def test_a_timed_run_records_its_floor_and_the_report_shows_it(tmp_path, one_torch_thread):
+    """A real timed run of a dense GAN carries its floor (its matmuls alone + the optimiser traffic at the measured
+    bandwidth, and floor / median step as pct_of_floor); the report's speed table prints it, and a dash for a run
+    without one (a record from before the floor was measured)."""
+    from benchmarks import job, store
+    from tests.conftest import request_of
+
+    job.run(request_of("--backend", "torch", "--task", "parabola", "--steps", "30", "--mode", "eager", "--out",
+                       tmp_path, "--no-report"))
+    record = store.read_records(str(tmp_path))[0]
+    floor = record["floor"]
+    assert floor["optimizer_traffic_bytes"] == flops.optimizer_traffic_bytes(perf.spec_of("parabola"))
+    assert 0 < floor["matmul_s"] < floor["floor_s"] < record["median_step_s"] * 10
+    assert floor["pct_of_floor"] == pytest.approx(100 * floor["floor_s"] / record["median_step_s"])
+    from benchmarks.report import FigureFolder
+    from benchmarks.report.doc import Doc, fmt
+
+    doc = Doc()
+    speed.speed_section(doc, [record, {**record, "floor": None, "seed": 1}], FigureFolder(tmp_path / "figures"))
+    table = next(b[1] for b in doc.blocks if b[0] == "table" and "% of floor" in b[1])
+    assert list(table["% of floor"]) == [fmt(floor["pct_of_floor"], 2), "—"]

@@ -33,6 +33,12 @@ def machine_load(record: dict) -> str:
     return f"busy: others {load['others_cores']:.1f} of {load.get('cores') or '?'} cores"
 
 
+def pct_of_floor(record: dict) -> str:
+    """The speed table's "% of floor" cell (timing.step_floor): "—" where the record has no floor."""
+    floor = record.get("floor")
+    return fmt(floor["pct_of_floor"], 2) if isinstance(floor, dict) and "pct_of_floor" in floor else "—"
+
+
 def break_even_steps(compiled: dict, eager: dict) -> float:
     """Steps after which a compiled configuration has paid back its compile time against eager (inf if it is
     not faster per step)."""
@@ -121,9 +127,12 @@ def speed_section(doc: Doc, runs: list[dict], figures: Path) -> None:
 def host_speed(doc: Doc, timed: list[dict], figures: Path, suffix: str, level: int) -> None:
     """The speed tables and figures of the timed runs of one host (figure names end in ``suffix``)."""
     doc.text("Median and interquartile range of the per-step wall time over the timed steps (warm-up excluded); "
-             "compile time is the first call's excess over a steady call; GFLOP/s from the model's FLOP count, "
-             "% of peak against the best sgemm this machine showed in the run; machine: what other processes took "
-             "while the steps were timed.")
+             "compile time is the first call's excess over a steady call; GFLOP/s from the model's FLOP count; "
+             "% of floor: the step's own floor over its step time, the floor being the step's matmuls timed alone "
+             "at their shapes in that framework plus its optimiser updates' least memory traffic at the copy "
+             "bandwidth measured in the same process (dense GANs on a CPU; — where not measured); % of peak "
+             "against the best sgemm this machine showed in the run, which these skinny matmuls can never reach; "
+             "machine: what other processes took while the steps were timed.")
     busy = [r for r in timed if isinstance(r.get("load"), dict) and r["load"].get("busy")]
     if busy:
         doc.text(f"**{len(busy)} of {len(timed)} timed runs were measured on a busy machine** (other processes took "
@@ -139,7 +148,7 @@ def host_speed(doc: Doc, timed: list[dict], figures: Path, suffix: str, level: i
         "timed steps": fmt(r["timed_steps"]), "compile": fmt_time(r.get("compile_s")),
         "steps/s": fmt(r.get("steps_per_s"), 3), "samples/s": fmt(round(r.get("samples_per_s", math.nan)))
         if math.isfinite(r.get("samples_per_s", math.nan)) else "—",
-        "GFLOP/s": fmt(r.get("gflops_per_s"), 3), "% of peak": fmt(r.get("pct_of_peak"), 2),
+        "GFLOP/s": fmt(r.get("gflops_per_s"), 3), "% of floor": pct_of_floor(r), "% of peak": fmt(r.get("pct_of_peak"), 2),
         "optimizer": r["config"].get("optimizer", "?"), "steps/call": r.get("steps_per_call", 1),
         "machine": machine_load(r), "status": r["status"],
     } for r in timed]))
