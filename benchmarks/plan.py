@@ -49,6 +49,11 @@ QUICK_PLAN = {("torch", "compiled", "spec"): 1.0, ("torch", "eager", "spec"): 0.
               ("torch", "eager", "native"): 0.25, ("tf", "eager", "native"): 0.05,
               # JAX (--backend jax / all): jax.jit's whole step full length; eager (op by op, ~25x slower) for its speed
               ("jax", "compiled", "spec"): 1.0, ("jax", "eager", "spec"): 0.05, ("jax", "eager", "native"): 0.05}
+# Each framework's fastest path, measured for its speed where a task asks for it (Task.quick_steps_per_call = K):
+# its graph mode with K steps per call (PyTorch's K-step region, TF's XLA loop, JAX's lax.scan), at this share of
+# the quick steps (a multiple of K), one seed. The report's best-against-best verdict then meets each framework at
+# its fastest measured configuration.
+QUICK_K_PLAN = {("torch", "compiled", "spec"): 0.25, ("tf", "xla", "spec"): 0.25, ("jax", "compiled", "spec"): 0.25}
 # Each framework's configuration that runs a task's quick_seeds seeds: the report's representative mode is the one
 # with the most seeds (report/runs.py), so these are the runs "same samples?" compares.
 REPRESENTATIVE = {("torch", "compiled", "spec"), ("tf", "xla", "spec"), ("jax", "compiled", "spec")}
@@ -209,6 +214,8 @@ def plan_cells(request: Request, suite: str, tasks: dict, backends: dict) -> tup
         raise ValueError(f"--seed {request.seed} with --num-seeds {request.num_seeds} goes past the largest seed "
                          f"{INT64_MAX}")
     cells, data = [], {}
+    quick_plan = (steps_asked == "quick" and request.mode is None and request.optimizer_impls is None
+                  and request.steps_per_call == (1,) and request.packs == (1,))
     for name, task in tasks.items():
         data[name] = task.load(data_dir=request.data_dir)
         check_data(name, data[name])
@@ -233,6 +240,8 @@ def plan_cells(request: Request, suite: str, tasks: dict, backends: dict) -> tup
                 cells += [Cell(task, backend, mode, spec, steps_of, seed, steps_per_call=k_steps,
                                threads=request.threads) for k_steps in request.steps_per_call
                           for seed in seeds[name][(backend, mode, implementation) in REPRESENTATIVE]]
+        if quick_plan and task.quick_steps_per_call > 1:
+            cells += quick_k_cells(request, task, data[name].n_train, backends)
     if request.data_dir is not None and all(task_data.n_train is None for task_data in data.values()):
         readers = [t.name for t in task_registry.TASKS.values() if t.data in task_registry.DATA_SETS]
         raise ValueError(f"--data-dir is read by none of {', '.join(names)} (they sample known distributions); "
@@ -240,6 +249,24 @@ def plan_cells(request: Request, suite: str, tasks: dict, backends: dict) -> tup
     if len(backends) > 1 and request.floor:
         cells += floor_cells(cells, {name: seeds[name][0] for name in names})
     return cells, data, skipped
+
+
+def quick_k_cells(request: Request, task, n_train: int | None, backends: dict) -> list[Cell]:
+    """The quick plan's K-step speed cells of a task (QUICK_K_PLAN, K = task.quick_steps_per_call): the first seed,
+    a whole number of K-step calls."""
+    k = task.quick_steps_per_call
+    cells = []
+    for (backend, mode, implementation), fraction in QUICK_K_PLAN.items():
+        if backend not in backends or (backend, mode) in task.quick_skip:
+            continue
+        steps = max(1, round(task.quick_steps * fraction) // k) * k
+        overrides = request.overrides
+        if overrides.batch_size is None:
+            overrides = dataclasses.replace(overrides, batch_size=task.quick_batch_size)
+        spec, steps_of = task_registry.configure(task, n_train, steps=steps, optimizer_impl=implementation,
+                                                 dtype=request.dtype, **overrides.as_kwargs())
+        cells.append(Cell(task, backend, mode, spec, steps_of, request.seed, steps_per_call=k, threads=request.threads))
+    return cells
 
 
 def seeds_of(request: Request, task, steps_asked) -> tuple[range, range]:

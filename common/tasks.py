@@ -175,6 +175,9 @@ class Task:
     # Seeds of each framework's representative configuration at the quick length (benchmarks/plan.py
     # REPRESENTATIVE): enough for the report's "same samples?" test where a run costs seconds.
     quick_seeds: int = 1
+    # K of the quick length's K-step speed cells (benchmarks/plan.py QUICK_K_PLAN: each framework's K-step graph,
+    # its fastest path where a step is mostly per-call overhead); 1: none.
+    quick_steps_per_call: int = 1
     in_quick_suite: bool = False  # the default run (no --task); the suite keeps this file's order
     log_gauges: bool = False  # seed 000's own gauges, read from the training log, join the metrics
     # The spec at another width (the sweep's --sweep width): None scales an MLP's hidden sizes (benchmarks/sweep.py)
@@ -208,6 +211,10 @@ class Task:
 # CPU cores: its summary needs a drift against the floor and a step rate, both there after 1000 toy steps; twice
 # these lengths take more than 10 minutes, nearly all of it training steps.
 QUICK_SUITE_TOY_STEPS = 1000
+# The quick suite's K-step speed cells run on parabola alone, the toy whose step is nearly all per-call overhead:
+# PyTorch's K-step region compiles for 20-40 s a task (cold cache), too long to spend on every toy of a 10-minute
+# suite. K = 8 is one PyTorch region (backend_torch/trainer.py), one TF loop graph of 8, one lax.scan of 8.
+QUICK_SUITE_STEPS_PER_CALL = 8
 # A toy run at the quick length costs seconds: this many seeds of each framework's representative configuration
 # give the report's equivalence test (TOST) its samples.
 QUICK_SUITE_TOY_SEEDS = 3
@@ -413,7 +420,7 @@ def build_tasks() -> dict[str, Task]:
              steps=10_000, epochs=None, log_every=50, needs_data_dir=False, data="parabola",
              data_description="parabola sampler", family="parabola", eval_samples=TOY_EVAL_SAMPLES,
              quick_steps=QUICK_SUITE_TOY_STEPS, quick_seeds=QUICK_SUITE_TOY_SEEDS, in_quick_suite=True,
-             log_gauges=True),
+             quick_steps_per_call=QUICK_SUITE_STEPS_PER_CALL, log_gauges=True),
         Task("gmm2", "001", "seed 001: 2-Gaussian mixture in 2-D; Adam beta1 0.5; lr, widths, batch, steps suite's",
              mixture_spec(128), steps=5_000, epochs=None, log_every=50, needs_data_dir=False, data="gmm2",
              data_description="2-Gaussian sampler", family="mixture", eval_samples=TOY_EVAL_SAMPLES,

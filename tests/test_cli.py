@@ -101,6 +101,21 @@ def test_the_quick_length_runs_several_seeds_of_each_frameworks_representative_m
     assert {c.seed for c in mnist} == {0}  # a run costs minutes here: one seed, and the report says how to get more
 
 
+def test_the_quick_length_times_each_frameworks_k_step_graph_where_a_task_asks_for_it():
+    """parabola (Task.quick_steps_per_call = 8) gets one K-step cell per framework's fastest path, a whole number of
+    calls, seed 0; the other tasks, and any run that names its modes or K, get none."""
+    cells, _, _ = planned("--backend", "all")
+    k_cells = [c for c in cells if c.steps_per_call > 1]
+    assert {(c.task.name, c.backend, c.mode, c.spec.d_optimizer.implementation, c.seed) for c in k_cells} == \
+        {("parabola", *config, 0) for config in plan.QUICK_K_PLAN}
+    k = tasks.get_task("parabola").quick_steps_per_call
+    assert k > 1 and all(c.steps_per_call == k and c.steps % k == 0 and c.steps >= k for c in k_cells)
+    assert all(c.init == "seed" for c in k_cells)  # the floor's twins stay those of the one-step cells
+    for flags in (("--mode", "compiled"), ("--steps-per-call", "4"), ("--optimizer-impl", "spec"), ("--steps", "40")):
+        cells, _, _ = planned("--task", "parabola", "--backend", "both", *flags)
+        assert {c.steps_per_call for c in cells} <= {1, 4}, flags
+
+
 def test_threads_are_capped_by_this_machine_only_when_the_cells_run_here():
     many = str((os.cpu_count() or 1) + 1)
     with pytest.raises(ValueError, match="logical CPUs"):
