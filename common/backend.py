@@ -11,6 +11,8 @@ Each backend package (``backend_torch``, ``backend_tf``, ``backend_jax``) expose
                                                 # (None = framework default) and deterministic kernels;
                                                 # returns the settings in force, for the environment record
     def device_name(device="auto") -> str       # what "auto"/"cpu"/"cuda" resolves to, e.g. "cpu", "cuda:0 (NVIDIA H100)"
+    def sgemm_gflops(n=2048, device="auto") -> float               # optional: its own matmul peak (% of peak)
+    def matmul_seconds(m, k, n, dtype="float32", device="auto") -> float   # optional: one product alone (the floor)
 
 A backend's trainer is a subclass of ``common.trainer.Trainer``, which holds the step schedule and everything
 else framework-neutral; the backend supplies only the primitives listed there. The harness passes numpy arrays in
