@@ -92,10 +92,26 @@ def threads(text):
 # ----------------------------------------------------------------------------- shared flags
 
 
+BACKEND_GROUPS = ("both", "all")  # --backend's words that stand for several backends, and stand alone
+
+
+class _Backends(argparse.Action):
+    """--backend's words, stored as backend names in registry order (backends_of); a wrong mix is argparse's error:
+    one line, exit 2."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            setattr(namespace, self.dest, backends_of(values))
+        except ValueError as e:
+            parser.error(f"argument --backend: {e}")
+
+
 def add_backend(parser: argparse.ArgumentParser, default: str = "both") -> None:
-    parser.add_argument("--backend", default=default, choices=[*BACKENDS, "both", "all"],
-                        help=f"framework(s) to run: {', '.join(BACKENDS)}, both ({' and '.join(BOTH)}) or all "
-                        f"(default {default})")
+    """--backend: one or more backend names, or both / all alone; ``args.backend`` holds the names (a tuple)."""
+    parser.add_argument("--backend", nargs="+", default=backends_of(default), choices=[*BACKENDS, *BACKEND_GROUPS],
+                        metavar="NAME", action=_Backends,
+                        help=f"framework(s) to run: one or more of {', '.join(BACKENDS)}; or both "
+                        f"({' and '.join(BOTH)}) or all (default {default})")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -107,9 +123,23 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=threads, help="intra-op threads for the frameworks (default: theirs)")
 
 
-def backends_of(choice: str) -> tuple[str, ...]:
-    """--backend's value as backend names ("both": torch and tf; "all": every registered backend)."""
-    return BOTH if choice == "both" else tuple(BACKENDS) if choice == "all" else (choice,)
+def backends_of(words: str | list[str]) -> tuple[str, ...]:
+    """--backend's words as backend names in registry order (common/backend.py BACKENDS): one or more names, or
+    "both" (torch and tf) or "all" (every registered backend) alone. ValueError for a name given twice or a group
+    mixed with other words."""
+    words = [words] if isinstance(words, str) else list(words)
+    groups = [w for w in words if w in BACKEND_GROUPS]
+    if groups and len(words) > 1:
+        raise ValueError(f"{groups[0]!r} stands alone; allowed: {groups[0]!r}, or backend names ("
+                         f"{', '.join(BACKENDS)}) each once")
+    if groups:
+        return BOTH if groups[0] == "both" else tuple(BACKENDS)
+    for word in words:
+        if word not in BACKENDS:
+            raise ValueError(f"{word!r} is invalid; allowed: {', '.join(BACKENDS)}, both or all")
+        if words.count(word) > 1:
+            raise ValueError(f"{word!r} is named twice; allowed: each backend once")
+    return tuple(name for name in BACKENDS if name in words)
 
 
 # ----------------------------------------------------------------------------- what went wrong -> exit code

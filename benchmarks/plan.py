@@ -40,7 +40,7 @@ STEP_CHOICES = ("quick", "full")  # --steps also takes these: the task's quick l
 
 # The quick plan: (backend, mode, optimiser implementation) -> its share of a task's quick steps. The full-length
 # cells are the graph modes: the same-seed pairs the report compares across frameworks, and the chaos floor's twin
-# (the first cell of the first backend: torch.compile, whose graph the twin reuses). Eager cells are there for
+# (the longest cell of the first backend: torch.compile, whose graph the twin reuses). Eager cells are there for
 # their speed, which needs few steps: TF eager is 15-40x slower per step than tf.function on these small models.
 # The two "native" eager cells are each framework out of the box (eager, its own optimiser, one step per call):
 # the report sets them beside each framework's fastest configuration.
@@ -280,14 +280,17 @@ def seeds_of(request: Request, task, steps_asked) -> tuple[range, range]:
 
 
 def floor_cells(cells: list[Cell], seeds: dict[str, range]) -> list[Cell]:
-    """The chaos floor's twins: per task and seed of ``seeds`` (those every configuration runs), the first planned
-    cell of the first backend three times more, each with its hidden units and batches in another order
-    (common/twin.py): the same training with other summation orders. The report sets the cross-framework same-seed
-    drift against the band of these same-framework drifts (benchmarks/report/divergence.py)."""
+    """The chaos floor's twins: per task and seed of ``seeds`` (those every configuration runs), the first
+    backend's longest planned cell (the first of them) three times more, each with its hidden units and batches in
+    another order (common/twin.py): the same training with other summation orders. The report sets every pair of
+    backends' same-seed drift against the band of these same-framework drifts (benchmarks/report/divergence.py);
+    the longest cell, so that the band spans the pairs' whole length (TF's first quick cell is a short eager one)."""
     first = {}
     for cell in cells:
-        if cell.backend == cells[0].backend and cell.seed in seeds[cell.task.name]:
-            first.setdefault((cell.task.name, cell.seed), cell)
+        key = (cell.task.name, cell.seed)
+        if cell.backend == cells[0].backend and cell.seed in seeds[cell.task.name] and \
+                (key not in first or cell.steps > first[key].steps):
+            first[key] = cell
     return [dataclasses.replace(cell, init=init) for init in TWINS for cell in first.values()]
 
 

@@ -95,7 +95,7 @@ def make_parser() -> cli.Parser:
     parser.add_argument("--sweep", choices=sweep.KINDS, help="instead of training runs: time step cost against "
                         "batch size or layer width (task mnist-small unless --task names one) into OUT/sweep.csv")
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
-    parser.add_argument("--no-floor", action="store_true", help="with --backend both, skip the chaos floor: the "
+    parser.add_argument("--no-floor", action="store_true", help="with two or more backends, skip the chaos floor: the "
                         "three extra runs per task and seed of the first backend, each with its units and batches "
                         "in another order")
     parser.add_argument("--tensorboard", metavar="DIR", help="also write each run's losses, D outputs, step times "
@@ -117,7 +117,7 @@ def make_parser() -> cli.Parser:
 def request_of(args: argparse.Namespace, command: list[str]) -> plan.Request:
     """The parsed flags as a typed plan.Request (the only place that reads ``args``)."""
     return plan.Request(
-        backends=cli.backends_of(args.backend), tasks=tuple(args.task) if args.task else None, suite=args.suite,
+        backends=args.backend, tasks=tuple(args.task) if args.task else None, suite=args.suite,
         spec_file=args.spec, data_path=args.data,
         steps=args.steps, overrides=task_registry.Overrides(
             loss=args.loss, batch_size=args.batch_size, lr=args.lr, d_lr=args.d_lr, g_lr=args.g_lr,

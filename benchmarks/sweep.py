@@ -257,7 +257,7 @@ def make_parser() -> cli.Parser:
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     return run_and_print(lambda: SweepPlan(
-        args.sweep, cli.backends_of(args.backend), tuple(args.mode) if args.mode else None, args.threads, args.out,
+        args.sweep, args.backend, tuple(args.mode) if args.mode else None, args.threads, args.out,
         args.task, tuple(args.values) if args.values else None, args.steps, args.warmup,
         strict_modes=args.mode is not None, data_dir=args.data_dir, device=args.device), args.out)
 

@@ -45,6 +45,21 @@ def test_an_implementation_is_no_longer_an_algorithm(capsys):
     assert "invalid choice: 'native'" in parse_error(capsys, run.make_parser(), "--optimizer", "native")
 
 
+@pytest.mark.parametrize("make_parser", [run.make_parser, sweep.make_parser], ids=["run", "sweep"])
+def test_backend_takes_names_in_registry_order_or_one_group_alone(capsys, make_parser):
+    extra = [] if make_parser is run.make_parser else ["--sweep", "batch"]
+    named = {"torch jax": ("torch", "jax"), "jax tf": ("tf", "jax"), "jax": ("jax",), "both": ("torch", "tf"),
+             "all": ("torch", "tf", "jax"), "jax tf torch": ("torch", "tf", "jax")}  # registry order, whatever given
+    for words, names in named.items():
+        assert make_parser().parse_args([*extra, "--backend", *words.split()]).backend == names
+    assert make_parser().parse_args(extra).backend == ("torch", "tf")  # the default: both
+    for words, why in ((["torch", "torch"], "'torch' is named twice"), (["both", "jax"], "'both' stands alone"),
+                       (["tf", "all"], "'all' stands alone"), (["both", "both"], "'both' stands alone"),
+                       (["pt"], "invalid choice: 'pt'"), ([], "expected at least one argument")):
+        error = parse_error(capsys, make_parser(), *extra, "--backend", *words)
+        assert error.startswith("error: argument --backend: ") and why in error and len(error.splitlines()) == 1
+
+
 def test_per_network_learning_rates_and_d_steps_reach_the_spec():
     cells, _, _ = planned("--backend", "tf", "--task", "gmm2", "--mode", "eager", "--steps", "5", "--lr", "1e-3",
                           "--g-lr", "4e-4", "--d-steps", "3")

@@ -150,6 +150,18 @@ def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
     assert not [c for c in planned("--backend", "torch")[0] if c.init != "seed"]
 
 
+def test_two_or_more_backends_plan_one_floor_of_the_first_backends_longest_cell():
+    """One floor per task and seed serves every pair: the first backend's longest cell, so that its band spans the
+    pairs' whole length (TensorFlow's first quick cell is a short eager one)."""
+    for words, first in ((["torch", "jax"], ("torch", "compiled")), (["tf", "jax"], ("tf", "compiled")),
+                         (["all"], ("torch", "compiled"))):
+        cells, *_ = planned("--backend", *words, "--task", "parabola")
+        floors = [c for c in cells if c.init != "seed"]
+        assert [(c.backend, c.mode, c.seed, c.init) for c in floors] == [(*first, 0, init) for init in TWINS]
+        assert floors[0].steps == max(c.steps for c in cells)
+    assert not [c for c in planned("--backend", "jax", "--task", "parabola")[0] if c.init != "seed"]
+
+
 def test_the_band_judges_by_its_prediction_limit():
     """One more draw of the band's kind lies below its prediction limit: a kink crossed in one pair first
     (mnist-small's step 50, where the band itself spreads) is within it; a drift far above the band's centre where

@@ -13,7 +13,7 @@ from PIL import Image
 
 from benchmarks import report, run, store, timing
 from benchmarks.report import samples
-from benchmarks.report.doc import TITLE
+from benchmarks.report.doc import label, title
 from benchmarks.store import SWEEP_FILE
 from benchmarks.report.faster import best_configuration, speed_verdict, task_speed
 from benchmarks.report.runs import Histories
@@ -48,7 +48,7 @@ def read(out: Path) -> tuple[str, str]:
 
 def test_every_section_is_in_both_documents(results):
     md, page = read(results)
-    headings = [TITLE, *report.SECTIONS, "Task: parabola", "Task: mnist-small", *TASK_SUBSECTIONS]
+    headings = [title(("torch", "tf")), *report.SECTIONS, "Task: parabola", "Task: mnist-small", *TASK_SUBSECTIONS]
     for heading in headings:
         assert re.search(rf"^#+ {re.escape(heading)}$", md, re.M), heading
         assert re.search(rf"<h\d[^>]*>{re.escape(heading)}</h\d>", page), heading
@@ -132,6 +132,68 @@ def test_multi_seed_and_divergence_sections_hold_results(results):
     assert "PyTorch eager vs TF eager, seed 0" in divergence and "PyTorch eager vs TF eager, seed 1" in divergence
     assert (results / report.FIGURES / "parabola-divergence.png").exists()
     assert "Digit judge" in md and "accuracy on held-out real digits" in md
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """Parabola in every backend (--backend all), two seeds, eager: three pairs, each with its floor and seeds."""
+    out = tmp_path_factory.mktemp("three")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(timing, "SGEMM_SIZE", 128)
+    try:
+        assert run.main(["--backend", "all", "--task", "parabola", "--steps", "20", "--num-seeds", "2", "--mode",
+                         "eager", "--out", str(out), "--no-report"]) == 0
+    finally:
+        patch.undo()
+    report.build_report(out)
+    return out
+
+
+PAIRS = (("torch", "tf"), ("torch", "jax"), ("tf", "jax"))  # every pair, in registry order
+
+
+def section(md: str, heading: str) -> str:
+    return md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_three_backends_give_every_pair_its_verdicts(three):
+    """One summary row per pair, each verdict its section's for that pair; drops one pair and a test here fails."""
+    from benchmarks.report.doc import pair_label
+
+    md, page = read(three)
+    assert md.startswith("# GAN parity suite: PyTorch vs TensorFlow vs JAX\n")
+    assert "<title>GAN parity suite: PyTorch vs TensorFlow vs JAX</title>" in page
+    table = [line for line in section(md, "Summary").splitlines() if line.startswith("| ")]
+    assert table[0] == "| task | pair | " + " | ".join(QUESTIONS) + " |"
+    rows = [line.split(" | ") for line in table[1:]]
+    assert [(row[0][2:], row[1]) for row in rows] == [("parabola", pair_label(pair)) for pair in PAIRS]
+    runs = [r for r in store.read_records(three) if r["init"] == "seed"]
+    for pair, row in zip(PAIRS, rows):
+        model, samples_cell, faster = (text for text, _ in re.findall(r"\[([^\]]+)\]\(#([^)]+)\)", " | ".join(row)))
+        assert model.startswith("yes: drift at most"), model  # one computation, rounding apart, in every pair
+        assert samples_cell.split(":")[0] in ("yes", "inconclusive", "different"), samples_cell  # tested: 2 seeds
+        assert faster == speed_verdict(task_speed(runs, Histories(three), pair)) and "95% CI" in faster
+    from benchmarks.report.multiseed import more_seeds_command
+
+    command = more_seeds_command("parabola", 5, ("torch", "jax"))  # what an undecided pair's verdict asks to run
+    assert command == "python -m benchmarks.run --backend torch jax --task parabola --num-seeds 5"
+    assert run.make_parser().parse_args(command.split()[3:]).backend == ("torch", "jax")
+
+    divergence = section(md, "Same-seed trajectory divergence")
+    for first, second in PAIRS:
+        for seed in (0, 1):
+            [line] = [x for x in divergence.splitlines() if x.startswith(f"| {label(first, 'eager')} vs "
+                                                                         f"{label(second, 'eager')}, seed {seed} |")]
+            assert "| within the floor |" in line
+    multi = section(md, "Multi-seed comparison")
+    headers = [x for x in multi.splitlines() if x.startswith("| metric |")]
+    assert headers == [f"| metric | better | {label(a, 'eager')} | {label(b, 'eager')} | p (Welch) | margin ± | "
+                       "p (TOST) | verdict |" for a, b in PAIRS]
+    faster_md = section(md, "Faster? Best against best")
+    assert [x.split(" | ")[6] for x in faster_md.splitlines() if x.startswith("| task |")] == \
+        ["TF / PyTorch", "JAX / PyTorch", "JAX / TF"]
+    best = [x for x in section(md, "Speed").splitlines() if x.startswith("| task | PyTorch fastest")]
+    assert [f"best vs best, {pair_label(pair)}" in best[0] for pair in PAIRS] == [True] * 3
 
 
 def copy_results(results: Path, dest: Path, keep, edit=lambda r: r) -> Path:

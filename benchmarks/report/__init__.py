@@ -14,13 +14,13 @@ from pathlib import Path
 from benchmarks import cli, store
 from benchmarks.report.data import data_section
 from benchmarks.report.divergence import divergence_section, task_drift
-from benchmarks.report.doc import TITLE, Doc, render_html, render_md
+from benchmarks.report.doc import Doc, render_html, render_md, title
 from benchmarks.report.environment import environment_section
 from benchmarks.report.faster import faster_section, task_speed
 from benchmarks.report.flags import flags_section
 from benchmarks.report.multiseed import multiseed_section
 from benchmarks.report.published import published_section
-from benchmarks.report.runs import Histories, load_runs
+from benchmarks.report.runs import Histories, load_runs, pairs_of
 from benchmarks.report.speed import speed_section
 from benchmarks.report.summary import summary_section
 from benchmarks.report.sweep import sweep_section
@@ -67,14 +67,16 @@ def build_report(out_dir) -> Path:
     by_task = {}
     for r in runs:
         by_task.setdefault(r["task"], []).append(r)
+    pairs = {task: pairs_of(task_runs) for task, task_runs in by_task.items()}  # each comparison, per pair of backends
     doc = Doc()
-    doc.heading(1, TITLE)
+    doc.heading(1, title(dict.fromkeys(b for pair in pairs_of(runs) for b in pair)))
     doc.text(f"Built {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from {len(runs)} run(s) in "
              f"{out_dir.resolve()} (tasks: {', '.join(by_task)}).")
     drifts = {task: task_drift(task_runs, [f for f in floors if f["task"] == task], histories)
               for task, task_runs in by_task.items()}
-    speeds = {task: task_speed(task_runs, histories) for task, task_runs in by_task.items()}
-    summary_section(doc, runs, by_task, drifts, speeds)
+    speeds = {task: {pair: task_speed(task_runs, histories, pair) for pair in pairs[task]}
+              for task, task_runs in by_task.items()}
+    summary_section(doc, runs, by_task, pairs, drifts, speeds)
     body = Doc()
     environment_section(body, runs)
     data_section(body, by_task)
@@ -84,7 +86,7 @@ def build_report(out_dir) -> Path:
     faster_section(body, by_task, speeds)
     speed_section(body, runs, figures)
     sweep_section(body, out_dir, figures)
-    multiseed_section(body, by_task)
+    multiseed_section(body, by_task, pairs)
     published_section(body, by_task)
     flags_section(doc, runs, histories.missing)  # after the body: it lists histories found missing there
     doc.blocks += body.blocks

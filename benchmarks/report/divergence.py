@@ -17,13 +17,15 @@ from scipy import stats
 
 from benchmarks.report import plots
 from benchmarks.report.doc import Doc, fmt, label
-from benchmarks.report.runs import Histories, pack_of
+from benchmarks.report.runs import Histories, pack_of, pairs_of
 from common import metrics as judge
 from common import tolerances as tol
+from common.backend import BOTH
 from common.twin import TWINS
 
-# Same-seed divergence compares like with like: torch mode -> the TensorFlow modes that do the same job.
-MATCHING_MODES = {"eager": ("eager",), "compiled": ("compiled", "xla")}
+# Same-seed divergence compares like with like: a mode -> the job it does (op by op, or a compiled graph); two
+# frameworks' runs pair where their modes do the same job (torch.compile with tf.function, XLA or jax.jit).
+MODE_JOBS = {"eager": "eager", "compiled": "graph", "xla": "graph"}
 DIVERGENCE_SENTENCE = (
     "Both backends start from the same weights and see the same data and noise at every step, so any gap "
     "here is floating-point rounding (other kernels, other summation orders) amplified by training, or a "
@@ -46,13 +48,14 @@ def sketch_drift(ha: dict, hb: dict) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def divergence_pairs(runs: list[dict], histories: Histories) -> list[dict]:
-    """Same-seed (torch run, tf run) pairs with the same config: weight and loss gaps over training."""
+    """Same-seed pairs of runs with the same config, per pair of backends (runs.pairs_of: torch-tf, torch-jax,
+    tf-jax): weight and loss gaps over training."""
     pairs = []
-    torch_runs = [r for r in runs if r["backend"] == "torch"]
-    tf_runs = [r for r in runs if r["backend"] == "tf"]
-    for a in torch_runs:
-        for b in tf_runs:
-            if a["seed"] != b["seed"] or a["config"] != b["config"] or b["mode"] not in MATCHING_MODES.get(a["mode"], ()):
+    for first, second in pairs_of(runs):
+        for a, b in itertools.product([r for r in runs if r["backend"] == first],
+                                      [r for r in runs if r["backend"] == second]):
+            if a["seed"] != b["seed"] or a["config"] != b["config"] or \
+                    MODE_JOBS.get(a["mode"], a["mode"]) != MODE_JOBS.get(b["mode"], b["mode"]):
                 continue
             ha, hb = histories(a), histories(b)
             drift = None if ha is None or hb is None else sketch_drift(ha, hb)
@@ -60,7 +63,8 @@ def divergence_pairs(runs: list[dict], histories: Histories) -> list[dict]:
                 continue
             n = min(len(ha["d_loss"]), len(hb["d_loss"]))
             pairs.append({
-                "label": f"{label('torch', a['mode'])} vs {label('tf', b['mode'])}, seed {a['seed']}",
+                "label": f"{label(first, a['mode'])} vs {label(second, b['mode'])}, seed {a['seed']}",
+                "backends": (first, second),
                 "seed": a["seed"], "pack": pack_of(a), "sketch_steps": drift[0], "weight_rel_l2": drift[1],
                 "d_loss_diff": np.abs(ha["d_loss"][:n] - hb["d_loss"][:n]),
                 "g_loss_diff": np.abs(ha["g_loss"][:n] - hb["g_loss"][:n]),
@@ -141,17 +145,19 @@ def task_drift(runs: list[dict], floors: list[dict], histories: Histories) -> di
             "ulp_floors_only": bool(floors) and not any(f.get("init") in TWINS for f in floors)}
 
 
-def model_verdict(drift: dict) -> str:
-    """One plain phrase for the summary's "same model?" column."""
-    if not drift["pairs"]:
+def model_verdict(drift: dict, pair: tuple[str, str] = BOTH) -> str:
+    """One plain phrase for the summary's "same model?" column: the same-seed pairs of runs of ``pair``'s backends."""
+    pairs = [p for p in drift["pairs"] if p["backends"] == pair]
+    rows = [r for r in drift["rows"] if r["pair"]["backends"] == pair]
+    if not pairs:
         return "no same-seed pair of the two frameworks"
-    off = [p for p in drift["pairs"] if len(p["d_loss_diff"]) and not p["d_loss_diff"][0] <= p["step1_bound"]]
+    off = [p for p in pairs if len(p["d_loss_diff"]) and not p["d_loss_diff"][0] <= p["step1_bound"]]
     if off:
         return (f"no: step-1 D losses differ by {off[0]['d_loss_diff'][0]:.2g} (float32 bound "
                 f"{off[0]['step1_bound']:.2g}), {off[0]['label']}")
-    judged = [r for r in drift["rows"] if r["within"] is not None]
+    judged = [r for r in rows if r["within"] is not None]
     if not judged:
-        if any(r["band"] for r in drift["rows"]):
+        if any(r["band"] for r in rows):
             return "drift measured, a floor band of one curve: no spread to judge by (run two modes or the floor twins)"
         if drift.get("ulp_floors_only"):
             return "drift measured; its floor is the older one-ulp kind, not like for like (run again with --backend both)"
@@ -178,7 +184,7 @@ def divergence_section(doc: Doc, by_task: dict[str, list[dict]], drifts: dict[st
             continue
         any_pair = True
         path = plots.divergence(pairs, figures / f"{task}-divergence.png",
-                                f"{task}: how far the two backends drift apart from the same start",
+                                f"{task}: how far the backends drift apart from the same start",
                                 floors=[curve for band in drift["floors"].values() for curve in band])
         doc.image(path, f"{task}: relative L2 distance of the weights (left; on {pairs[0]['sketch_size']} sampled "
                         "coordinates; grey dashed: the chaos floor's band, same-framework pairs with other rounding) "

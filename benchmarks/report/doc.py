@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TITLE = "GAN parity suite: PyTorch vs TensorFlow"
+TITLE = "GAN parity suite"  # the report's title names the backends after it (title)
 BACKEND_NAMES = {"torch": "PyTorch", "tf": "TensorFlow", "jax": "JAX"}
 BACKEND_SHORT = {"torch": "PyTorch", "tf": "TF", "jax": "JAX"}
 MODE_NAMES = {("torch", "eager"): "eager", ("torch", "compiled"): "torch.compile", ("tf", "eager"): "eager",
@@ -140,6 +140,7 @@ def html_table(frame: pd.DataFrame, table_id: str | None) -> str:
 
 def render_html(doc: Doc) -> str:
     parts = []
+    page_title = next((b[2] for b in doc.blocks if b[0] == "heading" and b[1] == 1), TITLE)
     for block in doc.blocks:
         kind = block[0]
         if kind == "heading":
@@ -156,7 +157,7 @@ def render_html(doc: Doc) -> str:
         elif kind == "images":
             parts.append('<div class="row">' + "".join(html_figure(p, c) for p, c in block[1]) + "</div>")
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(TITLE)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(page_title)}</title>'
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
@@ -193,3 +194,18 @@ def fmt(value, digits: int = 4) -> str:
 
 def label(backend: str, mode: str) -> str:
     return f"{BACKEND_SHORT.get(backend, backend)} {MODE_NAMES.get((backend, mode), mode)}"
+
+
+def title(backends) -> str:
+    """E.g. "GAN parity suite: PyTorch vs TensorFlow"."""
+    return f"{TITLE}: " + " vs ".join(BACKEND_NAMES.get(b, b) for b in backends)
+
+
+def pair_label(pair: tuple[str, str]) -> str:
+    """E.g. "PyTorch vs TF"."""
+    return " vs ".join(BACKEND_SHORT.get(b, b) for b in pair)
+
+
+def per_pair(name: str, pair: tuple[str, str], pairs: list) -> str:
+    """A table column of one pair: ``name`` alone where the table holds one pair, else with the pair named."""
+    return name if len(pairs) <= 1 else f"{name}, {pair_label(pair)}"

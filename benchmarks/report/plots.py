@@ -2,7 +2,7 @@
 (scatter plots, curves, image grids, progress GIFs) are in samples.py.
 
 Every function takes plain numpy arrays and labels (the section modules pick the runs) and writes one
-file. Colours are fixed per backend everywhere: PyTorch orange, TensorFlow blue.
+file. Colours are fixed per backend everywhere: PyTorch orange, TensorFlow blue, JAX green.
 """
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from benchmarks.report.doc import BACKEND_SHORT  # noqa: E402
 from common.checkpoint import atomic_write  # noqa: E402
 
 COLOURS = {"torch": "#e8710a", "tf": "#1f6fb4", "jax": "#2a9d3a"}
-# Same-seed curves often coincide: PyTorch is drawn wider, beneath TensorFlow, so it shows as an orange rim.
-WIDTHS = {"torch": 3.2, "tf": 1.3}
+# Same-seed curves often coincide: PyTorch is drawn wider, beneath TensorFlow, so it shows as an orange rim; JAX,
+# drawn last, narrower still on top, so TensorFlow shows as a blue rim around it.
+WIDTHS = {"torch": 3.2, "tf": 1.3, "jax": 0.6}
 MODE_STYLES = {"eager": ":", "compiled": "-", "xla": "--"}
 DPI = 100
 SWEEP_AXES = {"batch": "batch size", "width": "width factor (x the task's hidden sizes)"}
@@ -119,8 +120,11 @@ def divergence(pairs: list[dict], path: Path, title: str, floors: list[dict] = (
     left.legend(fontsize=7, loc="best")
     right.legend([plt.Line2D([], [], color="k"), plt.Line2D([], [], color="k", linestyle="--")],
                  ["D loss", "G loss"], fontsize=7, loc="best")
-    left.set_ylabel("‖w_torch − w_tf‖ / ‖w_torch‖")
-    right.set_ylabel("|loss_torch − loss_tf|")
+    # the axes name the backends where every curve is of one pair; else each curve's label names its pair
+    named = {p["backends"] for p in pairs}
+    a, b = [BACKEND_SHORT.get(x, x) for x in named.pop()] if len(named) == 1 else ("first", "second")
+    left.set_ylabel(f"‖w_{a} − w_{b}‖ / ‖w_{a}‖")
+    right.set_ylabel(f"|loss_{a} − loss_{b}|")
     fig.suptitle(title)
     return save(fig, path)
 
@@ -144,7 +148,8 @@ def bars(values: dict[str, list[tuple[str, str, float, float, float]]], path: Pa
         drawn = ax.bar(x, heights, color=colours, edgecolor="white", yerr=errors, capsize=3)
         for bar, hatch in zip(drawn, hatches):
             bar.set_hatch(hatch)
-        ax.set_xticks(x, [f"{'PT' if b == 'torch' else 'TF'}\n{m.replace(' ', chr(10))}" for (b, m, _, _, _) in rows], fontsize=8)
+        ax.set_xticks(x, [f"{BACKEND_SHORT.get(b, b)}\n{m.replace(' ', chr(10))}" for (b, m, _, _, _) in rows],
+                      fontsize=8)
         ax.set_title(task)
         if log:
             ax.set_yscale("log")
@@ -164,7 +169,7 @@ def phase_bars(rows: list[tuple[str, str, str, dict[str, float]]], path: Path) -
         heights = np.array([times.get(phase, 0.0) * 1e3 for (_, _, _, times) in rows])
         ax.bar(np.arange(len(rows)), heights, bottom=bottom, color=colour, label=phase)
         bottom += heights
-    ax.set_xticks(np.arange(len(rows)), [f"{t}\n{'PT' if b == 'torch' else 'TF'} {m}" for (t, b, m, _) in rows],
+    ax.set_xticks(np.arange(len(rows)), [f"{t}\n{BACKEND_SHORT.get(b, b)} {m}" for (t, b, m, _) in rows],
                   fontsize=7)
     for tick, (_, b, _, _) in zip(ax.get_xticklabels(), rows):
         tick.set_color(COLOURS[b])

@@ -2,16 +2,16 @@
 
 Per task with published figures, per row (one pack value) and metric: the paper's mean ± its spread, each
 framework's mean ± std over its seeds (its representative mode), whether each agrees with the paper (Welch's test
-from the paper's summary statistics, common/metrics.py compare_to_published) and whether the two frameworks
-differ (common/metrics.py compare). Runs shorter than the task's own length are said to be so: they are not the
+from the paper's summary statistics, common/metrics.py compare_to_published) and whether each pair of frameworks
+differs (common/metrics.py compare). Runs shorter than the task's own length are said to be so: they are not the
 paper's setup, and their cells are read as such.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.report.doc import BACKEND_SHORT, Doc, fmt, label
-from benchmarks.report.runs import metric_values, pack_of, representatives
+from benchmarks.report.doc import BACKEND_SHORT, Doc, fmt, label, pair_label
+from benchmarks.report.runs import metric_values, pack_of, pairs_of, representatives
 from common import metrics as judge
 from common import tasks as task_registry
 
@@ -39,8 +39,10 @@ def published_rows(task, runs: list[dict]) -> tuple[list[dict], set[int]]:
                 row[name] = _ours(result)
                 row[f"{BACKEND_SHORT[backend]} vs paper"] = result["verdict"] + \
                     ("" if result["in_interval"] else "; outside the paper's 95% interval")
-            if {"torch", "tf"} <= values.keys():
-                row["PyTorch vs TF (Welch)"] = judge.compare(values["torch"], values["tf"])["verdict"]
+            for first, second in pairs_of([r for rs in reps.values() for r in rs]):
+                if {first, second} <= values.keys():
+                    welch = judge.compare(values[first], values[second])["verdict"]
+                    row[f"{pair_label((first, second))} (Welch)"] = welch
             rows.append(row)
     return rows, steps
 

@@ -9,13 +9,14 @@ out of the box (eager, its own optimiser, one step per call), among the runs tim
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 from benchmarks import store
 from benchmarks.report.doc import BACKEND_NAMES
 from common import metrics as judge
-from common.backend import MODES
+from common.backend import BACKENDS, BOTH, MODES
 
 
 def load_runs(out_dir: Path) -> list[dict]:
@@ -38,6 +39,13 @@ def run_order(record: dict) -> tuple:
     backend_rank = list(BACKEND_NAMES).index(record["backend"]) if record["backend"] in BACKEND_NAMES else 9
     mode_rank = MODES.index(record["mode"]) if record["mode"] in MODES else 9
     return (task_rank, record["task"], backend_rank, mode_rank, record["seed"])
+
+
+def pairs_of(runs: list[dict]) -> list[tuple[str, str]]:
+    """Every pair of the backends these runs hold, in registry order (torch-tf, torch-jax, tf-jax): the pairs each
+    comparison is made for. Fewer than two backends: PyTorch and TensorFlow, the pair a missing side is named of."""
+    present = [name for name in BACKENDS if any(r["backend"] == name for r in runs)]
+    return list(itertools.combinations(present, 2)) or [BOTH]
 
 
 class Histories:

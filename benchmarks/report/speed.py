@@ -8,9 +8,9 @@ import pandas as pd
 
 from benchmarks import timing
 from benchmarks.report import plots
-from benchmarks.report.doc import BACKEND_NAMES, MODE_NAMES, Doc, fmt, fmt_time
+from benchmarks.report.doc import BACKEND_NAMES, MODE_NAMES, Doc, fmt, fmt_time, per_pair
 from benchmarks.report.faster import best_configuration, busy_note, config_label
-from benchmarks.report.runs import by_host, config_name, optimizer_of, out_of_the_box, timed_ok
+from benchmarks.report.runs import by_host, config_name, optimizer_of, out_of_the_box, pairs_of, timed_ok
 from common.backend import BOTH
 
 # Record fields ending in "_s" that are not phase timings (benchmarks/cell.py's extra_timings adds "<phase>_s").
@@ -52,7 +52,9 @@ def fastest_run(runs: list[dict], backend: str) -> dict | None:
 
 
 def best_against_out_of_the_box(doc: Doc, timed: list[dict], level: int = 3) -> None:
-    """Per task: each framework's fastest measured configuration and its out-of-the-box one, side by side."""
+    """Per task: each framework's fastest measured configuration and its out-of-the-box one, side by side, and per
+    pair of backends (runs.pairs_of) which is faster, best against best and out of the box."""
+    pairs = pairs_of(timed)
     rows = []
     for task in dict.fromkeys(r["task"] for r in timed):
         runs = [r for r in timed if r["task"] == task]
@@ -65,15 +67,18 @@ def best_against_out_of_the_box(doc: Doc, timed: list[dict], level: int = 3) -> 
             b, p = best[backend], plain[backend]
             row[f"{name} fastest"] = f"{config_label(b)}: {fmt_time(b['median_step_s'])}" if b else "—"
             row[f"{name} out of the box"] = f"{fmt_time(p['median_step_s'])}" if p else "not run"
-        if best["torch"] and best["tf"]:
-            fast, slow = sorted((best["torch"], best["tf"]), key=lambda r: r["median_step_s"])
-            note = busy_note([fast, slow])
-            row["best vs best"] = (f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x "
-                                   "faster" + (f"; {note}" if note else ""))
-        if plain["torch"] and plain["tf"]:
-            fast, slow = sorted((plain["torch"], plain["tf"]), key=lambda r: r["median_step_s"])
-            row["out of the box"] = (f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x "
-                                     "faster")
+        for first, second in pairs:
+            if best[first] and best[second]:
+                fast, slow = sorted((best[first], best[second]), key=lambda r: r["median_step_s"])
+                note = busy_note([fast, slow])
+                row[per_pair("best vs best", (first, second), pairs)] = (
+                    f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x faster"
+                    + (f"; {note}" if note else ""))
+        for first, second in pairs:
+            if plain[first] and plain[second]:
+                fast, slow = sorted((plain[first], plain[second]), key=lambda r: r["median_step_s"])
+                row[per_pair("out of the box", (first, second), pairs)] = (
+                    f"{BACKEND_NAMES[fast['backend']]} {slow['median_step_s'] / fast['median_step_s']:.2f}x faster")
         rows.append(row)
     doc.heading(level, "Best and out of the box")
     doc.text("Each framework's fastest measured configuration (mode, optimiser implementation, steps per call K, "

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.report import plots, samples
-from benchmarks.report.doc import BACKEND_NAMES, Doc, fmt, label
-from benchmarks.report.runs import Histories, metric_values, representatives
+from benchmarks.report.doc import BACKEND_NAMES, BACKEND_SHORT, Doc, fmt, label, per_pair
+from benchmarks.report.runs import Histories, metric_values, pairs_of, representatives
 from common import metrics as judge
 from common.backend import BOTH
 from common.spec import SIGMOID_LOSSES
@@ -102,6 +102,7 @@ def metrics_table(doc: Doc, reps: dict[str, list[dict]]) -> None:
     if not names:
         doc.text("No metrics: every run of the representative modes diverged or recorded none.")
         return
+    pairs = pairs_of(runs)  # a verdict per pair of backends
     rows = []
     for name in names:
         info = judge.METRIC_INFO[name]
@@ -116,25 +117,26 @@ def metrics_table(doc: Doc, reps: dict[str, list[dict]]) -> None:
             else:
                 row[cell] = (f"{fmt(np.mean(finite))} ± {fmt(np.std(finite, ddof=1), 2)} (n={len(finite)})"
                              if len(finite) > 1 else fmt(finite[0] if finite else math.nan))
-        row["verdict"] = metric_verdict(info["better"], values)
+        for pair in pairs:
+            pair_values = {b: values[b] for b in pair if b in values}
+            row[per_pair("verdict", pair, pairs)] = metric_verdict(info["better"], pair_values)
         row["what it measures"] = info["description"]
         rows.append(row)
     doc.table(pd.DataFrame(rows))
 
 
 def metric_verdict(better: str | None, values: dict[str, list[float]]) -> str:
+    """The pair's verdict on one metric: ``values`` holds the two backends' seeds, first and second in order."""
     if better is None:
         return "—"
     if len(values) < 2:
         return "one backend only"
-    if not {"torch", "tf"} <= values.keys():
-        return "PyTorch and TF not both run"
-    a, b = values["torch"], values["tf"]
+    (first, a), (second, b) = values.items()
     if min(len(a), len(b)) < 2:
         if not (math.isfinite(a[0]) and math.isfinite(b[0])):
             return "no value on one side"
         if abs(a[0] - b[0]) <= SAME_TO * max(abs(a[0]), abs(b[0])):
             return "equal (one seed each)" if a[0] == b[0] else f"equal to {SAME_TO:.1%} (one seed each)"
-        ahead = "PyTorch" if (a[0] < b[0]) == (better == "lower") else "TF"
+        ahead = BACKEND_SHORT[first] if (a[0] < b[0]) == (better == "lower") else BACKEND_SHORT[second]
         return f"one seed each: cannot test ({ahead} ahead)"
     return judge.compare(a, b)["verdict"]
