@@ -136,7 +136,6 @@ def test_a_slope_off_by_a_little_turns_the_verdict(tmp_path, monkeypatch):
 
 
 def test_the_quick_suite_plans_one_floor_run_per_task_beside_its_twin():
-    from common.backend import get_backend
     from common.tasks import QUICK_SUITE
 
     cells, *_ = planned("--backend", "both", "--num-seeds", "2")

@@ -19,6 +19,7 @@ from benchmarks.report.doc import BACKEND_SHORT  # noqa: E402
 from common.checkpoint import atomic_write  # noqa: E402
 
 COLOURS = {"torch": "#e8710a", "tf": "#1f6fb4", "jax": "#2a9d3a"}
+COLOUR_NAMES = {"torch": "orange", "tf": "blue", "jax": "green"}  # COLOURS in the captions' words
 # Same-seed curves often coincide: PyTorch is drawn wider, beneath TensorFlow, so it shows as an orange rim; JAX,
 # drawn last, narrower still on top, so TensorFlow shows as a blue rim around it.
 WIDTHS = {"torch": 3.2, "tf": 1.3, "jax": 0.6}

@@ -39,6 +39,12 @@ def pct_of_floor(record: dict) -> str:
     return fmt(floor["pct_of_floor"], 2) if isinstance(floor, dict) and "pct_of_floor" in floor else "—"
 
 
+def colour_key(runs: list[dict]) -> str:
+    """The bar charts' colours of the backends present: "orange PyTorch, blue TensorFlow" (plots.COLOUR_NAMES)."""
+    present = {r["backend"] for r in runs}
+    return ", ".join(f"{plots.COLOUR_NAMES[b]} {BACKEND_NAMES[b]}" for b in BACKEND_NAMES if b in present or b in BOTH)
+
+
 def break_even_steps(compiled: dict, eager: dict) -> float:
     """Steps after which a compiled configuration has paid back its compile time against eager (inf if it is
     not faster per step)."""
@@ -167,7 +173,7 @@ def host_speed(doc: Doc, timed: list[dict], figures: Path, suffix: str, level: i
                                                  r["p75_step_s"] * 1e3))
         compile_values.setdefault(task, []).append((backend, mode, r.get("compile_s", math.nan), math.nan, math.nan))
     doc.image(plots.bars(step_values, figures / f"speed-step-time{suffix}.png", "Median step time (bars: IQR)", "ms per step"),
-              "Median training-step time per backend and mode (orange PyTorch, blue TensorFlow; plain compiled, "
+              f"Median training-step time per backend and mode ({colour_key(timed)}; plain compiled, "
               "dotted eager, hatched XLA), error bars from the 25th to the 75th percentile")
     doc.image(plots.bars(compile_values, figures / f"speed-compile-time{suffix}.png", "Compile / first-call time", "seconds"),
               "Compile time: the first call's excess over a steady call (tracing, torch.compile, XLA)")
