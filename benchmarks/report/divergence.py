@@ -180,7 +180,7 @@ def divergence_section(doc: Doc, by_task: dict[str, list[dict]], drifts: dict[st
         pairs = drift["pairs"]
         if not pairs:
             doc.text(f"{task}: no seed ran in both backends with the same configuration and matching modes "
-                     "(eager with eager; torch.compile with tf.function or XLA).")
+                     "(eager with eager; a graph mode with a graph mode: torch.compile, tf.function, XLA, jax.jit).")
             continue
         any_pair = True
         path = plots.divergence(pairs, figures / f"{task}-divergence.png",

@@ -71,5 +71,5 @@ def published_section(doc: Doc, by_task: dict[str, list[dict]]) -> None:
     doc.text("The paper's ± is what its table says (PacGAN's Table 1: the standard error over 10 trials, its "
              "caption); ours is the sample std over seeds. \"consistent with the paper\": Welch's two-sided t-test "
              f"from the paper's mean and std (its standard error × √trials) finds no difference at α = {judge.ALPHA}; "
-             "the 95% interval is the paper's mean ± 1.96 standard errors. PyTorch vs TF: Welch's test over the "
-             "seeds; \"no significant difference\" with 3 seeds is weak evidence, not a proof of equivalence.")
+             "the 95% interval is the paper's mean ± 1.96 standard errors. Between two backends: Welch's test over "
+             "the seeds; \"no significant difference\" with 3 seeds is weak evidence, not a proof of equivalence.")
