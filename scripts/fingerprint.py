@@ -2,13 +2,16 @@
 
 Trains a fixed set of small configurations (every update order, reuse_fake, several critic steps, every loss
 family, spec and native optimisers) in every backend and mode, through the public Trainer interface only:
-train_step, train_steps(K), time_phases, save/load, generate and discriminate. Every loss and every final weight
-is written to OUT.npz. With --compare, each array is checked for exact (bitwise) equality with an earlier run's
-file and the differences are listed; exit 1 if any array differs.
+train_step, train_steps(K), time_phases, save/load, generate and discriminate; parabola and mnist-small also for
+LONG_STEPS single steps (the harness's path, many steps of the one-step graph). Every loss and every final weight
+is written to OUT.npz, and a sha256 over all of them is printed per backend and mode and in all (the same digest
+for the same arrays, whatever the file). With --compare, each array is checked for exact (bitwise) equality with
+an earlier run's file and the differences are listed; exit 1 if any array differs.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -26,16 +29,19 @@ from common.stream import Stream  # noqa: E402
 
 SEED = 3
 STEPS, K = 4, 3
+LONG_STEPS = 50  # single steps of the long configurations
 
 
 def configs():
-    """(name, spec, source): small, every branch of the update schedule and of the losses."""
+    """(name, spec, source, single steps): small, every branch of the update schedule and of the losses; parabola
+    and mnist-small (the tasks' own batch) for LONG_STEPS steps with both optimiser implementations."""
     def spec_of(task, **overrides):
         spec, _ = tasks.configure(task, n_examples=10_000, steps=1, **overrides)
         return spec
 
     gmm2 = tasks.get_task("gmm2").load().source
     parabola = tasks.get_task("parabola").load().source
+    mnist = tasks.get_task("mnist-small").load().source
     out = [("parabola", spec_of("parabola", batch_size=32), parabola),
            ("parabola-native", spec_of("parabola", batch_size=32, optimizer_impl="native"), parabola),
            ("gmm2", spec_of("gmm2", batch_size=32), gmm2),
@@ -48,10 +54,14 @@ def configs():
         spec = tasks.configure(tasks.get_task("gmm2"), 10_000, steps=1, batch_size=16, loss=loss)[0]
         spec = spec.replace(updates=Updates(order, d_steps, reuse))
         out.append((f"{order}-d{d_steps}-{'reuse' if reuse else 'fresh'}-{loss}", spec, gmm2))
+    out = [(name, spec, source, STEPS) for name, spec, source in out]
+    for task, source in (("parabola", parabola), ("mnist-small", mnist)):
+        for impl in ("spec", "native"):
+            out.append((f"{task}-{LONG_STEPS}-{impl}", spec_of(task, optimizer_impl=impl), source, LONG_STEPS))
     return out
 
 
-def run(backend: str, mode: str, name: str, spec, source) -> dict[str, np.ndarray]:
+def run(backend: str, mode: str, name: str, spec, source, steps: int = STEPS) -> dict[str, np.ndarray]:
     module = get_backend(backend)
     if backend == "torch":
         import torch
@@ -61,7 +71,7 @@ def run(backend: str, mode: str, name: str, spec, source) -> dict[str, np.ndarra
     trainer = module.build(spec, init_weights(spec, SEED), device="cpu", mode=mode)
     stream = Stream(spec, source, SEED)
     out = {}
-    losses = [list(trainer.train_step(**stream.next().as_kwargs()).values()) for _ in range(STEPS)]
+    losses = [list(trainer.train_step(**stream.next().as_kwargs()).values()) for _ in range(steps)]
     many = [stream.next() for _ in range(K)]
     stacked = trainer.train_steps(real=np.stack([s.real for s in many]), noise=np.stack([s.noise for s in many]),
                                   gp_eps=None if many[0].gp_eps is None else np.stack([s.gp_eps for s in many]))
@@ -92,6 +102,16 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the arrays in key order: each key, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        value = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
+
+
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     arrays = {}
@@ -99,11 +119,13 @@ def main(argv=None) -> int:
         module = get_backend(backend)
         module.configure(threads=None, deterministic=True)
         for mode in module.MODES:
-            for name, spec, source in configs():
-                arrays.update(run(backend, mode, name, spec, source))
-            print(f"{backend} {mode}: {len(configs())} configurations", flush=True)
+            ours = {}
+            for name, spec, source, steps in configs():
+                ours.update(run(backend, mode, name, spec, source, steps))
+            arrays.update(ours)
+            print(f"{backend} {mode}: {len(configs())} configurations, sha256 {digest(ours)}", flush=True)
     atomic_write(args.out, lambda f: np.savez(f, **arrays))
-    print(f"{len(arrays)} arrays written to {args.out}")
+    print(f"{len(arrays)} arrays written to {args.out}, sha256 {digest(arrays)}")
     if not args.compare:
         return 0
     with np.load(args.compare) as old:

@@ -17,8 +17,10 @@ from backend_tf import losses, optim  # noqa: E402
 from common import tolerances as tol  # noqa: E402
 from common.init import init_weights  # noqa: E402
 from common.spec import MLP, Optimizer  # noqa: E402
+from common.stream import Stream  # noqa: E402
 from conftest import DATA, HIDDEN, small_spec, step_inputs  # noqa: E402  (shared with test_backend_contract.py)
 from tests import reference  # noqa: E402
+from tests.test_backend_layers import RandomSource, bn_spec  # noqa: E402
 
 MODE_ATOL = tol.MODE_ATOL["tf"]
 K_STEPS_ATOL = tol.K_STEPS_ATOL
@@ -137,6 +139,43 @@ def test_a_single_step_does_not_run_the_k_step_graph(mode_runs, mode):
     assert trainer._steps_fn.experimental_get_tracing_count() == 0
     graph = trainer._step_fn.get_concrete_function().graph.as_graph_def()
     assert not any(node.op in ("While", "StatelessWhile") for node in graph.node)
+
+
+@pytest.mark.parametrize("mode", ["compiled", "xla"])
+@pytest.mark.parametrize("which", ["wgan-gp", "batchnorm-dropout"])
+def test_concrete_function_calls_equal_tf_function_calls(mode, which):
+    """train_step and train_steps call their graph's concrete function (no tf.function dispatch per call): bit for
+    bit what calling the tf.function itself gives, results and weights, and each graph is traced once. GP
+    coefficients, dropout masks and BatchNorm statistics included."""
+    spec = MODE_SPEC if which == "wgan-gp" else bn_spec("g_then_d", 2, True)
+    if which == "wgan-gp":
+        singles = [step_inputs(spec, 30 + i) for i in range(2)]
+        stacked = step_inputs(spec, 32, count=3)
+    else:
+        stream = Stream(spec, RandomSource(), seed=30)
+        singles = [stream.next().as_kwargs() for _ in range(2)]
+        many = [stream.next().as_kwargs() for _ in range(3)]
+        stacked = {key: None if many[0][key] is None else np.stack([m[key] for m in many]) for key in many[0]}
+    weights = init_weights(spec, 21)
+    ours, theirs = (backend_tf.build(spec, weights, "cpu", mode) for _ in range(2))
+    got = [np.float32(list(ours.train_step(**inputs).values())) for inputs in singles]
+    got.append(np.stack(list(ours.train_steps(**stacked).values()), axis=1))
+    want = []
+    with tf.device("cpu"):
+        for inputs in singles:
+            tensors = [t for t in theirs._tensors(**inputs, stacked=False) if t is not None]
+            want.append(theirs._step_fn(*tensors).numpy())
+        tensors = [t for t in theirs._tensors(**stacked, stacked=True) if t is not None]
+        want.append(theirs._steps_fn(*tensors).numpy())
+    for a, b in zip(got, want):
+        assert a.tobytes() == b.tobytes()
+    state, other = ours.state(), theirs.state()  # weights, BatchNorm statistics, optimiser moments and counters
+    assert state.keys() == other.keys()
+    for key in state:
+        assert state[key].tobytes() == other[key].tobytes(), key
+    for trainer in (ours, theirs):
+        assert trainer._step_fn.experimental_get_tracing_count() == 1
+        assert trainer._steps_fn.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("mode", ["compiled", "xla"])
