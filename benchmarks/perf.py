@@ -464,6 +464,9 @@ def lever_trainers(k: int, backends, task_name: str = OVERHEAD_TASK) -> list[dic
         for backend, mode in LEVER_TF:
             rows.append({"backend": backend, "mode": mode, "lever": f"TF {mode}, K steps", "k": k,
                          "trainer": get_backend(backend).build(spec, weights, device="cpu", mode=mode)})
+    if "jax" in backends:  # jax.jit's K steps: one lax.scan
+        rows.append({"backend": "jax", "mode": "compiled", "lever": "JAX jit, K steps", "k": k,
+                     "trainer": get_backend("jax").build(spec, weights, device="cpu", mode="compiled")})
     for row in rows:
         row["stream"] = stream_of(task_name, spec)
         start = time.perf_counter()
@@ -613,7 +616,7 @@ def main(argv=None) -> int:
     if "d" in args.figures:
         report["d"] = d = levers_figure(k, rounds=3 if args.quick else 8, seconds_per_turn=1.0, backends=args.backends)
         base = d["rows"][0]["steps_per_s"] if d["rows"] else float("nan")
-        print(f"levers of PyTorch's compiled step, {d['task']}, interleaved in {d['rounds']} rounds (TF in the same "
+        print(f"levers of PyTorch's compiled step, {d['task']}, interleaved in {d['rounds']} rounds (TF and JAX in the same "
               f"rounds); load average {d['load']['load_avg_1m']:.2f}, other processes {d['load']['others_cores']:.2f} "
               "cores", flush=True)
         for row in d["rows"]:
