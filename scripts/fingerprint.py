@@ -4,11 +4,14 @@ Trains a fixed set of small configurations (every update order, reuse_fake, seve
 family, spec and native optimisers) in every backend and mode, through the public Trainer interface only:
 train_step, train_steps(K), time_phases, save/load, generate and discriminate. Every loss and every final weight
 is written to OUT.npz. With --compare, each array is checked for exact (bitwise) equality with an earlier run's
-file and the differences are listed; exit 1 if any array differs.
+file and the differences are listed; exit 1 if any array differs. ``--mnist`` adds mnist-small with the spec and the
+native optimisers (a model large enough for other matmul kernels than the toys'); each backend and mode's arrays are
+also printed as one sha256, to compare two runs at a glance.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -28,8 +31,9 @@ SEED = 3
 STEPS, K = 4, 3
 
 
-def configs():
-    """(name, spec, source): small, every branch of the update schedule and of the losses."""
+def configs(mnist: bool = False):
+    """(name, spec, source): small, every branch of the update schedule and of the losses; with ``mnist``,
+    mnist-small (batch 32) with the spec and the native optimisers too."""
     def spec_of(task, **overrides):
         spec, _ = tasks.configure(task, n_examples=10_000, steps=1, **overrides)
         return spec
@@ -48,7 +52,21 @@ def configs():
         spec = tasks.configure(tasks.get_task("gmm2"), 10_000, steps=1, batch_size=16, loss=loss)[0]
         spec = spec.replace(updates=Updates(order, d_steps, reuse))
         out.append((f"{order}-d{d_steps}-{'reuse' if reuse else 'fresh'}-{loss}", spec, gmm2))
+    if mnist:
+        digits = tasks.get_task("mnist-small").load().source
+        out += [("mnist-small", spec_of("mnist-small", batch_size=32), digits),
+                ("mnist-small-native", spec_of("mnist-small", batch_size=32, optimizer_impl="native"), digits)]
     return out
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """One sha256 over every array's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        value = np.ascontiguousarray(arrays[key])
+        h.update(f"{key} {value.dtype} {value.shape}".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
 
 
 def run(backend: str, mode: str, name: str, spec, source) -> dict[str, np.ndarray]:
@@ -89,6 +107,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("out")
     parser.add_argument("--compare", help="an earlier OUT.npz: report every array that is not bitwise equal")
     parser.add_argument("--backends", nargs="+", default=["torch", "tf"])
+    parser.add_argument("--mnist", action="store_true", help="also mnist-small, spec and native optimisers")
     return parser
 
 
@@ -99,9 +118,11 @@ def main(argv=None) -> int:
         module = get_backend(backend)
         module.configure(threads=None, deterministic=True)
         for mode in module.MODES:
-            for name, spec, source in configs():
-                arrays.update(run(backend, mode, name, spec, source))
-            print(f"{backend} {mode}: {len(configs())} configurations", flush=True)
+            these = {}
+            for name, spec, source in configs(args.mnist):
+                these.update(run(backend, mode, name, spec, source))
+            arrays.update(these)
+            print(f"{backend} {mode}: {len(configs(args.mnist))} configurations, sha256 {digest(these)}", flush=True)
     atomic_write(args.out, lambda f: np.savez(f, **arrays))
     print(f"{len(arrays)} arrays written to {args.out}")
     if not args.compare:
