@@ -72,20 +72,23 @@ def test_train_steps_in_one_scan_equal_single_compiled_steps(three_ways):
 
 def test_compiled_step_donates_the_state_and_is_shared_by_trainers_of_a_spec(three_ways):
     """The step's input buffers are donated (XLA updates the state in place), and a second trainer of the same spec
-    calls the first one's compiled functions: it compiles nothing (as torch.compile shares its graph)."""
+    calls the first one's compiled functions: it compiles nothing (as torch.compile shares its graph), nor after
+    load_state (a state handed in from numpy is committed to the device as the step's own output is)."""
     assert three_ways["donated"].is_deleted()
     spec, inputs = three_ways["spec"], three_ways["inputs"]
     other = build(spec, "compiled")
     assert other._step_fn is three_ways["single"]._step_fn
     size = other._step_fn._cache_size()
     other.train_step(**at(inputs, 0))
+    other.load_state(three_ways["eager"].state())
+    other.train_step(**at(inputs, 1))
     assert other._step_fn._cache_size() == size == 1
 
 
-def test_time_phases_in_compiled_mode_leaves_train_steps_state():
-    """The marked step (host callbacks at the phase boundaries) is discarded; the state is train_step's own."""
-    spec = small_spec("nonsaturating")
-    inputs = step_inputs(spec, 3, count=2)
+def test_time_phases_in_compiled_mode_leaves_train_steps_state(three_ways):
+    """The marked step (host callbacks at the phase boundaries) is discarded; the state is train_step's own. On
+    three_ways' GAN, whose jitted step is compiled already (only the marked step compiles here)."""
+    spec, inputs = three_ways["spec"], three_ways["inputs"]
     timed, plain = build(spec, "compiled"), build(spec, "compiled")
     for i in range(2):
         phases = timed.time_phases(**at(inputs, i))

@@ -23,9 +23,9 @@ from common import rounding
 from common import tolerances as tol
 from common.backend import get_backend
 from common.init import init_weights
-from benchmarks.parity import (SeededPair, UniformSource, WeightBound, build_pair, conv_parity_spec, first_gradients,
-                               step1_loss_bounds,
-                               gradient_gap, measure_seed, parity_spec, relative_distance, run_both, source_for)
+from benchmarks.parity import (GradientShift, SeededPair, UniformSource, WeightBound, build_pair, conv_parity_spec,
+                               measure_seed, parity_spec, relative_distance, run_both, source_for, step1_gradients,
+                               step1_loss_bounds)
 from common.spec import LOSSES, Activation, Dropout, Network, Updates
 from common.stream import Stream
 from common.tasks import TASKS, dcgan_faces_spec, dcgan_mnist_spec, pacgan_spec
@@ -105,8 +105,9 @@ def test_one_step_agrees_eager(other, loss, optimizer):
     spec = parity_spec(loss, optimizer)
     pt, tf = build_pair(spec, other=other)
     bound = WeightBound(spec)
-    step_both(pt, tf, bound, Stream(spec, UniformSource(), seed=0).next().as_kwargs())
-    assert gradient_gap(first_gradients(pt, spec), first_gradients(tf, spec)) <= tol.GRADIENT_RTOL
+    before, inputs = pt.state(), Stream(spec, UniformSource(), seed=0).next().as_kwargs()
+    step_both(pt, tf, bound, inputs)
+    assert step1_gradients(GradientShift(spec), before, inputs, pt, tf)["gradient_ratio"] <= 1.0
     assert_within(bound, pt, tf)
 
 
@@ -120,10 +121,37 @@ def test_one_step_and_twenty_steps_agree_for_every_seed(other, loss, optimizer):
     seeds = seeds_of(LOSSES.index(loss) + 2 * ("adam", "rmsprop").index(optimizer), 4) if other == "tf" else JAX_SEEDS
     for seed in seeds:
         got = measure_seed(pair, seed, tol.TRAJECTORY_STEPS)
-        assert got["gradient_gap"] <= tol.GRADIENT_RTOL, (seed, got)
+        assert got["gradient_ratio"] <= 1.0, (seed, got)
         assert got["loss_ratio"] <= 1.0, (seed, got)
         assert got["step1_weight_ratio"] <= 1.0, (seed, got)
         assert got[f"step{tol.TRAJECTORY_STEPS}_weight_ratio"] <= 1.0, (seed, got)
+
+
+def test_g_gradients_at_identical_critic_weights_jax_seed_17(monkeypatch):
+    """The case the old check failed (`python -m benchmarks.parity --other jax`): hinge with RMSprop, seed 17. One D
+    weight's gradient is at rounding level, RMSprop's first step amplifies its 4.7e-10 gap between the frameworks
+    ~9e3-fold (within D's own derived bound), and G's gradients, taken through the two updated critics, differ by
+    6.2e-6 of the largest, over GRADIENT_RTOL (measured on this 2-core Xeon: the gap is this CPU's rounding). With
+    the float64 shift between the two critics taken out (GradientShift) they agree to rounding; a JAX whose G
+    gradient is 1 + 1e-4 times the right one stays far outside."""
+    spec = parity_spec("hinge", "rmsprop")
+    pair = SeededPair(spec, tf_mode="eager", other="jax")  # eager: as jax.jit (6.2e-6), and patched below in place
+    got = measure_seed(pair, 17, 1)
+    assert got["gradient_gap_unshifted"] > tol.GRADIENT_RTOL, got  # the old check
+    assert got["step1_weight_ratio"] <= 1.0, got  # D's gap that moved G's gradient is within its own bound
+    assert got["gradient_ratio"] <= 1.0, got  # the new check
+
+    import backend_jax.trainer
+
+    original = backend_jax.trainer.Trainer.g_gradients
+
+    def scaled(self, *args, **kwargs):
+        loss, grads, fake = original(self, *args, **kwargs)
+        return loss, [g * (1 + 1e-4) for g in grads], fake
+
+    monkeypatch.setattr(backend_jax.trainer.Trainer, "g_gradients", scaled)  # eager calls it at every step
+    got = measure_seed(pair, 17, 1)
+    assert got["gradient_ratio"] > 10, got
 
 
 def test_a_changed_init_constant_is_covered(monkeypatch):
@@ -172,12 +200,17 @@ def test_a_moved_epsilon_breaks_the_bound(monkeypatch):
                                           ("d_then_g", True)])
 @pytest.mark.parametrize("other", OTHERS)
 def test_update_orders_agree(other, order, reuse):
+    """Three steps of each order; step 1's gradients (the network updated second taken through the first one's
+    update where it is: GradientShift) within their bound."""
     spec = parity_spec("minimax", order=order, reuse=reuse)
     pt, tf = build_pair(spec, other=other)
     bound = WeightBound(spec)
     stream = Stream(spec, UniformSource(), seed=2)
     for step in range(3):
-        step_both(pt, tf, bound, stream.next().as_kwargs(), step)
+        before, inputs = pt.state(), stream.next().as_kwargs()
+        step_both(pt, tf, bound, inputs, step)
+        if step == 0:
+            assert step1_gradients(GradientShift(spec), before, inputs, pt, tf)["gradient_ratio"] <= 1.0
     assert_within(bound, pt, tf)
 
 

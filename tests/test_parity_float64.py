@@ -51,8 +51,9 @@ def test_float64_runs_start_from_the_float32_runs_draw_and_see_its_inputs(make):
 def test_a_float64_trainer_is_float64_throughout(backend, tmp_path):
     """Weights, optimiser moments, statistics, samples and checkpoints stay float64 (nothing is rounded to float32
     on the way out or in)."""
-    spec = conv_parity_spec("nonsaturating", dtype=F64)
-    # JAX: its jitted step (eager JAX compiles every float64 convolution op on its own: 16 s against 5)
+    # JAX: its jitted step (eager JAX compiles every float64 convolution op on its own: 16 s against 5), of the GAN
+    # test_conv_gan_agrees_in_float64 runs: trainers of one spec share the compiled step, which compiles once
+    spec = conv_parity_spec("wgan-gp" if backend == "jax" else "nonsaturating", dtype=F64)
     trainer = get_backend(backend).build(spec, init_weights(spec, 0), device="cpu",
                                          mode="compiled" if backend == "jax" else "eager")
     stream = Stream(spec, UniformSource(spec.data_dim), 0)
@@ -88,7 +89,7 @@ def test_every_loss_and_optimizer_agrees_in_float64(other, loss, optimizer):
         else tol.FLOAT64_SEEDS[:2]
     for seed in seeds:
         got = measure_seed(pair, seed, tol.TRAJECTORY_STEPS)
-        assert got["gradient_gap"] <= tol.gradient_rtol(F64), (seed, got)
+        assert got["gradient_ratio"] <= 1.0, (seed, got)
         assert got["loss_ratio"] <= 1.0, (seed, got)
         assert got["step1_weight_ratio"] <= 1.0, (seed, got)
         assert got["step1_weight_rel_l2"] <= tol.FLOAT64_STEP_RTOL, (seed, got)
@@ -206,7 +207,9 @@ def test_conv_gan_agrees_in_float64(other, loss, optimizer):
                                                          ("nonsaturating", "simultaneous", 1, True)])
 def test_schedule_equals_the_numpy_reference_to_float64_precision(backend, loss, order, d_steps, reuse):
     """tests/test_backend_contract.py's schedule test in float64: the backend and the numpy loop written from the
-    spec's words then agree to a few float64 units, not float32's 1e-6."""
+    spec's words then agree to a few float64 units, not float32's 1e-6. JAX runs its jitted step (the same schedule
+    code, traced): op by op, eager JAX compiles each float64 op of these shapes on its own, 11 s for the first case
+    against about 1 s a compiled step; its eager schedule is the contract's (tests/test_backend_contract.py)."""
     opt = Optimizer("adam", lr=0.05, beta1=0.5, beta2=0.9, eps=1.0)
     spec = parity_spec(loss, dtype=F64).replace(
         generator=MLP((4, 8, 6), "tanh"), discriminator=MLP((6, 8, 1), "tanh", Loss(loss).d_output), batch_size=6,
@@ -214,7 +217,8 @@ def test_schedule_equals_the_numpy_reference_to_float64_precision(backend, loss,
     if loss == "wasserstein":
         spec = spec.replace(loss=Loss("wasserstein", clip=0.3))
     weights = init_weights(spec, 21)
-    trainer, ref = get_backend(backend).build(spec, weights, device="cpu"), reference.ReferenceGAN(spec, weights)
+    trainer = get_backend(backend).build(spec, weights, device="cpu", mode="compiled" if backend == "jax" else "eager")
+    ref = reference.ReferenceGAN(spec, weights)
     stream = Stream(spec, UniformSource(), seed=22)
     for _ in range(3):
         inputs = stream.next()
@@ -256,6 +260,6 @@ def test_a_broken_backend_passes_float32_parity_and_fails_float64_parity(monkeyp
         pair = SeededPair(parity_spec("nonsaturating", "adam", dtype=dtype), tf_mode="eager")
         got = measure_seed(pair, 0, 3)
         ratios[dtype] = max(got["step1_weight_ratio"], got["step3_weight_ratio"], got["loss_ratio"],
-                            got["gradient_gap"] / tol.gradient_rtol(dtype))
+                            got["gradient_ratio"])
     assert ratios["float32"] <= 1.0, ratios  # float32 parity cannot tell the broken backend from rounding ...
     assert ratios["float64"] > 100.0, ratios  # ... float64 parity rejects it by orders of magnitude
