@@ -116,6 +116,16 @@ def matmul_only_seconds(spec, module, device: str = "cpu") -> tuple[float, dict[
     return seconds, {f"{m}x{k}x{n}": 2 * m * k * n / t / 1e9 for (m, k, n), t in per_shape.items()}
 
 
+def fastest_matmul_seconds(spec, modules, device: str = "cpu") -> float:
+    """matmul_only_seconds with each shape at the fastest of ``modules``' matmuls: the machine's floor for the step's
+    products, whatever the framework. A framework that runs the products faster inside its step than alone (XLA runs
+    independent ones side by side) can beat its own floor; this one it can still be set against."""
+    shapes = dense_products(spec)
+    fastest = {shape: min(_matmul_seconds(module, shape, spec.dtype, device) for module in modules)
+               for shape in dict.fromkeys(shapes)}
+    return sum(fastest[shape] for shape in shapes) * train_step_flops(spec)["total"] / sum(2 * m * k * n for m, k, n in shapes)
+
+
 def step_floor_seconds(matmul_s: float, traffic_bytes: int, bandwidth_gbs: float) -> float:
     """The step's floor: its matmuls timed alone plus the optimiser's least memory traffic at the copy bandwidth
     measured in the same run. "% of floor" is floor / step time: 100% would be a step that is nothing but these."""

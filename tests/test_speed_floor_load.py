@@ -133,3 +133,22 @@ def test_a_timed_run_records_its_floor_and_the_report_shows_it(tmp_path, one_tor
     speed.speed_section(doc, [record, {**record, "floor": None, "seed": 1}], FigureFolder(tmp_path / "figures"))
     table = next(b[1] for b in doc.blocks if b[0] == "table" and "% of floor" in b[1])
     assert list(table["% of floor"]) == [fmt(floor["pct_of_floor"], 2), "—"]
+
+
+def test_the_machines_floor_takes_each_product_at_its_fastest_framework():
+    """Three stand-in frameworks, each fastest at one shape: the machine's floor is the sum of the minima, scaled to
+    the step's FLOPs as each framework's own floor is."""
+    spec = perf.spec_of("parabola")
+    shapes = list(dict.fromkeys(flops.dense_products(spec)))
+
+    class Framework:  # a backend module's one timing function: fast at one shape only
+        def __init__(self, fast_shape):
+            self.fast_shape = fast_shape
+
+        def matmul_seconds(self, m, k, n, dtype, device):
+            return 1e-6 if (m, k, n) == self.fast_shape else 1e-3
+    modules = [Framework(shape) for shape in shapes]
+    products = flops.dense_products(spec)
+    scale = flops.train_step_flops(spec)["total"] / sum(2 * m * k * n for m, k, n in products)
+    assert timing.fastest_matmul_seconds(spec, modules) == pytest.approx(len(products) * 1e-6 * scale)
+    assert timing.matmul_only_seconds(spec, modules[0])[0] > 100 * timing.fastest_matmul_seconds(spec, modules)
