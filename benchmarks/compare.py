@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import job, plan
+from benchmarks import cli, job, plan
 from benchmarks.cli import BadInput
 from common import specfile
 from common.spec import GAN
 
 
 def compare(gan: GAN, data: np.ndarray | str | Path, *, name: str = "my-gan", steps: int = 500,
-            backends: tuple[str, ...] = ("torch", "tf"), mode: str | None = None, num_seeds: int | None = None,
+            backends: str | tuple[str, ...] = ("torch", "tf"), mode: str | None = None, num_seeds: int | None = None,
             seed: int = 0, out: str | Path = "results", report: bool = True, threads: int | None = None,
             device: str = "auto", resume: bool = False) -> list[dict]:
     """Train ``gan`` on ``data`` in each of ``backends`` and return the records of the runs it finished.
@@ -37,10 +37,11 @@ def compare(gan: GAN, data: np.ndarray | str | Path, *, name: str = "my-gan", st
     ``data``: an array of shape (N, *gan.data_shape) in the generator's range, or the path of a .npy/.npz file or
     an image folder (common/specfile.py). ``mode`` None runs the quick plan's configurations (each framework's
     modes and optimiser implementations that say something), "all" every mode, else that one. ``steps`` per run;
-    ``num_seeds`` seeds per configuration; ``report`` builds OUT/report.html at the end.
+    ``num_seeds`` seeds per configuration; ``report`` builds OUT/report.html at the end. ``backends``: names in any
+    order (run in the registry's), or "both" or "all", as --backend takes them (ValueError otherwise).
     """
     task = specfile.task_from_gan(gan, data, name=name, steps=steps)
-    request = plan.Request(backends=tuple(backends), task_object=task, steps="quick", mode=mode, seed=seed,
+    request = plan.Request(backends=cli.backends_of(backends), task_object=task, steps="quick", mode=mode, seed=seed,
                            num_seeds=num_seeds, out=str(out), report=report, threads=threads, device=device,
                            resume=resume, command=("benchmarks.compare.compare", name))
     try:

@@ -190,6 +190,9 @@ def test_compare_returns_the_records_the_command_writes(tmp_path):
     with pytest.raises(ValueError, match="holds NaN or Inf"):
         compare(gan, np.full((10, 2), np.nan), out=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="'tf' is named twice"):  # backends as --backend takes them
+        compare(gan, points, backends=("tf", "torch", "tf"), out=tmp_path / "twice")
+    assert not (tmp_path / "twice").exists()
 
 
 def test_parity_measures_a_spec_files_gan_against_the_bounds(points, capsys):

@@ -17,6 +17,7 @@ from scipy import stats
 
 from benchmarks.report import plots
 from benchmarks.report.doc import Doc, fmt, label
+from benchmarks.report.faster import config_label
 from benchmarks.report.runs import Histories, pack_of, pairs_of
 from common import metrics as judge
 from common import tolerances as tol
@@ -63,7 +64,7 @@ def divergence_pairs(runs: list[dict], histories: Histories) -> list[dict]:
                 continue
             n = min(len(ha["d_loss"]), len(hb["d_loss"]))
             pairs.append({
-                "label": f"{label(first, a['mode'])} vs {label(second, b['mode'])}, seed {a['seed']}",
+                "label": f"{config_label(a)} vs {config_label(b)}, seed {a['seed']}",  # spec and native apart
                 "backends": (first, second),
                 "seed": a["seed"], "pack": pack_of(a), "sketch_steps": drift[0], "weight_rel_l2": drift[1],
                 "d_loss_diff": np.abs(ha["d_loss"][:n] - hb["d_loss"][:n]),
