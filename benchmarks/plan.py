@@ -226,9 +226,7 @@ def plan_cells(request: Request, suite: str, tasks: dict, backends: dict) -> tup
                 continue
             steps = (max(1, round(task.quick_steps * fraction)) if steps_asked == "quick" else
                      None if steps_asked == "full" else steps_asked)
-            overrides = request.overrides
-            if overrides.batch_size is None and steps_asked == "quick":
-                overrides = dataclasses.replace(overrides, batch_size=task.quick_batch_size)
+            overrides = quick_overrides(request, task) if steps_asked == "quick" else request.overrides
             for pack in request.packs:
                 spec, steps_of = task_registry.configure(task, data[name].n_train, steps=steps,
                                                          optimizer_impl=implementation, dtype=request.dtype,
@@ -251,6 +249,13 @@ def plan_cells(request: Request, suite: str, tasks: dict, backends: dict) -> tup
     return cells, data, skipped
 
 
+def quick_overrides(request: Request, task) -> task_registry.Overrides:
+    """The flags' overrides at the quick length: the task's quick batch size unless --batch-size was given."""
+    if request.overrides.batch_size is not None:
+        return request.overrides
+    return dataclasses.replace(request.overrides, batch_size=task.quick_batch_size)
+
+
 def quick_k_cells(request: Request, task, n_train: int | None, backends: dict) -> list[Cell]:
     """The quick plan's K-step speed cells of a task (QUICK_K_PLAN, K = task.quick_steps_per_call): the first seed,
     a whole number of K-step calls."""
@@ -260,11 +265,8 @@ def quick_k_cells(request: Request, task, n_train: int | None, backends: dict) -
         if backend not in backends or (backend, mode) in task.quick_skip:
             continue
         steps = max(1, round(task.quick_steps * fraction) // k) * k
-        overrides = request.overrides
-        if overrides.batch_size is None:
-            overrides = dataclasses.replace(overrides, batch_size=task.quick_batch_size)
         spec, steps_of = task_registry.configure(task, n_train, steps=steps, optimizer_impl=implementation,
-                                                 dtype=request.dtype, **overrides.as_kwargs())
+                                                 dtype=request.dtype, **quick_overrides(request, task).as_kwargs())
         cells.append(Cell(task, backend, mode, spec, steps_of, request.seed, steps_per_call=k, threads=request.threads))
     return cells
 
