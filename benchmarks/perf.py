@@ -344,8 +344,7 @@ def gflops_figure(steps: int, modes=FAST_MODES) -> dict:
     weights = init_weights(spec, SEED)
     flops = train_step_flops(spec)
     machine = timing.machine_peak([get_backend(name) for name in sorted({b for b, _ in modes})])
-    params = sum(i * o + o for mlp in (spec.generator, spec.discriminator) for i, o in mlp.layer_shapes)
-    out = {"task": GFLOPS_TASK, "batch": GFLOPS_BATCH, "flops_per_step": flops["total"], "params": params,
+    out = {"task": GFLOPS_TASK, "batch": GFLOPS_BATCH, "flops_per_step": flops["total"], "params": spec.parameter_count,
            **machine, "memory_bandwidth_gbs": timing.memory_bandwidth_gbs(), "modes": []}
     for backend, mode in modes:
         trainer = get_backend(backend).build(spec, weights, device="cpu", mode=mode)

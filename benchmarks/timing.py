@@ -109,21 +109,23 @@ def matmul_only_seconds(spec, module, device: str = "cpu") -> tuple[float, dict[
     """A step's matmuls alone, each shape timed in ``module``'s framework (its ``matmul_seconds``, once per process
     and shape), summed as common/flops.py's dense_products lists them and scaled to the step's FLOP count (the step
     runs G and D forward and backward several times). Also the GFLOP/s each shape allows ("m x k x n" -> GFLOP/s)."""
-    shapes = dense_products(spec)
-    per_shape = {shape: _matmul_seconds(module, shape, spec.dtype, device) for shape in dict.fromkeys(shapes)}
-    counted = sum(2 * m * k * n for m, k, n in shapes)
-    seconds = sum(per_shape[shape] for shape in shapes) * train_step_flops(spec)["total"] / counted
-    return seconds, {f"{m}x{k}x{n}": 2 * m * k * n / t / 1e9 for (m, k, n), t in per_shape.items()}
+    per_shape = {shape: _matmul_seconds(module, shape, spec.dtype, device) for shape in dict.fromkeys(dense_products(spec))}
+    return _step_share(spec, per_shape), {f"{m}x{k}x{n}": 2 * m * k * n / t / 1e9 for (m, k, n), t in per_shape.items()}
 
 
 def fastest_matmul_seconds(spec, modules, device: str = "cpu") -> float:
     """matmul_only_seconds with each shape at the fastest of ``modules``' matmuls: the machine's floor for the step's
     products, whatever the framework. A framework that runs the products faster inside its step than alone (XLA runs
     independent ones side by side) can beat its own floor; this one it can still be set against."""
+    return _step_share(spec, {shape: min(_matmul_seconds(module, shape, spec.dtype, device) for module in modules)
+                              for shape in dict.fromkeys(dense_products(spec))})
+
+
+def _step_share(spec, seconds_of_shape: dict[tuple[int, int, int], float]) -> float:
+    """The per-pass products' seconds summed and scaled to the step's FLOP count."""
     shapes = dense_products(spec)
-    fastest = {shape: min(_matmul_seconds(module, shape, spec.dtype, device) for module in modules)
-               for shape in dict.fromkeys(shapes)}
-    return sum(fastest[shape] for shape in shapes) * train_step_flops(spec)["total"] / sum(2 * m * k * n for m, k, n in shapes)
+    return sum(seconds_of_shape[shape] for shape in shapes) * train_step_flops(spec)["total"] / \
+        sum(2 * m * k * n for m, k, n in shapes)
 
 
 def step_floor_seconds(matmul_s: float, traffic_bytes: int, bandwidth_gbs: float) -> float:
